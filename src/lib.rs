@@ -1,0 +1,12 @@
+//! transcript-import: backfill historical chat transcripts into the ASAPP
+//! Conversations API.
+//!
+//! The pipeline runs one way, one stage a module:
+//! `read` → `validate` → `plan` → `send` → `record` → `report`.
+
+pub mod cli;
+pub mod emulator;
+pub mod exit;
+pub mod model;
+pub mod read;
+pub mod validate;
