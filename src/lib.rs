@@ -5,6 +5,7 @@
 //! `read` → `validate` → `plan` → `send` → `record` → `report`.
 
 pub mod cli;
+pub mod config;
 pub mod emulator;
 pub mod exit;
 pub mod model;

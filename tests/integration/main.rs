@@ -1,0 +1,6 @@
+//! One integration-test binary (links once): the real binary and the real
+//! emulator over loopback.
+
+mod emulator;
+mod input;
+mod pipeline;
