@@ -51,6 +51,8 @@ pub struct RunArgs {
     pub input: InputArgs,
 
     /// Base URL of the Conversations API.
+    ///
+    /// Must be https, except on loopback (127.0.0.1, ::1, localhost).
     #[arg(
         long,
         value_name = "URL",
@@ -60,37 +62,109 @@ pub struct RunArgs {
 
     /// Start the built-in emulator on a free loopback port and import into it.
     ///
-    /// No credentials needed. Useful for rehearsals: the whole pipeline runs,
-    /// nothing leaves the machine.
-    #[arg(long, conflicts_with = "api_url")]
+    /// No credentials needed. A rehearsal: the whole pipeline runs, nothing
+    /// leaves the machine. The ledger remembers it was used with the
+    /// emulator and will refuse to be reused against a real API.
+    #[arg(long)]
     pub emulator: bool,
 
     /// Write the results report here (`.csv` or `.jsonl`).
     ///
-    /// One line per input row, in input order, with its status and message id.
+    /// One line per input row, in input order, with its status and message id
+    /// or the reason it was not created. Written atomically at the end of the
+    /// run, also when the run stops early.
     #[arg(long, value_name = "PATH")]
     pub report: Option<PathBuf>,
 
     /// The ledger (SQLite file) that records every send; reuse it to resume.
+    ///
+    /// Rows it shows as created are never sent again (`already_imported`).
+    /// One run at a time per ledger.
     #[arg(long, value_name = "PATH", default_value = "transcript-import.db")]
     pub state: PathBuf,
 
-    /// Conversations sent at once (messages inside one conversation are always sequential).
-    #[arg(long, value_name = "N", default_value_t = 8)]
-    pub concurrency: usize,
+    /// Conversations sent at once.
+    ///
+    /// Messages inside one conversation are always sent one after another.
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub concurrency: u16,
+
+    /// Requests per second, all workers together.
+    ///
+    /// Default: 100 (the API's documented spike limit) for remote URLs, none
+    /// for loopback. Either way the rate adapts down on 429 and probes back up.
+    #[arg(long, value_name = "N")]
+    pub rate: Option<f64>,
+
+    /// Stop (exit 4) before today's requests, counted in the ledger across
+    /// runs, reach N; the next run after 00:00 UTC continues.
+    #[arg(long, value_name = "N")]
+    pub daily_quota: Option<u64>,
+
+    /// Send again the messages an earlier run left `uncertain`.
+    ///
+    /// Their answer was lost: they may already be stored, so this can
+    /// duplicate them. Check first (e.g. in the API's UI) that they are not.
+    #[arg(long)]
+    pub resend_uncertain: bool,
+
+    /// Per-request timeout in seconds. A request that times out after being
+    /// sent is `uncertain`.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub timeout: u64,
+
+    /// Keep only the conversations of shard K of N (e.g. `2/4`).
+    ///
+    /// The shard is FNV-1a 64 of the conversation id, modulo N, plus one: N
+    /// hosts can split one backfill with no overlap and no coordination,
+    /// each with its own ledger.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<crate::plan::Shard>,
 
     /// Read credentials from this file instead of the environment.
     ///
-    /// Two lines `ASAPP_API_ID=...` and `ASAPP_API_SECRET=...`. Credentials are
+    /// Lines `ASAPP_API_ID=...` and `ASAPP_API_SECRET=...`. Credentials are
     /// never taken from a flag: flags show in `ps`.
     #[arg(long, value_name = "PATH")]
     pub credentials_file: Option<PathBuf>,
+
+    /// No progress output; errors and the final summary only.
+    #[arg(long, short)]
+    pub quiet: bool,
+
+    /// Without a terminal, log a progress line this often (seconds).
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub progress_every: u64,
+
+    /// Multiply every retry wait by this (rehearsals and tests; 1 in production).
+    #[arg(long, value_name = "X", default_value_t = 1.0, hide = true)]
+    pub backoff_scale: f64,
 }
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
     #[command(flatten)]
     pub input: InputArgs,
+
+    /// Conversations sent at once, for the duration estimate.
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub concurrency: u16,
+
+    /// Requests per second, for the duration estimate (default: 100, the API's spike limit).
+    #[arg(long, value_name = "N", default_value_t = 100.0)]
+    pub rate: f64,
+
+    /// Assumed API latency in milliseconds, for the duration estimate.
+    #[arg(long, value_name = "MS", default_value_t = 150)]
+    pub latency_ms: u64,
+
+    /// Daily request quota, to say how many days the import takes.
+    #[arg(long, value_name = "N")]
+    pub daily_quota: Option<u64>,
+
+    /// Keep only the conversations of shard K of N, as `run` would.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<crate::plan::Shard>,
 }
 
 #[derive(Debug, Args)]
