@@ -124,9 +124,8 @@ fn explain(
     body: &[u8],
     find: impl Fn(&Value) -> Result<(), String>,
 ) -> BodyError {
-    if !e.is_data() {
-        return syntax(&e);
-    }
+    // serde_json calls some type mismatches syntax errors (`null` where an
+    // enum goes), so only a failed parse as a plain value means "not JSON".
     match serde_json::from_slice::<Value>(body) {
         Err(e) => syntax(&e),
         Ok(v) => BodyError::Schema(match find(&v) {
@@ -371,6 +370,10 @@ mod tests {
             (
                 r#"{"text":"x","sender":{"role":"agent","externalId":"a"},"timestamp":"2021-13-01T00:00:00Z"}"#,
                 "`timestamp` must be an RFC 3339",
+            ),
+            (
+                r#"{"text":"x","sender":{"role":null,"externalId":"a"},"timestamp":"2021-01-01T00:00:00Z"}"#,
+                "`sender.role` must be a string",
             ),
             ("[1,2]", "the body must be a JSON object"),
         ];

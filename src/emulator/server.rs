@@ -401,27 +401,28 @@ fn is_json(headers: &HeaderMap) -> bool {
         .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
 }
 
-/// The checks every message endpoint makes before reading its body.
+/// The checks every message endpoint makes before reading its body: the
+/// refusal, if any.
 fn check_target(
     shared: &Shared,
     id: &str,
     headers: &HeaderMap,
     rid: &str,
-) -> Result<(), Response<Full<Bytes>>> {
+) -> Option<Response<Full<Bytes>>> {
     if !schema::is_conversation_id(id) {
-        return Err(error(
+        return Some(error(
             StatusCode::BAD_REQUEST,
             rid,
             "conversationId must match ^[A-Z0-9]+$",
         ));
     }
     if shared.unknown.contains(id) {
-        return Err(error(StatusCode::NOT_FOUND, rid, "conversation not found"));
+        return Some(error(StatusCode::NOT_FOUND, rid, "conversation not found"));
     }
     if !is_json(headers) {
-        return Err(wrong_content_type(rid));
+        return Some(wrong_content_type(rid));
     }
-    Ok(())
+    None
 }
 
 fn wrong_content_type(rid: &str) -> Response<Full<Bytes>> {
@@ -451,7 +452,7 @@ fn create_message(
     drop_after: bool,
     rid: &str,
 ) -> Answer {
-    if let Err(resp) = check_target(shared, id, headers, rid) {
+    if let Some(resp) = check_target(shared, id, headers, rid) {
         return Ok(resp);
     }
     let message = match schema::message(body) {
@@ -489,7 +490,7 @@ fn create_batch(
     drop_after: bool,
     rid: &str,
 ) -> Answer {
-    if let Err(resp) = check_target(shared, id, headers, rid) {
+    if let Some(resp) = check_target(shared, id, headers, rid) {
         return Ok(resp);
     }
     let messages = match schema::batch(body) {
