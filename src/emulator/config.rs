@@ -64,6 +64,7 @@ fn from_args(
         daily_quota: args.daily_quota,
         conflict_on_duplicate: args.conflict_on_duplicate,
         stats_file: args.stats_file.clone(),
+        ..Config::default()
     })
 }
 

@@ -31,6 +31,8 @@ use server::Shared;
 
 /// Default `max_body`: 64 KiB.
 pub const DEFAULT_MAX_BODY: usize = 64 * 1024;
+/// Default `header_read_timeout`: 10 s.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Everything the emulator can be told at start.
 #[derive(Clone)]
@@ -67,6 +69,9 @@ pub struct Config {
     pub conflict_on_duplicate: bool,
     /// Write the stats JSON here when the emulator stops.
     pub stats_file: Option<PathBuf>,
+    /// How long a client may take to send a request head before the
+    /// connection is closed (slow clients never hold a connection forever).
+    pub header_read_timeout: Duration,
 }
 
 impl Default for Config {
@@ -88,6 +93,7 @@ impl Default for Config {
             daily_quota: None,
             conflict_on_duplicate: false,
             stats_file: None,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
         }
     }
 }
@@ -114,6 +120,7 @@ impl fmt::Debug for Config {
             .field("daily_quota", &self.daily_quota)
             .field("conflict_on_duplicate", &self.conflict_on_duplicate)
             .field("stats_file", &self.stats_file)
+            .field("header_read_timeout", &self.header_read_timeout)
             .finish()
     }
 }

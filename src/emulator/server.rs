@@ -38,8 +38,6 @@ use super::state::{State, Stored, StoredMessage};
 use super::Config;
 use crate::model::Sender;
 
-/// How long a client may take to send its request head.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a client may take to send its body once the head is in.
 const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -116,7 +114,7 @@ pub async fn serve(
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .header_read_timeout(shared.config.header_read_timeout)
         .keep_alive(true);
     let builder = Arc::new(builder);
     loop {

@@ -831,6 +831,26 @@ fn bad_requests_never_bring_it_down() {
 }
 
 #[test]
+fn slow_clients_are_cut_off_and_others_still_served() {
+    let emu = start(Config {
+        header_read_timeout: Duration::from_millis(300),
+        ..Config::default()
+    });
+    let mut slow = TcpStream::connect(emu.addr()).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    slow.write_all(b"POST /conversation/v1/conv").unwrap();
+    assert_eq!(post(&emu, MSG, &valid()).status, 200, "served meanwhile");
+    let t = Instant::now();
+    let mut out = Vec::new();
+    // EOF or a reset, either way within the timeout, not the 5 s read limit.
+    let _ = slow.read_to_end(&mut out);
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    let out = String::from_utf8_lossy(&out);
+    assert!(out.is_empty() || out.starts_with("HTTP/1.1 408"), "{out}");
+    assert_eq!(post(&emu, MSG, &valid()).status, 200);
+}
+
+#[test]
 fn the_binary_prints_its_address_serves_and_writes_stats_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let stats_file = dir.path().join("stats.json");
