@@ -167,11 +167,81 @@ pub struct CheckArgs {
     pub shard: Option<crate::plan::Shard>,
 }
 
+/// `transcript-import emulator`. Credentials come from `ASAPP_API_ID` and
+/// `ASAPP_API_SECRET` (any non-empty pair is accepted when both are unset).
 #[derive(Debug, Args)]
 pub struct EmulatorArgs {
     /// Address to listen on; port 0 picks a free one.
+    ///
+    /// The first line on stdout is `listening on ADDR` with the real port.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
     pub addr: std::net::SocketAddr,
+
+    /// Delay every API answer by this many milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    pub latency_ms: u64,
+
+    /// Add a random delay of 0 to MS milliseconds on top of --latency-ms.
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    pub jitter_ms: u64,
+
+    /// Allow N API requests per second; past that, answer 429 with Retry-After.
+    ///
+    /// A token bucket holding one second of requests, shared by all clients,
+    /// like the API's documented spike limit (100/s).
+    #[arg(long, value_name = "N")]
+    pub rate_limit: Option<u32>,
+
+    /// Answer this share of API requests (0 to 1) with 429 and Retry-After: 1.
+    #[arg(long = "error-429", value_name = "RATE", default_value_t = 0.0)]
+    pub error_429: f64,
+
+    /// Answer this share of API requests (0 to 1) with 503 and Retry-After: 1.
+    #[arg(long = "error-503", value_name = "RATE", default_value_t = 0.0)]
+    pub error_503: f64,
+
+    /// Answer this share of API requests (0 to 1) with 500.
+    #[arg(long = "error-500", value_name = "RATE", default_value_t = 0.0)]
+    pub error_500: f64,
+
+    /// Close this share of connections (0 to 1) before storing, without an answer.
+    #[arg(long, value_name = "RATE", default_value_t = 0.0)]
+    pub drop_before: f64,
+
+    /// Store, then close this share of connections (0 to 1) without an answer.
+    ///
+    /// The ambiguous case: the message exists, the client never learns it.
+    /// Such messages carry `"droppedAnswer": true` in /_emulator/messages.
+    #[arg(long, value_name = "RATE", default_value_t = 0.0)]
+    pub drop_after: f64,
+
+    /// Seed the random faults and jitter, so a run can be repeated.
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+
+    /// Largest request body accepted, in bytes; larger ones get 413.
+    #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024)]
+    pub max_body: usize,
+
+    /// Answer 404 for this conversation id (repeatable).
+    #[arg(long = "unknown", value_name = "ID")]
+    pub unknown: Vec<String>,
+
+    /// Allow N API requests per UTC day; then every call gets 429 until 00:00 UTC.
+    ///
+    /// `POST /_emulator/reset-quota` starts the day over.
+    #[arg(long, value_name = "N")]
+    pub daily_quota: Option<u64>,
+
+    /// Answer 409 to a message already stored (same conversation, sender, instant, text).
+    ///
+    /// Without it, the message is stored again and counted in `duplicates`.
+    #[arg(long)]
+    pub conflict_on_duplicate: bool,
+
+    /// Write the stats JSON to this file when the emulator stops (also on Ctrl-C / SIGTERM).
+    #[arg(long, value_name = "PATH")]
+    pub stats_file: Option<PathBuf>,
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use clap::Parser;
 
 use transcript_import::cli::{Cli, Command};
 use transcript_import::exit::ExitCode;
-use transcript_import::{check, config, run};
+use transcript_import::{check, config, emulator, run};
 
 fn main() -> std::process::ExitCode {
     let cli = match Cli::try_parse() {
@@ -23,7 +23,9 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Run(args) => config::run_config(&args).and_then(run::run),
         Command::Check(args) => check::check(&args, &mut std::io::stdout().lock()),
-        Command::Emulator(_) => Err(anyhow::anyhow!("the emulator is not built yet")),
+        Command::Emulator(args) => emulator::emulator_config(&args)
+            .and_then(emulator::run)
+            .map(|()| ExitCode::Success),
     };
     match result {
         Ok(code) => code.into(),

@@ -3,24 +3,175 @@
 //! knobs (latency, rate limit, injected errors, dropped connections) for
 //! rehearsals and tests. Counters and stored messages are exposed under
 //! `/_emulator/`.
+//!
+//! [`Emulator::start`] binds synchronously, serves on its own tokio runtime
+//! thread, and stops when the handle is dropped; [`run`] is the foreground
+//! `transcript-import emulator` command.
 
+pub mod config;
+mod limits;
+mod schema;
+mod server;
+mod state;
+
+use std::fmt;
+use std::io::{self, Write};
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+
+pub use config::emulator_config;
+pub use state::{Stats, StoredMessage};
+
+use server::Shared;
+
+/// Default `max_body`: 64 KiB.
+pub const DEFAULT_MAX_BODY: usize = 64 * 1024;
+/// Default `header_read_timeout`: 10 s.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Everything the emulator can be told at start.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone)]
 pub struct Config {
+    /// Where to listen; `None` is `127.0.0.1:0` (a free port).
     pub addr: Option<SocketAddr>,
+    /// The accepted `(asapp-api-id, asapp-api-secret)`; `None` accepts any non-empty pair.
+    pub credentials: Option<(String, String)>,
+    /// Added to every API answer.
+    pub latency: Duration,
+    /// A further random delay, uniform in `[0, jitter]`.
+    pub jitter: Duration,
+    /// Requests per second over all API endpoints (token bucket, one second of burst).
+    pub rate_limit: Option<u32>,
+    /// Share of API requests answered 429 at random (0.0 to 1.0).
+    pub error_429: f64,
+    /// Share of API requests answered 503 at random.
+    pub error_503: f64,
+    /// Share of API requests answered 500 at random.
+    pub error_500: f64,
+    /// Share of API requests whose connection is closed before storing, without an answer.
+    pub drop_before: f64,
+    /// Share of storing requests whose connection is closed after storing, without an answer.
+    pub drop_after: f64,
+    /// Seed for latency jitter and the random faults, so a run can be repeated.
+    pub seed: Option<u64>,
+    /// Largest request body accepted; larger ones get 413.
+    pub max_body: usize,
+    /// Conversation ids answered 404.
+    pub unknown: Vec<String>,
+    /// API requests allowed per UTC day; then every call gets 429 until 00:00 UTC.
+    pub daily_quota: Option<u64>,
+    /// Answer 409 to a message already stored instead of storing it again.
+    pub conflict_on_duplicate: bool,
+    /// Write the stats JSON here when the emulator stops.
+    pub stats_file: Option<PathBuf>,
+    /// How long a client may take to send a request head before the
+    /// connection is closed (slow clients never hold a connection forever).
+    pub header_read_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            addr: None,
+            credentials: None,
+            latency: Duration::ZERO,
+            jitter: Duration::ZERO,
+            rate_limit: None,
+            error_429: 0.0,
+            error_503: 0.0,
+            error_500: 0.0,
+            drop_before: 0.0,
+            drop_after: 0.0,
+            seed: None,
+            max_body: DEFAULT_MAX_BODY,
+            unknown: Vec::new(),
+            daily_quota: None,
+            conflict_on_duplicate: false,
+            stats_file: None,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+        }
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("addr", &self.addr)
+            .field(
+                "credentials",
+                &self.credentials.as_ref().map(|(id, _)| (id, "***")),
+            )
+            .field("latency", &self.latency)
+            .field("jitter", &self.jitter)
+            .field("rate_limit", &self.rate_limit)
+            .field("error_429", &self.error_429)
+            .field("error_503", &self.error_503)
+            .field("error_500", &self.error_500)
+            .field("drop_before", &self.drop_before)
+            .field("drop_after", &self.drop_after)
+            .field("seed", &self.seed)
+            .field("max_body", &self.max_body)
+            .field("unknown", &self.unknown)
+            .field("daily_quota", &self.daily_quota)
+            .field("conflict_on_duplicate", &self.conflict_on_duplicate)
+            .field("stats_file", &self.stats_file)
+            .field("header_read_timeout", &self.header_read_timeout)
+            .finish()
+    }
 }
 
 /// A running emulator on its own runtime thread; stops when dropped or shut down.
 pub struct Emulator {
     addr: SocketAddr,
+    shared: Arc<Shared>,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+    stats_file: Option<PathBuf>,
 }
 
 impl Emulator {
-    /// Bind (port 0 picks a free one) and serve in the background.
-    pub fn start(_config: Config) -> std::io::Result<Emulator> {
-        unimplemented!("emulator::start")
+    /// Bind (port 0 picks a free one) and serve in the background. Returns
+    /// once the socket is listening.
+    pub fn start(config: Config) -> io::Result<Emulator> {
+        let addr = config
+            .addr
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+        let listener = std::net::TcpListener::bind(addr)?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("emulator-worker")
+            .enable_all()
+            .build()?;
+        let stats_file = config.stats_file.clone();
+        let shared = Arc::new(Shared::new(config));
+        let (stop, stopped) = oneshot::channel();
+        let serving = Arc::clone(&shared);
+        let thread = std::thread::Builder::new()
+            .name("emulator".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    match tokio::net::TcpListener::from_std(listener) {
+                        Ok(listener) => server::serve(listener, serving, stopped).await,
+                        Err(e) => eprintln!("emulator: cannot serve on {addr}: {e}"),
+                    }
+                });
+                // Connections still open are cut here.
+                runtime.shutdown_timeout(Duration::from_millis(200));
+            })?;
+        Ok(Emulator {
+            addr,
+            shared,
+            stop: Some(stop),
+            thread: Some(thread),
+            stats_file,
+        })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -31,4 +182,76 @@ impl Emulator {
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
+
+    /// The counters, as `GET /_emulator/stats` shows them.
+    pub fn stats(&self) -> Stats {
+        self.shared.state.stats()
+    }
+
+    /// Every stored message in arrival order, as `GET /_emulator/messages` shows them.
+    pub fn messages(&self) -> Vec<StoredMessage> {
+        self.shared.state.messages()
+    }
+
+    /// Start the quota's day over, as `POST /_emulator/reset-quota` does.
+    pub fn reset_quota(&self) {
+        self.shared.reset_quota();
+    }
+
+    /// Stop serving and write the stats file, if one was asked for.
+    pub fn shutdown(self) {
+        drop(self);
+    }
+
+    fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        if let Some(path) = self.stats_file.take() {
+            if let Err(e) = write_stats(&path, &self.stats()) {
+                eprintln!("emulator: cannot write {}: {e}", path.display());
+            }
+        }
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn write_stats(path: &std::path::Path, stats: &Stats) -> io::Result<()> {
+    let mut json = serde_json::to_vec_pretty(stats)?;
+    json.push(b'\n');
+    std::fs::write(path, json)
+}
+
+/// `transcript-import emulator`: serve in the foreground, print
+/// `listening on ADDR` as the first line of stdout, stop on SIGINT/SIGTERM
+/// (writing the stats file, if any).
+pub fn run(config: Config) -> anyhow::Result<()> {
+    use anyhow::Context;
+
+    let (signal, signalled) = std::sync::mpsc::channel();
+    ctrlc::set_handler(move || {
+        let _ = signal.send(());
+    })
+    .context("cannot install the signal handler")?;
+    let addr = config.addr;
+    let emulator = Emulator::start(config).with_context(|| match addr {
+        Some(addr) => format!("cannot listen on {addr}"),
+        None => "cannot listen".to_string(),
+    })?;
+    {
+        let mut out = io::stdout().lock();
+        writeln!(out, "listening on {}", emulator.addr())?;
+        out.flush()?;
+    }
+    let _ = signalled.recv();
+    emulator.shutdown();
+    Ok(())
 }
