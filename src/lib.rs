@@ -8,6 +8,8 @@ pub mod cli;
 pub mod config;
 pub mod emulator;
 pub mod exit;
+pub mod lint;
 pub mod model;
 pub mod read;
+pub mod timestamp;
 pub mod validate;
