@@ -6,7 +6,7 @@
 //! Blank lines are skipped (by the csv crate) and are not records.
 
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
 use csv::{ByteRecord, Position, ReaderBuilder};
@@ -198,6 +198,51 @@ fn builder(delimiter: u8) -> ReaderBuilder {
     b
 }
 
+/// Where a record really starts. The csv crate reports a record's start as
+/// the end of the one before, which may still hold that record's `\n` (after
+/// a `\r`) and blank lines; those bytes are only ever `\r` and `\n`. This
+/// reads them through a second handle, a window at a time, and skips them.
+struct Starts {
+    file: File,
+    window: Vec<u8>,
+    window_at: u64,
+}
+
+impl Starts {
+    const WINDOW: usize = 16 * 1024;
+
+    /// `(bytes, line breaks)` of line terminators from `offset` on.
+    fn skip(&mut self, mut offset: u64) -> io::Result<(u64, u64)> {
+        let (mut bytes, mut breaks) = (0, 0);
+        loop {
+            let in_window = offset
+                .checked_sub(self.window_at)
+                .and_then(|i| usize::try_from(i).ok())
+                .filter(|i| *i < self.window.len());
+            let Some(i) = in_window else {
+                self.file.seek(SeekFrom::Start(offset))?;
+                self.window.resize(Self::WINDOW, 0);
+                let n = self.file.read(&mut self.window)?;
+                self.window.truncate(n);
+                self.window_at = offset;
+                if n == 0 {
+                    return Ok((bytes, breaks));
+                }
+                continue;
+            };
+            for &b in self.window.get(i..).unwrap_or_default() {
+                match b {
+                    b'\n' => breaks += 1,
+                    b'\r' => {}
+                    _ => return Ok((bytes, breaks)),
+                }
+                bytes += 1;
+                offset += 1;
+            }
+        }
+    }
+}
+
 /// Streams a CSV source's records, one reused `ByteRecord`.
 pub(crate) struct Records<'a> {
     source: &'a Source,
@@ -205,11 +250,17 @@ pub(crate) struct Records<'a> {
     rdr: Option<csv::Reader<File>>,
     rec: ByteRecord,
     record: u64,
+    starts: Starts,
 }
 
 impl<'a> Records<'a> {
     pub(crate) fn new(source: &'a Source, header: &'a Header) -> Result<Self, ReadError> {
         let file = File::open(&source.path).map_err(|e| source.open_error(e))?;
+        let starts = Starts {
+            file: File::open(&source.path).map_err(|e| source.open_error(e))?,
+            window: Vec::new(),
+            window_at: 0,
+        };
         let mut rdr = builder(header.delimiter)
             .buffer_capacity(64 * 1024)
             .from_reader(file);
@@ -226,6 +277,7 @@ impl<'a> Records<'a> {
             rdr: has_header.then_some(rdr),
             rec,
             record: 0,
+            starts,
         })
     }
 }
@@ -253,11 +305,22 @@ impl Iterator for Records<'_> {
         }
         self.record += 1;
         let start = self.rec.position().cloned().unwrap_or_else(Position::new);
+        let (bytes, breaks) = match self.starts.skip(start.byte()) {
+            Ok(skipped) => skipped,
+            Err(e) => {
+                self.rdr = None;
+                return Some(Err(ReadError::At {
+                    path: self.source.name.clone(),
+                    line: start.line(),
+                    message: e.to_string(),
+                }));
+            }
+        };
         let pos = RowRef {
             source: self.source.id,
             record: self.record,
-            line: start.line(),
-            offset: start.byte(),
+            line: start.line() + breaks,
+            offset: start.byte() + bytes,
         };
         Some(Ok(RawRecord {
             pos,
