@@ -15,7 +15,7 @@
 //!   the year 5138), larger ones milliseconds (which covers every date from
 //!   1973-03-03 on). Epoch milliseconds keep 3 fractional digits.
 
-use chrono::{DateTime, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
+use chrono::{DateTime, Datelike, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 
 use crate::model::Timestamp;
@@ -38,10 +38,16 @@ pub fn parse_detailed(value: &str, tz: Tz) -> Result<(Timestamp, bool), Invalid>
         return Err(invalid("empty", None));
     }
     let bytes = s.as_bytes();
-    if bytes.iter().all(|b| b.is_ascii_digit() || *b == b'.') {
-        return parse_epoch(s).map(|t| (t, true));
+    let parsed = if bytes.iter().all(|b| b.is_ascii_digit() || *b == b'.') {
+        parse_epoch(s).map(|t| (t, true))
+    } else {
+        parse_datetime(s, tz)
+    }?;
+    // RFC 3339 has four-digit years; anything outside cannot be sent.
+    if !(1..=9999).contains(&parsed.0.instant.year()) {
+        return Err(invalid("out of range (years 0001 to 9999 in UTC)", Some(s)));
     }
-    parse_datetime(s, tz)
+    Ok(parsed)
 }
 
 fn invalid(problem: impl Into<String>, value: Option<&str>) -> Invalid {
@@ -465,6 +471,13 @@ mod tests {
             "timestamp: epoch value out of range: \"99999999999999999999999\""
         );
         assert!(parse("99999999999999999", u).is_err());
+        assert_eq!(
+            err("253402300800000", u),
+            "timestamp: out of range (years 0001 to 9999 in UTC): \"253402300800000\""
+        );
+        assert!(parse("253402300799999", u).is_ok());
+        assert!(parse("0001-01-01T00:00:00+01:00", u).is_err());
+        assert!(parse("9999-12-31T23:59:59-01:00", u).is_err());
         assert!(parse("2021-１1-23T12:13:14Z", u).is_err());
     }
 }

@@ -684,3 +684,348 @@ fn malformed_rows_give_precise_reasons() {
         ]
     );
 }
+
+#[test]
+fn blank_lines_between_lf_records_do_not_shift_lines() {
+    let bytes = b"\n\nconversation_id,timestamp,sender_role,sender_id,text\n\nA,1637669594,agent,a,x\n\n\n\"B\",1637669594,agent,a,\"y\nz\"\nC,1637669594,agent,a,w";
+    let s = read::open_bytes(SourceId(0), "t.csv", bytes, &ReadOptions::default()).unwrap();
+    let recs = records(&s);
+    let at: Vec<(u64, u64, u64)> = recs
+        .iter()
+        .map(|r| (r.pos.record, r.pos.line, r.pos.offset))
+        .collect();
+    assert_eq!(at, vec![(1, 5, 56), (2, 8, 81), (3, 10, 110)]);
+    assert_read_at(&s, &recs);
+}
+
+/// A valid message written in any supported layout reads back and
+/// validates to the same message.
+mod roundtrip {
+    use super::*;
+    use chrono::{DateTime, FixedOffset, Utc};
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    struct Message {
+        conversation: String,
+        sender: String,
+        role: Role,
+        text: String,
+        /// Seconds and nanoseconds, nanos already cut to `digits`.
+        secs: i64,
+        nanos: u32,
+        digits: u8,
+    }
+
+    #[derive(Debug, Clone, Copy)]
+    enum TsForm {
+        Z,
+        Offset { minutes: i32, style: u8 },
+        Local { sep: char },
+        EpochSecs,
+        EpochMillis,
+    }
+
+    fn message() -> impl Strategy<Value = Message> {
+        (
+            "[A-Z0-9]{1,12}",
+            prop_oneof!["[a-zA-Z0-9@._-]{1,12}", "[1-9][0-9]{0,8}"],
+            prop_oneof![Just(Role::Agent), Just(Role::Customer), Just(Role::System)],
+            "[a-zA-Z0-9 ,;|\t\"'\r\n\u{e9}\u{1f600}{}:\\[\\]]{1,40}",
+            946_684_800i64..1_900_000_000,
+            0u32..1_000_000_000,
+            0u8..=9,
+        )
+            .prop_map(|(conversation, sender, role, text, secs, nanos, digits)| {
+                let scale = 10u32.pow(9 - u32::from(digits));
+                Message {
+                    conversation,
+                    sender,
+                    role,
+                    text,
+                    secs,
+                    nanos: nanos / scale * scale,
+                    digits,
+                }
+            })
+    }
+
+    fn ts_form() -> impl Strategy<Value = TsForm> {
+        prop_oneof![
+            Just(TsForm::Z),
+            (-12 * 60..=14 * 60i32, 0u8..3)
+                .prop_map(|(m, style)| TsForm::Offset { minutes: m, style }),
+            prop_oneof![Just('T'), Just(' ')].prop_map(|sep| TsForm::Local { sep }),
+            Just(TsForm::EpochSecs),
+            Just(TsForm::EpochMillis),
+        ]
+    }
+
+    /// The text of the timestamp and the precision it should read back with.
+    fn write_ts(m: &Message, form: TsForm) -> (String, u8) {
+        let instant: DateTime<Utc> = DateTime::from_timestamp(m.secs, m.nanos).unwrap();
+        let frac = |digits: u8| {
+            if digits == 0 {
+                String::new()
+            } else {
+                let s = format!("{:09}", m.nanos);
+                format!(".{}", &s[..digits as usize])
+            }
+        };
+        match form {
+            TsForm::Z => (
+                format!("{}{}Z", instant.format("%Y-%m-%dT%H:%M:%S"), frac(m.digits)),
+                m.digits,
+            ),
+            TsForm::Offset { minutes, style } => {
+                let minutes = if style == 2 {
+                    minutes / 60 * 60
+                } else {
+                    minutes
+                };
+                let off = FixedOffset::east_opt(minutes * 60).unwrap();
+                let local = instant.with_timezone(&off);
+                let sign = if minutes < 0 { '-' } else { '+' };
+                let (h, mm) = (minutes.abs() / 60, minutes.abs() % 60);
+                let zone = match style {
+                    0 => format!("{sign}{h:02}:{mm:02}"),
+                    1 => format!("{sign}{h:02}{mm:02}"),
+                    _ => format!("{sign}{h:02}"),
+                };
+                (
+                    format!(
+                        "{}{}{zone}",
+                        local.format("%Y-%m-%dT%H:%M:%S"),
+                        frac(m.digits)
+                    ),
+                    m.digits,
+                )
+            }
+            TsForm::Local { sep } => (
+                format!(
+                    "{}{sep}{}{}",
+                    instant.format("%Y-%m-%d"),
+                    instant.format("%H:%M:%S"),
+                    frac(m.digits)
+                ),
+                m.digits,
+            ),
+            TsForm::EpochSecs => (format!("{}{}", m.secs, frac(m.digits)), m.digits),
+            TsForm::EpochMillis => {
+                let ms = m.secs * 1000 + i64::from(m.nanos / 1_000_000);
+                let rest = format!("{:09}", m.nanos);
+                let more = if m.digits > 3 {
+                    format!(".{}", &rest[3..m.digits as usize])
+                } else {
+                    String::new()
+                };
+                (format!("{ms}{more}"), m.digits.max(3))
+            }
+        }
+    }
+
+    const HEADERS: [&[&str]; 5] = [
+        &[
+            "conversation_id",
+            "conversationId",
+            "Conversation ID",
+            "chat_id",
+            "thread_id",
+            "CONVERSATION",
+        ],
+        &[
+            "timestamp",
+            "created_at",
+            "sent_at",
+            "Time",
+            "date",
+            "datetime",
+        ],
+        &["sender_role", "role", "Role", "SENDER ROLE"],
+        &[
+            "sender_id",
+            "external_id",
+            "externalId",
+            "sender_external_id",
+            "sender",
+            "author_id",
+        ],
+        &["text", "message", "body", "content", "message_text", "Text"],
+    ];
+
+    #[derive(Debug, Clone)]
+    struct Layout {
+        jsonl: bool,
+        api_shape: bool,
+        delimiter: u8,
+        names: [usize; 5],
+        order: Vec<usize>,
+        extra_column: bool,
+        crlf: bool,
+        bom: bool,
+        always_quote: bool,
+        role_case: u8,
+    }
+
+    fn layout() -> impl Strategy<Value = Layout> {
+        (
+            any::<bool>(),
+            any::<bool>(),
+            prop_oneof![Just(b','), Just(b';'), Just(b'\t'), Just(b'|')],
+            [0usize..6, 0usize..6, 0usize..4, 0usize..6, 0usize..6],
+            Just((0..5).collect::<Vec<usize>>()).prop_shuffle(),
+            any::<bool>(),
+            (any::<bool>(), any::<bool>(), any::<bool>(), 0u8..3),
+        )
+            .prop_map(
+                |(
+                    jsonl,
+                    api_shape,
+                    delimiter,
+                    names,
+                    order,
+                    extra_column,
+                    (crlf, bom, always_quote, role_case),
+                )| Layout {
+                    jsonl,
+                    api_shape,
+                    delimiter,
+                    names,
+                    order,
+                    extra_column,
+                    crlf,
+                    bom,
+                    always_quote,
+                    role_case,
+                },
+            )
+    }
+
+    fn role_text(role: Role, case: u8) -> String {
+        match case {
+            0 => role.as_str().to_string(),
+            1 => role.as_str().to_uppercase(),
+            _ => format!(" {}", role.as_str().replace('a', "A")),
+        }
+    }
+
+    fn write(layout: &Layout, rows: &[(Message, String)]) -> Vec<u8> {
+        let names: Vec<&str> = (0..5)
+            .map(|f| HEADERS[f][layout.names[f] % HEADERS[f].len()])
+            .collect();
+        let values = |m: &Message, ts: &str| -> [String; 5] {
+            [
+                m.conversation.clone(),
+                ts.to_string(),
+                role_text(m.role, layout.role_case),
+                m.sender.clone(),
+                m.text.clone(),
+            ]
+        };
+        if layout.jsonl {
+            let mut out = Vec::new();
+            for (m, ts) in rows {
+                let v = values(m, ts);
+                let sender: serde_json::Value = match m.sender.parse::<u64>() {
+                    Ok(n) => n.into(),
+                    Err(_) => m.sender.clone().into(),
+                };
+                let obj = if layout.api_shape {
+                    serde_json::json!({
+                        "conversationId": v[0], "timestamp": v[1], "text": v[4],
+                        "sender": {"role": v[2], "externalId": sender},
+                    })
+                } else {
+                    let mut o = serde_json::Map::new();
+                    for f in &layout.order {
+                        let value = if *f == 3 {
+                            sender.clone()
+                        } else {
+                            v[*f].clone().into()
+                        };
+                        o.insert(names[*f].to_string(), value);
+                    }
+                    if layout.extra_column {
+                        o.insert("channel".into(), serde_json::json!({"a": [1, true]}));
+                    }
+                    serde_json::Value::Object(o)
+                };
+                out.extend_from_slice(obj.to_string().as_bytes());
+                out.extend_from_slice(if layout.crlf { b"\r\n" } else { b"\n" });
+            }
+            return out;
+        }
+        let mut w = csv::WriterBuilder::new()
+            .delimiter(layout.delimiter)
+            .terminator(if layout.crlf {
+                csv::Terminator::CRLF
+            } else {
+                csv::Terminator::Any(b'\n')
+            })
+            .quote_style(if layout.always_quote {
+                csv::QuoteStyle::Always
+            } else {
+                csv::QuoteStyle::Necessary
+            })
+            .from_writer(Vec::new());
+        let mut header: Vec<String> = layout.order.iter().map(|f| names[*f].to_string()).collect();
+        if layout.extra_column {
+            header.insert(1, "notes".into());
+        }
+        w.write_record(&header).unwrap();
+        for (m, ts) in rows {
+            let v = values(m, ts);
+            let mut rec: Vec<String> = layout.order.iter().map(|f| v[*f].clone()).collect();
+            if layout.extra_column {
+                rec.insert(1, "x, \"y\"".into());
+            }
+            w.write_record(&rec).unwrap();
+        }
+        let mut out = if layout.bom {
+            b"\xEF\xBB\xBF".to_vec()
+        } else {
+            Vec::new()
+        };
+        out.extend(w.into_inner().unwrap());
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+        #[test]
+        fn any_layout_reads_back_the_same_messages(
+            layout in layout(),
+            rows in proptest::collection::vec((message(), ts_form()), 1..5),
+        ) {
+            let written: Vec<(Message, String, u8)> = rows
+                .iter()
+                .map(|(m, f)| {
+                    let (ts, digits) = write_ts(m, *f);
+                    (m.clone(), ts, digits)
+                })
+                .collect();
+            let pairs: Vec<(Message, String)> = written.iter().map(|(m, t, _)| (m.clone(), t.clone())).collect();
+            let bytes = write(&layout, &pairs);
+            let name = if layout.jsonl { "in.jsonl" } else { "in.csv" };
+            let source = read::open_bytes(SourceId(1), name, &bytes, &ReadOptions::default())
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let recs = records(&source);
+            prop_assert_eq!(recs.len(), written.len());
+            assert_read_at(&source, &recs);
+            for (i, (rec, (m, ts, digits))) in recs.into_iter().zip(&written).enumerate() {
+                prop_assert_eq!(rec.pos.record, i as u64 + 1);
+                let row = rec
+                    .fields
+                    .and_then(|f| validate::row(rec.pos, f, &ValidateOptions::default()))
+                    .map_err(|e| TestCaseError::fail(format!("{e} (timestamp {ts:?})")))?;
+                prop_assert_eq!(&row.conversation_id, &m.conversation);
+                prop_assert_eq!(row.timestamp.instant, DateTime::from_timestamp(m.secs, m.nanos).unwrap(), "{}", ts);
+                prop_assert_eq!(row.timestamp.digits, *digits, "{}", ts);
+                prop_assert_eq!(row.role, m.role);
+                prop_assert_eq!(&row.sender_id, &m.sender);
+                prop_assert_eq!(&row.text, &m.text);
+            }
+        }
+    }
+}
