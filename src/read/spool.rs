@@ -173,3 +173,29 @@ mod tests {
         assert_eq!(sniff_format(b""), Format::Csv);
     }
 }
+
+#[cfg(test)]
+mod spool_tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn a_stream_is_spooled_and_gzip_is_decompressed() {
+        let plain = b"conversation_id,text\nA,hi\n";
+        let p = spool("-", &plain[..]).unwrap();
+        assert_eq!(std::fs::read(&p.path).unwrap(), plain);
+        assert!(p.spool.is_some());
+
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(plain).unwrap();
+        let gz = gz.finish().unwrap();
+        let p = spool("-", &gz[..]).unwrap();
+        assert_eq!(std::fs::read(&p.path).unwrap(), plain);
+        let path = p.path.clone();
+        drop(p);
+        assert!(!path.exists());
+
+        let p = spool("-", &b""[..]).unwrap();
+        assert_eq!(std::fs::read(&p.path).unwrap(), b"");
+    }
+}

@@ -1029,3 +1029,36 @@ mod roundtrip {
         }
     }
 }
+
+/// Every file of the malformed corpus, read every way, never panics.
+#[test]
+fn malformed_corpus_never_panics() {
+    let dir = data("malformed");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let path = path.to_str().unwrap();
+        for format in [None, Some(Format::Csv), Some(Format::Jsonl)] {
+            for delimiter in [None, Some(b';')] {
+                let opts = ReadOptions {
+                    format,
+                    delimiter,
+                    ..ReadOptions::default()
+                };
+                let Ok(source) = read::open(SourceId(0), path, &opts) else {
+                    continue;
+                };
+                let mut reader = source.reader().unwrap();
+                for rec in source.records().unwrap() {
+                    let Ok(rec) = rec else { break };
+                    assert_eq!(reader.read_at(&rec.pos).unwrap().fields, rec.fields);
+                    if let Ok(f) = rec.fields {
+                        let _ = validate::row(rec.pos, f, &ValidateOptions::default());
+                    }
+                    n += 1;
+                }
+            }
+        }
+    }
+    assert!(n > 20, "{n} records read");
+}
