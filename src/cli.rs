@@ -67,7 +67,7 @@ pub struct InputArgs {
     #[arg(long, value_name = "CHAR")]
     pub delimiter: Option<String>,
 
-    /// IANA zone for timestamps without a zone (default UTC), e.g. America/New_York.
+    /// IANA zone for timestamps without a zone, e.g. America/New_York.
     ///
     /// Daylight saving time is applied per timestamp. A local time that does
     /// not exist (spring forward) or occurs twice (fall back) in the zone

@@ -238,7 +238,9 @@ fn parse_datetime(s: &str, tz: Tz) -> Result<(Timestamp, bool), Invalid> {
     if !c.at_end() {
         return Err(bad());
     }
-    let utc = naive - chrono::Duration::seconds(i64::from(offset_secs));
+    let utc = naive
+        .checked_sub_signed(chrono::Duration::seconds(i64::from(offset_secs)))
+        .ok_or_else(|| invalid("out of range (years 0001 to 9999 in UTC)", Some(s)))?;
     Ok((Timestamp::new(utc.and_utc(), digits), true))
 }
 

@@ -355,12 +355,15 @@ impl At {
             line: at.line,
             message,
         };
+        // Seek to the line break just before the record, not to the record:
+        // after a seek the csv parser strips a UTF-8 BOM where it starts, and
+        // a record may begin with BOM bytes that the first pass kept. Data
+        // records never start at 0 (the header comes first).
+        let from = at.offset.saturating_sub(1);
         let mut pos = Position::new();
-        pos.set_byte(at.offset)
-            .set_line(at.line)
-            .set_record(at.record);
+        pos.set_byte(from).set_line(at.line).set_record(at.record);
         self.rdr
-            .seek_raw(std::io::SeekFrom::Start(at.offset), pos)
+            .seek_raw(std::io::SeekFrom::Start(from), pos)
             .map_err(|e| err(format!("cannot seek to byte {}: {e}", at.offset)))?;
         let found = self
             .rdr

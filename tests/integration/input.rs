@@ -1062,3 +1062,29 @@ fn malformed_corpus_never_panics() {
     }
     assert!(n > 20, "{n} records read");
 }
+
+/// Found by fuzzing: a BOM at the start of a record in mid-file is data,
+/// and reading that record back by offset must not strip it.
+#[test]
+fn malformed_bom_inside_a_file() {
+    let got: Vec<(u64, u64, Result<Msg, String>)> = plain("malformed/fuzz_bom_inside.csv");
+    let reasons: Vec<(u64, u64, String)> = got
+        .into_iter()
+        .map(|(r, l, m)| (r, l, m.map(|m| m.4).unwrap_or_else(|e| e)))
+        .collect();
+    assert_eq!(
+        reasons,
+        vec![
+            (1, 1, "row has 1 field, header has 5".to_string()),
+            (2, 2, "row has 3 fields, header has 5".to_string()),
+            (3, 3, "row has 4 fields, header has 5".to_string()),
+            // A BOM after a lone `\r` (no line break) on line 3.
+            (4, 3, "row has 1 field, header has 5".to_string()),
+            (
+                5,
+                5,
+                "timestamp: invalid UTF-8 at byte 11 of column `timestamp`".to_string(),
+            ),
+        ]
+    );
+}
