@@ -43,6 +43,38 @@ pub struct InputArgs {
     /// `create`: your own id; each conversation is created by its externalId.
     #[arg(long, value_enum, default_value = "existing")]
     pub conversations: ConversationMode,
+
+    /// Take a field from a column (or JSONL key) of another name: FIELD=COLUMN.
+    ///
+    /// FIELD is one of conversation_id, timestamp, sender_role, sender_id,
+    /// text. Repeat the flag or separate pairs with commas:
+    /// `--map text=msg,sender_id=agent_ref`. Columns are matched
+    /// case-insensitively; a mapped column wins over the built-in aliases.
+    #[arg(long, value_name = "FIELD=COLUMN", value_delimiter = ',')]
+    pub map: Vec<String>,
+
+    /// Map other role names onto agent, customer or system: NAME=ROLE.
+    ///
+    /// Names are matched case-insensitively. Repeat the flag or separate
+    /// pairs with commas: `--role-map bot=system,user=customer`.
+    #[arg(long, value_name = "NAME=ROLE", value_delimiter = ',')]
+    pub role_map: Vec<String>,
+
+    /// CSV delimiter: `,` `;` `tab` (or `\t`) `|`; detected from the header line when unset.
+    ///
+    /// Detection counts each candidate outside quotes in the header line and
+    /// takes the most frequent (a comma on a tie or when none occurs).
+    #[arg(long, value_name = "CHAR")]
+    pub delimiter: Option<String>,
+
+    /// IANA zone for timestamps without a zone, e.g. America/New_York.
+    ///
+    /// Daylight saving time is applied per timestamp. A local time that does
+    /// not exist (spring forward) or occurs twice (fall back) in the zone
+    /// makes its row invalid rather than guessed. Timestamps with `Z`, an
+    /// offset, or epoch numbers are not affected.
+    #[arg(long, value_name = "ZONE", default_value = "UTC")]
+    pub timezone: String,
 }
 
 #[derive(Debug, Args)]

@@ -65,7 +65,450 @@ pub struct Row {
     pub text: String,
 }
 
-/// Check one record's fields.
-pub fn row(_pos: RowRef, _fields: RawFields, _opts: &ValidateOptions) -> Result<Row, Invalid> {
-    unimplemented!("validate::row")
+/// At most this many characters of a bad value are shown in a reason.
+pub const EXCERPT_CHARS: usize = 32;
+
+/// A short piece of a value for a reason: at most `EXCERPT_CHARS` characters,
+/// `…` when cut. Message texts are never excerpted.
+pub fn excerpt(value: &str) -> String {
+    let mut chars = value.char_indices();
+    match chars.nth(EXCERPT_CHARS) {
+        Some((cut, _)) => format!("{}…", value.get(..cut).unwrap_or_default()),
+        None => value.to_string(),
+    }
+}
+
+impl Invalid {
+    /// A reason about one field, without an excerpt.
+    pub fn field(field: Field, problem: impl Into<String>) -> Self {
+        Invalid {
+            field: Some(field),
+            problem: problem.into(),
+            excerpt: None,
+        }
+    }
+
+    /// A reason about one field, showing a short excerpt of its value.
+    pub fn value(field: Field, problem: impl Into<String>, value: &str) -> Self {
+        Invalid {
+            field: Some(field),
+            problem: problem.into(),
+            excerpt: Some(excerpt(value)),
+        }
+    }
+
+    /// A reason about the record as a whole (ragged row, malformed line).
+    pub fn record(problem: impl Into<String>) -> Self {
+        Invalid {
+            field: None,
+            problem: problem.into(),
+            excerpt: None,
+        }
+    }
+}
+
+impl RoleMap {
+    /// The API role for an input role value: `--role-map` names first, then
+    /// the API's own names; case-insensitive, surrounding space ignored.
+    pub fn get(&self, value: &str) -> Option<Role> {
+        let v = value.trim().to_lowercase();
+        if let Some((_, role)) = self.extra.iter().find(|(name, _)| *name == v) {
+            return Some(*role);
+        }
+        match v.as_str() {
+            "agent" => Some(Role::Agent),
+            "customer" => Some(Role::Customer),
+            "system" => Some(Role::System),
+            _ => None,
+        }
+    }
+}
+
+/// True for an API conversation id: `^[A-Z0-9]+$`.
+pub fn is_api_conversation_id(id: &str) -> bool {
+    !id.is_empty()
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+}
+
+/// Check one record's fields. The first problem found is the reason, in
+/// the order conversation_id, timestamp, sender_role, sender_id, text.
+/// Ids and roles are trimmed; the text is kept exactly as given.
+pub fn row(pos: RowRef, fields: RawFields, opts: &ValidateOptions) -> Result<Row, Invalid> {
+    let present =
+        |field: Field, v: Option<String>| v.ok_or_else(|| Invalid::field(field, "missing"));
+
+    let conversation = present(Field::ConversationId, fields.conversation_id)?;
+    let conversation_id = conversation.trim();
+    if conversation_id.is_empty() {
+        return Err(Invalid::field(Field::ConversationId, "empty"));
+    }
+    if opts.mode == ConversationMode::Existing && !is_api_conversation_id(conversation_id) {
+        return Err(Invalid::value(
+            Field::ConversationId,
+            "not an API conversation id (A-Z, 0-9 only; use --conversations create for your own ids)",
+            conversation_id,
+        ));
+    }
+
+    let timestamp = present(Field::Timestamp, fields.timestamp)?;
+    let timestamp = crate::timestamp::parse(&timestamp, opts.timezone)?;
+
+    let role = present(Field::SenderRole, fields.sender_role)?;
+    if role.trim().is_empty() {
+        return Err(Invalid::field(Field::SenderRole, "empty"));
+    }
+    let role = opts.roles.get(&role).ok_or_else(|| {
+        Invalid::value(
+            Field::SenderRole,
+            "unknown role (expected agent, customer or system; see --role-map)",
+            role.trim(),
+        )
+    })?;
+
+    let sender = present(Field::SenderId, fields.sender_id)?;
+    let sender_id = sender.trim();
+    if sender_id.is_empty() {
+        return Err(Invalid::field(Field::SenderId, "empty"));
+    }
+
+    let text = present(Field::Text, fields.text)?;
+    if text.is_empty() {
+        return Err(Invalid::field(Field::Text, "empty"));
+    }
+
+    Ok(Row {
+        pos,
+        conversation_id: conversation_id.to_string(),
+        timestamp,
+        role,
+        sender_id: sender_id.to_string(),
+        text,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::SourceId;
+    use chrono::{TimeZone, Utc};
+
+    fn pos() -> RowRef {
+        RowRef {
+            source: SourceId(0),
+            record: 1,
+            line: 2,
+            offset: 10,
+        }
+    }
+
+    fn good() -> RawFields {
+        RawFields {
+            conversation_id: Some("01HABCXYZ".into()),
+            timestamp: Some("2021-11-23T12:13:14.555Z".into()),
+            sender_role: Some("agent".into()),
+            sender_id: Some("123".into()),
+            text: Some("Hello".into()),
+        }
+    }
+
+    fn check(f: RawFields) -> Result<Row, String> {
+        row(pos(), f, &ValidateOptions::default()).map_err(|e| e.to_string())
+    }
+
+    fn create(f: RawFields) -> Result<Row, String> {
+        let opts = ValidateOptions {
+            mode: ConversationMode::Create,
+            ..ValidateOptions::default()
+        };
+        row(pos(), f, &opts).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_good_row_validates() {
+        let r = check(good()).unwrap();
+        assert_eq!(r.pos, pos());
+        assert_eq!(r.conversation_id, "01HABCXYZ");
+        assert_eq!(r.role, Role::Agent);
+        assert_eq!(r.sender_id, "123");
+        assert_eq!(r.text, "Hello");
+        assert_eq!(r.timestamp.to_rfc3339(), "2021-11-23T12:13:14.555Z");
+        assert_eq!(
+            r.timestamp.instant,
+            Utc.with_ymd_and_hms(2021, 11, 23, 12, 13, 14).unwrap()
+                + chrono::Duration::milliseconds(555)
+        );
+    }
+
+    #[test]
+    fn conversation_id_existing_mode_needs_the_api_pattern() {
+        for bad in ["abc", "AB-12", "AB 12", "ÄB", "01habc"] {
+            let e = check(RawFields {
+                conversation_id: Some(bad.into()),
+                ..good()
+            })
+            .unwrap_err();
+            assert!(
+                e.starts_with("conversation_id: not an API conversation id"),
+                "{e}"
+            );
+        }
+        assert_eq!(
+            check(RawFields {
+                conversation_id: Some("  01HABC ".into()),
+                ..good()
+            })
+            .unwrap()
+            .conversation_id,
+            "01HABC"
+        );
+        assert_eq!(
+            check(RawFields {
+                conversation_id: None,
+                ..good()
+            })
+            .unwrap_err(),
+            "conversation_id: missing"
+        );
+        assert_eq!(
+            check(RawFields {
+                conversation_id: Some(" ".into()),
+                ..good()
+            })
+            .unwrap_err(),
+            "conversation_id: empty"
+        );
+    }
+
+    #[test]
+    fn conversation_id_create_mode_takes_any_non_empty_id() {
+        let r = create(RawFields {
+            conversation_id: Some(" chat-42/a b ".into()),
+            ..good()
+        })
+        .unwrap();
+        assert_eq!(r.conversation_id, "chat-42/a b");
+        assert_eq!(
+            create(RawFields {
+                conversation_id: Some("\t ".into()),
+                ..good()
+            })
+            .unwrap_err(),
+            "conversation_id: empty"
+        );
+    }
+
+    #[test]
+    fn excerpt_is_truncated() {
+        let long = "X".repeat(40) + "-";
+        let e = check(RawFields {
+            conversation_id: Some(long),
+            ..good()
+        })
+        .unwrap_err();
+        assert!(e.ends_with(&format!("\"{}…\"", "X".repeat(32))), "{e}");
+        assert_eq!(excerpt("short"), "short");
+        assert_eq!(excerpt(&"é".repeat(33)), format!("{}…", "é".repeat(32)));
+        assert_eq!(excerpt(&"é".repeat(32)), "é".repeat(32));
+    }
+
+    #[test]
+    fn text_must_be_non_empty_and_is_kept_as_is() {
+        assert_eq!(
+            check(RawFields {
+                text: None,
+                ..good()
+            })
+            .unwrap_err(),
+            "text: missing"
+        );
+        assert_eq!(
+            check(RawFields {
+                text: Some(String::new()),
+                ..good()
+            })
+            .unwrap_err(),
+            "text: empty"
+        );
+        // Whitespace-only is a valid text (minLength 1) and is not trimmed.
+        assert_eq!(
+            check(RawFields {
+                text: Some("  ".into()),
+                ..good()
+            })
+            .unwrap()
+            .text,
+            "  "
+        );
+        assert_eq!(
+            check(RawFields {
+                text: Some(" hi, \"you\"\n".into()),
+                ..good()
+            })
+            .unwrap()
+            .text,
+            " hi, \"you\"\n"
+        );
+    }
+
+    #[test]
+    fn role_is_one_of_three_case_insensitively() {
+        for (v, want) in [
+            ("Agent", Role::Agent),
+            (" CUSTOMER ", Role::Customer),
+            ("system", Role::System),
+        ] {
+            assert_eq!(
+                check(RawFields {
+                    sender_role: Some(v.into()),
+                    ..good()
+                })
+                .unwrap()
+                .role,
+                want
+            );
+        }
+        assert_eq!(
+            check(RawFields { sender_role: Some("bot".into()), ..good() }).unwrap_err(),
+            "sender_role: unknown role (expected agent, customer or system; see --role-map): \"bot\""
+        );
+        assert_eq!(
+            check(RawFields {
+                sender_role: None,
+                ..good()
+            })
+            .unwrap_err(),
+            "sender_role: missing"
+        );
+        assert_eq!(
+            check(RawFields {
+                sender_role: Some("".into()),
+                ..good()
+            })
+            .unwrap_err(),
+            "sender_role: empty"
+        );
+    }
+
+    #[test]
+    fn role_map_adds_names_and_wins() {
+        let opts = ValidateOptions {
+            roles: RoleMap {
+                extra: vec![
+                    ("bot".into(), Role::System),
+                    ("user".into(), Role::Customer),
+                ],
+            },
+            ..ValidateOptions::default()
+        };
+        let r = row(
+            pos(),
+            RawFields {
+                sender_role: Some(" BOT".into()),
+                ..good()
+            },
+            &opts,
+        )
+        .unwrap();
+        assert_eq!(r.role, Role::System);
+        let r = row(
+            pos(),
+            RawFields {
+                sender_role: Some("User".into()),
+                ..good()
+            },
+            &opts,
+        )
+        .unwrap();
+        assert_eq!(r.role, Role::Customer);
+        let r = row(
+            pos(),
+            RawFields {
+                sender_role: Some("agent".into()),
+                ..good()
+            },
+            &opts,
+        )
+        .unwrap();
+        assert_eq!(r.role, Role::Agent);
+    }
+
+    #[test]
+    fn sender_id_present_and_non_empty() {
+        assert_eq!(
+            check(RawFields {
+                sender_id: None,
+                ..good()
+            })
+            .unwrap_err(),
+            "sender_id: missing"
+        );
+        assert_eq!(
+            check(RawFields {
+                sender_id: Some(" ".into()),
+                ..good()
+            })
+            .unwrap_err(),
+            "sender_id: empty"
+        );
+        assert_eq!(
+            check(RawFields {
+                sender_id: Some(" a@b ".into()),
+                ..good()
+            })
+            .unwrap()
+            .sender_id,
+            "a@b"
+        );
+    }
+
+    #[test]
+    fn timestamp_must_parse_and_uses_the_timezone() {
+        assert_eq!(
+            check(RawFields {
+                timestamp: None,
+                ..good()
+            })
+            .unwrap_err(),
+            "timestamp: missing"
+        );
+        assert_eq!(
+            check(RawFields {
+                timestamp: Some("soon".into()),
+                ..good()
+            })
+            .unwrap_err(),
+            "timestamp: not a date-time (expected e.g. 2021-11-23T12:13:14Z): \"soon\""
+        );
+        let opts = ValidateOptions {
+            timezone: chrono_tz::Europe::Berlin,
+            ..ValidateOptions::default()
+        };
+        let r = row(
+            pos(),
+            RawFields {
+                timestamp: Some("2021-06-01 12:00:00".into()),
+                ..good()
+            },
+            &opts,
+        )
+        .unwrap();
+        assert_eq!(r.timestamp.to_rfc3339(), "2021-06-01T10:00:00Z");
+    }
+
+    #[test]
+    fn first_problem_in_field_order_wins() {
+        let e = check(RawFields {
+            text: None,
+            sender_id: None,
+            ..good()
+        })
+        .unwrap_err();
+        assert_eq!(e, "sender_id: missing");
+        assert_eq!(
+            check(RawFields::default()).unwrap_err(),
+            "conversation_id: missing"
+        );
+    }
 }

@@ -1,0 +1,365 @@
+//! JSONL: one JSON object per line, flat
+//! (`{"conversation_id", "timestamp", "sender_role", "sender_id", "text"}`)
+//! or in the API's own shape (`{"conversationId", "text", "timestamp",
+//! "sender": {"role", "externalId"}}`). Keys are matched like CSV columns
+//! (`columns`). Blank lines are skipped and are not records. A line that is
+//! not a JSON object is that record's problem, not the file's.
+//!
+//! Values: strings as they are; numbers as their JSON text (a numeric
+//! sender or conversation id, an epoch timestamp); `null` as absent;
+//! booleans, arrays and objects are a per-record problem.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Seek, SeekFrom};
+
+use serde_json::{Map, Value};
+
+use super::columns::{self, index};
+use super::{Field, RawFields, RawRecord, ReadError, Source, BOM};
+use crate::model::RowRef;
+use crate::validate::Invalid;
+
+/// One line (without its line break) to fields.
+pub(crate) fn fields(line: &[u8], map: &[(Field, String)]) -> Result<RawFields, Invalid> {
+    let text = std::str::from_utf8(line).map_err(|e| {
+        Invalid::record(format!(
+            "invalid UTF-8 at byte {} of the line",
+            e.valid_up_to() + 1
+        ))
+    })?;
+    let value: Value = serde_json::from_str(text).map_err(|e| {
+        let message = e.to_string();
+        let what = message
+            .rsplit_once(" at line ")
+            .map(|(m, _)| m.to_string())
+            .unwrap_or(message);
+        Invalid::record(format!(
+            "not a JSON object: {what} at column {}",
+            e.column()
+        ))
+    })?;
+    let Value::Object(object) = value else {
+        return Err(Invalid::record(format!(
+            "not a JSON object: found {}",
+            kind(&value)
+        )));
+    };
+    from_object(&object, map)
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn from_object(object: &Map<String, Value>, map: &[(Field, String)]) -> Result<RawFields, Invalid> {
+    // The API's shape: `sender` is an object holding role and externalId.
+    // Such a key is not a candidate for `sender_id` itself.
+    let nested_sender = object
+        .iter()
+        .find(|(k, v)| v.is_object() && columns::normalize(k) == "sender")
+        .and_then(|(k, v)| Some((k.as_str(), v.as_object()?)));
+    let keys: Vec<&str> = object
+        .keys()
+        .map(String::as_str)
+        .filter(|k| Some(*k) != nested_sender.map(|(n, _)| n))
+        .collect();
+    let found = columns::resolve(&keys, map).map_err(|a| {
+        Invalid::record(format!(
+            "keys `{}` and `{}` both name `{}`; choose one with --map {}=KEY",
+            a.first,
+            a.second,
+            a.field.name(),
+            a.field.name()
+        ))
+    })?;
+    let mut out = [None, None, None, None, None];
+    for field in Field::ALL {
+        let key = found
+            .get(index(field))
+            .copied()
+            .flatten()
+            .and_then(|i| keys.get(i));
+        if let Some(key) = key {
+            if let Some(slot) = out.get_mut(index(field)) {
+                *slot = text(field, object.get(*key))?;
+            }
+        }
+    }
+    if let Some((_, sender)) = nested_sender {
+        let inner: Vec<&str> = sender.keys().map(String::as_str).collect();
+        let pick = |names: &[&str]| {
+            inner
+                .iter()
+                .find(|k| names.contains(&columns::normalize(k).as_str()))
+                .and_then(|k| sender.get(*k))
+        };
+        let slots = [
+            (Field::SenderRole, pick(&["role", "senderrole"])),
+            (Field::SenderId, pick(&["externalid", "id", "senderid"])),
+        ];
+        for (field, value) in slots {
+            if let Some(slot) = out.get_mut(index(field)) {
+                if slot.is_none() {
+                    *slot = text(field, value)?;
+                }
+            }
+        }
+    }
+    let [conversation_id, timestamp, sender_role, sender_id, text] = out;
+    Ok(RawFields {
+        conversation_id,
+        timestamp,
+        sender_role,
+        sender_id,
+        text,
+    })
+}
+
+fn text(field: Field, value: Option<&Value>) -> Result<Option<String>, Invalid> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(Value::Number(n)) => Ok(Some(n.to_string())),
+        Some(v) => Err(Invalid::field(
+            field,
+            format!("expected a string, found {}", kind(v)),
+        )),
+    }
+}
+
+/// The line without its line break; `None` when blank.
+fn content(buf: &[u8], first: bool) -> Option<&[u8]> {
+    let mut line = buf.strip_suffix(b"\n").unwrap_or(buf);
+    line = line.strip_suffix(b"\r").unwrap_or(line);
+    if first {
+        line = line.strip_prefix(BOM).unwrap_or(line);
+    }
+    if line.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        Some(line)
+    }
+}
+
+/// Streams a JSONL source's records, one reused line buffer.
+pub(crate) struct Records<'a> {
+    source: &'a Source,
+    map: &'a [(Field, String)],
+    rdr: Option<BufReader<File>>,
+    buf: Vec<u8>,
+    offset: u64,
+    line: u64,
+    record: u64,
+}
+
+impl<'a> Records<'a> {
+    pub(crate) fn new(source: &'a Source, map: &'a [(Field, String)]) -> Result<Self, ReadError> {
+        let file = File::open(&source.path).map_err(|e| source.open_error(e))?;
+        Ok(Records {
+            source,
+            map,
+            rdr: Some(BufReader::with_capacity(64 * 1024, file)),
+            buf: Vec::new(),
+            offset: 0,
+            line: 0,
+            record: 0,
+        })
+    }
+}
+
+impl Iterator for Records<'_> {
+    type Item = Result<RawRecord, ReadError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let rdr = self.rdr.as_mut()?;
+            self.buf.clear();
+            let n = match rdr.read_until(b'\n', &mut self.buf) {
+                Ok(0) => {
+                    self.rdr = None;
+                    return None;
+                }
+                Ok(n) => n,
+                Err(e) => {
+                    self.rdr = None;
+                    return Some(Err(ReadError::At {
+                        path: self.source.name.clone(),
+                        line: self.line + 1,
+                        message: e.to_string(),
+                    }));
+                }
+            };
+            let start = self.offset;
+            self.offset += n as u64;
+            self.line += 1;
+            let Some(line) = content(&self.buf, start == 0) else {
+                continue;
+            };
+            self.record += 1;
+            let pos = RowRef {
+                source: self.source.id,
+                record: self.record,
+                line: self.line,
+                offset: start,
+            };
+            return Some(Ok(RawRecord {
+                pos,
+                fields: fields(line, self.map),
+            }));
+        }
+    }
+}
+
+/// Reads JSONL records back by offset.
+pub(crate) struct At {
+    name: String,
+    map: Vec<(Field, String)>,
+    rdr: BufReader<File>,
+    buf: Vec<u8>,
+}
+
+impl At {
+    pub(crate) fn new(source: &Source, map: Vec<(Field, String)>) -> Result<Self, ReadError> {
+        let file = File::open(&source.path).map_err(|e| source.open_error(e))?;
+        Ok(At {
+            name: source.name.clone(),
+            map,
+            rdr: BufReader::new(file),
+            buf: Vec::new(),
+        })
+    }
+
+    pub(crate) fn read_at(&mut self, at: &RowRef) -> Result<RawRecord, ReadError> {
+        let err = |message: String| ReadError::At {
+            path: self.name.clone(),
+            line: at.line,
+            message,
+        };
+        self.rdr
+            .seek(SeekFrom::Start(at.offset))
+            .map_err(|e| err(format!("cannot seek to byte {}: {e}", at.offset)))?;
+        self.buf.clear();
+        self.rdr
+            .read_until(b'\n', &mut self.buf)
+            .map_err(|e| err(e.to_string()))?;
+        let line = content(&self.buf, at.offset == 0).ok_or_else(|| {
+            err(format!(
+                "no record at byte {} (did the file change?)",
+                at.offset
+            ))
+        })?;
+        Ok(RawRecord {
+            pos: *at,
+            fields: fields(line, &self.map),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f(line: &str) -> Result<RawFields, String> {
+        fields(line.as_bytes(), &[]).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn flat_shape() {
+        let r = f(r#"{"conversation_id":"AB1","timestamp":"2021-11-23T12:13:14Z","sender_role":"agent","sender_id":"7","text":"hi"}"#).unwrap();
+        assert_eq!(r.conversation_id.as_deref(), Some("AB1"));
+        assert_eq!(r.timestamp.as_deref(), Some("2021-11-23T12:13:14Z"));
+        assert_eq!(r.sender_role.as_deref(), Some("agent"));
+        assert_eq!(r.sender_id.as_deref(), Some("7"));
+        assert_eq!(r.text.as_deref(), Some("hi"));
+    }
+
+    #[test]
+    fn api_shape() {
+        let r = f(r#"{"conversationId":"AB1","text":"hi","sender":{"role":"agent","externalId":123},"timestamp":"2021-11-23T12:13:14.555Z"}"#).unwrap();
+        assert_eq!(r.conversation_id.as_deref(), Some("AB1"));
+        assert_eq!(r.sender_role.as_deref(), Some("agent"));
+        assert_eq!(r.sender_id.as_deref(), Some("123"));
+        assert_eq!(r.text.as_deref(), Some("hi"));
+    }
+
+    #[test]
+    fn numbers_are_their_text_and_null_is_absent() {
+        let r = f(r#"{"conversation_id":42,"timestamp":1637669594555,"sender_id":7,"text":null}"#)
+            .unwrap();
+        assert_eq!(r.conversation_id.as_deref(), Some("42"));
+        assert_eq!(r.timestamp.as_deref(), Some("1637669594555"));
+        assert_eq!(r.sender_id.as_deref(), Some("7"));
+        assert_eq!(r.text, None);
+        assert_eq!(r.sender_role, None);
+        let r = f(r#"{"timestamp":1637669594.555}"#).unwrap();
+        assert_eq!(r.timestamp.as_deref(), Some("1637669594.555"));
+    }
+
+    #[test]
+    fn a_sender_string_is_the_sender_id() {
+        let r = f(r#"{"sender":"u1","role":"customer"}"#).unwrap();
+        assert_eq!(r.sender_id.as_deref(), Some("u1"));
+        assert_eq!(r.sender_role.as_deref(), Some("customer"));
+    }
+
+    #[test]
+    fn wrong_value_types_are_reasons() {
+        assert_eq!(
+            f(r#"{"sender_id":true}"#).unwrap_err(),
+            "sender_id: expected a string, found a boolean"
+        );
+        assert_eq!(
+            f(r#"{"text":["a"]}"#).unwrap_err(),
+            "text: expected a string, found an array"
+        );
+        assert_eq!(
+            f(r#"{"sender":{"role":{"x":1}}}"#).unwrap_err(),
+            "sender_role: expected a string, found an object"
+        );
+    }
+
+    #[test]
+    fn malformed_lines_are_reasons() {
+        assert_eq!(
+            f("conversation_id,text").unwrap_err(),
+            "not a JSON object: expected value at column 1"
+        );
+        assert_eq!(
+            f(r#"{"text": ?}"#).unwrap_err(),
+            "not a JSON object: expected value at column 10"
+        );
+        assert_eq!(f("[1,2]").unwrap_err(), "not a JSON object: found an array");
+        assert_eq!(f("\"x\"").unwrap_err(), "not a JSON object: found a string");
+        assert_eq!(
+            f(r#"{"text":"a"} x"#).unwrap_err(),
+            "not a JSON object: trailing characters at column 14"
+        );
+        assert_eq!(
+            fields(b"{\"text\":\"\xff\"}", &[]).unwrap_err().to_string(),
+            "invalid UTF-8 at byte 10 of the line"
+        );
+    }
+
+    #[test]
+    fn aliases_conflicts_and_map() {
+        let r =
+            f(r#"{"chat_id":"A","created_at":"t","role":"agent","author_id":"u","message":"m"}"#)
+                .unwrap();
+        assert_eq!(r.conversation_id.as_deref(), Some("A"));
+        assert_eq!(r.text.as_deref(), Some("m"));
+        assert_eq!(
+            f(r#"{"message":"a","body":"b"}"#).unwrap_err(),
+            "keys `body` and `message` both name `text`; choose one with --map text=KEY"
+        );
+        let map = vec![(Field::Text, "body".to_string())];
+        let r = fields(br#"{"message":"a","Body":"b"}"#, &map).unwrap();
+        assert_eq!(r.text.as_deref(), Some("b"));
+    }
+}
