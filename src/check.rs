@@ -9,6 +9,8 @@ use std::time::Duration;
 use crate::cli::CheckArgs;
 use crate::config;
 use crate::exit::ExitCode;
+use crate::lint::Linter;
+use crate::model::RowRef;
 use crate::run::read_all;
 
 /// Row numbers shown per reason.
@@ -18,12 +20,13 @@ pub fn check(args: &CheckArgs, out: &mut impl Write) -> anyhow::Result<ExitCode>
     let (read_opts, validate_opts) = config::input_options(&args.input)?;
     let mut reasons: BTreeMap<String, (u64, Vec<String>)> = BTreeMap::new();
     let inputs = &args.input.inputs;
+    let mut linter = Linter::new(chrono::Utc::now());
     let read = read_all(
         inputs,
         &read_opts,
         &validate_opts,
         args.shard,
-        |_| {},
+        |row| linter.row(row),
         |o| {
             let reason = o.error_message.clone().unwrap_or_default();
             // Group by the reason without its value excerpt.
@@ -67,6 +70,27 @@ pub fn check(args: &CheckArgs, out: &mut impl Write) -> anyhow::Result<ExitCode>
         for (reason, (n, examples)) in by_count {
             writeln!(out, "  {n:>8}  {reason}")?;
             writeln!(out, "            e.g. {}", examples.join(", "))?;
+        }
+    }
+    let where_ = |pos: &RowRef| {
+        let name = inputs
+            .get(pos.source.0 as usize)
+            .map(String::as_str)
+            .unwrap_or("?");
+        format!("{name}:{} (line {})", pos.record, pos.line)
+    };
+    let warnings = linter.finish();
+    if !warnings.is_empty() {
+        writeln!(
+            out,
+            "warnings (valid rows that look suspicious; they do not block a run):"
+        )?;
+        for w in &warnings {
+            writeln!(out, "  {:>8}  {}", w.count, w.message)?;
+            if !w.examples.is_empty() {
+                let examples: Vec<String> = w.examples.iter().map(where_).collect();
+                writeln!(out, "            e.g. {}", examples.join(", "))?;
+            }
         }
     }
 

@@ -218,16 +218,25 @@ pub fn run(cfg: RunConfig) -> anyhow::Result<ExitCode> {
         }
     };
 
-    let summary = ledger.summary()?;
-    let code = exit_code(stopped, &summary);
-    if let Some(path) = &cfg.report {
-        let n = report::write(&ledger, path)?;
-        if !cfg.quiet {
-            eprintln!("report: {} ({n} rows)", path.display());
+    // From here on requests were made: a failure to report is not a usage
+    // error (exit 2 says nothing was sent), the ledger holds the truth.
+    let finish = || -> anyhow::Result<ExitCode> {
+        let summary = ledger.summary()?;
+        let code = exit_code(stopped, &summary);
+        if let Some(path) = &cfg.report {
+            let n = report::write(&ledger, path)?;
+            if !cfg.quiet {
+                eprintln!("report: {} ({n} rows)", path.display());
+            }
         }
-    }
-    print_summary(&summary, stopped, started.elapsed(), cfg.report.is_none());
-    ledger.finish(code.code())?;
+        print_summary(&summary, stopped, started.elapsed(), cfg.report.is_none());
+        ledger.finish(code.code())?;
+        Ok(code)
+    };
+    let code = finish().unwrap_or_else(|e| {
+        eprintln!("error: {e:#}");
+        ExitCode::Aborted
+    });
     drop(emulator);
     Ok(code)
 }
