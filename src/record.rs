@@ -136,6 +136,19 @@ CREATE TABLE IF NOT EXISTS messages (
     updated_at TEXT NOT NULL,
     PRIMARY KEY (key, occurrence)
 ) WITHOUT ROWID;
+-- The hot path appends here (sequential pages, cheap commits); the log is
+-- folded into `messages` when a run opens and closes the ledger.
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY,
+    key BLOB NOT NULL,
+    occurrence INTEGER NOT NULL,
+    conversation_id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    message_id TEXT,
+    attempts INTEGER NOT NULL,
+    run_id INTEGER NOT NULL,
+    at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS sources (
     run_id INTEGER NOT NULL,
     source INTEGER NOT NULL,
@@ -179,8 +192,15 @@ pub struct Ledger {
     run_id: i64,
     /// Messages an interrupted earlier run left in flight, now `uncertain`.
     pub recovered_in_flight: u64,
+    pending_report: Vec<ReportInsert>,
+    pending_requests: u64,
+    last_buffer_flush: std::time::Instant,
     _lock: File,
 }
+
+/// Report rows are written in chunks of this many, or at least this often.
+const REPORT_CHUNK: usize = 8192;
+const BUFFER_AGE: std::time::Duration = std::time::Duration::from_secs(2);
 
 fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
@@ -229,6 +249,7 @@ impl Ledger {
                 .map_err(sql)?;
             }
         }
+        fold(&conn).map_err(sql)?;
         // A message still in flight belongs to a run that died mid-request:
         // the request may have been stored, so it is uncertain from now on.
         let recovered = conn
@@ -248,6 +269,9 @@ impl Ledger {
             path: path.to_path_buf(),
             run_id,
             recovered_in_flight: recovered,
+            pending_report: Vec::new(),
+            pending_requests: 0,
+            last_buffer_flush: std::time::Instant::now(),
             _lock: lock,
         })
     }
@@ -334,11 +358,19 @@ impl Ledger {
     fn serve(&mut self, rx: mpsc::Receiver<Msg>) -> Result<(), LedgerError> {
         let mut first_error: Option<LedgerError> = None;
         let mut batch = Vec::with_capacity(256);
+        let mut closing = false;
         while let Ok(msg) = rx.recv() {
+            if matches!(msg, Msg::Close) {
+                break;
+            }
             batch.push(msg);
             // Group commit: take everything already waiting, up to a bound.
             while batch.len() < 4096 {
                 match rx.try_recv() {
+                    Ok(Msg::Close) => {
+                        closing = true;
+                        break;
+                    }
                     Ok(m) => batch.push(m),
                     Err(_) => break,
                 }
@@ -346,7 +378,8 @@ impl Ledger {
             let result = if first_error.is_some() {
                 Err("the ledger failed earlier".to_string())
             } else {
-                match self.apply(&batch) {
+                let force = batch.iter().any(|m| matches!(m, Msg::Flush { .. }));
+                match self.apply(&mut batch, force) {
                     Ok(()) => Ok(()),
                     Err(e) => {
                         let text = format!("{e:#}");
@@ -361,51 +394,48 @@ impl Ledger {
                     let _ = ack.send(result.clone());
                 }
             }
+            if closing {
+                break;
+            }
         }
-        match first_error {
-            Some(e) => Err(e),
-            None => Ok(()),
+        if let Some(e) = first_error {
+            return Err(e);
         }
+        self.apply(&mut Vec::new(), true)?;
+        fold(&self.conn).map_err(|e| self.err(e))
     }
 
-    fn apply(&mut self, batch: &[Msg]) -> Result<(), LedgerError> {
+    /// Commit one batch. Intents and outcomes of sent messages go to the
+    /// event log in this commit (they carry the exactly-once promise);
+    /// report rows and request counts are buffered and written in large
+    /// chunks, since a report is only read once the run is over.
+    fn apply(&mut self, batch: &mut Vec<Msg>, force: bool) -> Result<(), LedgerError> {
         let path = self.path.display().to_string();
         let sql = |source| LedgerError::Sqlite {
             path: path.clone(),
             source,
         };
         let run_id = self.run_id;
+        let stamp = now();
+        for msg in batch.iter_mut() {
+            match msg {
+                Msg::Outcome(o) => self.pending_report.push(std::mem::take(&mut o.report)),
+                Msg::Requests { count } => self.pending_requests += *count,
+                _ => {}
+            }
+        }
+        let flush_buffers = force
+            || self.pending_report.len() >= REPORT_CHUNK
+            || self.last_buffer_flush.elapsed() >= BUFFER_AGE;
         let tx = self.conn.transaction().map_err(sql)?;
         {
-            let mut intent = tx
+            let mut event = tx
                 .prepare_cached(
-                    "INSERT INTO messages (key, occurrence, conversation_id, state, attempts, run_id, updated_at)
-                     VALUES (?1, ?2, ?3, 'in_flight', 0, ?4, ?5)
-                     ON CONFLICT (key, occurrence) DO UPDATE SET
-                        state = 'in_flight', run_id = excluded.run_id, updated_at = excluded.updated_at",
+                    "INSERT INTO events (key, occurrence, conversation_id, state, message_id, attempts, run_id, at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 )
                 .map_err(sql)?;
-            let mut settle = tx
-                .prepare_cached(
-                    "UPDATE messages SET state = ?3, message_id = ?4, attempts = attempts + ?5, updated_at = ?6
-                     WHERE key = ?1 AND occurrence = ?2",
-                )
-                .map_err(sql)?;
-            let mut report = tx
-                .prepare_cached(
-                    "INSERT INTO report_rows (run_id, source, record, line, conversation_id, api_conversation_id,
-                        timestamp, status, message_id, http_status, error_code, error_message, request_id, attempts)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-                )
-                .map_err(sql)?;
-            let mut count = tx
-                .prepare_cached(
-                    "INSERT INTO requests_per_day (day, count) VALUES (?1, ?2)
-                     ON CONFLICT (day) DO UPDATE SET count = count + excluded.count",
-                )
-                .map_err(sql)?;
-            let stamp = now();
-            for msg in batch {
+            for msg in batch.iter() {
                 match msg {
                     Msg::Intent {
                         key,
@@ -413,62 +443,57 @@ impl Ledger {
                         conversation_id,
                         ..
                     } => {
-                        intent
+                        event
                             .execute(params![
                                 &key.0[..],
                                 occurrence,
                                 conversation_id,
+                                "in_flight",
+                                None::<String>,
+                                0,
                                 run_id,
                                 stamp
                             ])
                             .map_err(sql)?;
                     }
-                    Msg::Requests { day, count: n } => {
-                        count.execute(params![day, n]).map_err(sql)?;
-                    }
                     Msg::Outcome(o) => {
                         if let Some((key, occurrence)) = &o.sent {
-                            let state = match o.status {
-                                Status::Created => "created",
-                                Status::Exists => "exists",
-                                Status::Uncertain => "uncertain",
-                                _ => "failed",
-                            };
-                            settle
+                            event
                                 .execute(params![
                                     &key.0[..],
                                     occurrence,
-                                    state,
+                                    o.conversation_id,
+                                    o.state,
                                     o.message_id,
                                     o.attempts,
+                                    run_id,
                                     stamp
                                 ])
                                 .map_err(sql)?;
                         }
-                        report
-                            .execute(params![
-                                run_id,
-                                o.pos.source.0,
-                                o.pos.record,
-                                o.pos.line,
-                                o.conversation_id,
-                                o.api_conversation_id,
-                                o.timestamp,
-                                o.status.as_str(),
-                                o.message_id,
-                                o.http_status,
-                                o.error_code,
-                                o.error_message,
-                                o.request_id,
-                                o.attempts,
-                            ])
-                            .map_err(sql)?;
                     }
-                    Msg::Flush { .. } => {}
+                    Msg::Requests { .. } | Msg::Flush { .. } | Msg::Close => {}
+                }
+            }
+            if flush_buffers {
+                write_report_rows(&tx, run_id, &mut self.pending_report).map_err(sql)?;
+                if self.pending_requests > 0 {
+                    let day = chrono::Utc::now().format("%Y-%m-%d").to_string();
+                    tx.execute(
+                        "INSERT INTO requests_per_day (day, count) VALUES (?1, ?2)
+                         ON CONFLICT (day) DO UPDATE SET count = count + excluded.count",
+                        params![day, self.pending_requests],
+                    )
+                    .map_err(sql)?;
+                    self.pending_requests = 0;
                 }
             }
         }
-        tx.commit().map_err(sql)
+        tx.commit().map_err(sql)?;
+        if flush_buffers {
+            self.last_buffer_flush = std::time::Instant::now();
+        }
+        Ok(())
     }
 
     /// Close the run with its exit code.
@@ -625,14 +650,135 @@ enum Msg {
         conversation_id: String,
         ack: mpsc::SyncSender<Result<(), String>>,
     },
-    Outcome(Box<Outcome>),
+    Outcome(Box<Settled>),
     Requests {
-        day: String,
         count: u64,
     },
     Flush {
         ack: mpsc::SyncSender<Result<(), String>>,
     },
+    /// Sent by `Writer::close`: commit what came before, fold, and stop,
+    /// even if some recorder is still alive.
+    Close,
+}
+
+/// An outcome as the ledger thread stores it.
+struct Settled {
+    sent: Option<(ContentKey, u32)>,
+    conversation_id: String,
+    state: &'static str,
+    message_id: Option<String>,
+    attempts: u32,
+    report: ReportInsert,
+}
+
+/// One row for `report_rows`.
+#[derive(Default)]
+struct ReportInsert {
+    source: u32,
+    record: u64,
+    line: u64,
+    conversation_id: String,
+    api_conversation_id: String,
+    timestamp: String,
+    status: &'static str,
+    message_id: Option<String>,
+    http_status: Option<u16>,
+    error_code: Option<String>,
+    error_message: Option<String>,
+    request_id: Option<String>,
+    attempts: u32,
+}
+
+impl From<Outcome> for Settled {
+    fn from(o: Outcome) -> Self {
+        let state = match o.status {
+            Status::Created => "created",
+            Status::Exists => "exists",
+            Status::Uncertain => "uncertain",
+            _ => "failed",
+        };
+        Settled {
+            sent: o.sent,
+            conversation_id: o.conversation_id.clone(),
+            state,
+            message_id: o.message_id.clone(),
+            attempts: o.attempts,
+            report: ReportInsert {
+                source: o.pos.source.0,
+                record: o.pos.record,
+                line: o.pos.line,
+                conversation_id: o.conversation_id,
+                api_conversation_id: o.api_conversation_id,
+                timestamp: o.timestamp,
+                status: o.status.as_str(),
+                message_id: o.message_id,
+                http_status: o.http_status,
+                error_code: o.error_code,
+                error_message: o.error_message,
+                request_id: o.request_id,
+                attempts: o.attempts,
+            },
+        }
+    }
+}
+
+/// Fold the event log into `messages`, oldest first so the latest event of
+/// each message wins, and empty it. One sorted bulk write instead of a
+/// random B-tree write per request.
+fn fold(conn: &Connection) -> rusqlite::Result<()> {
+    let tx = conn.unchecked_transaction()?;
+    tx.execute(
+        "INSERT INTO messages (key, occurrence, conversation_id, state, message_id, attempts, run_id, updated_at)
+         SELECT key, occurrence, conversation_id, state, message_id, attempts, run_id, at
+         FROM events WHERE true ORDER BY seq
+         ON CONFLICT (key, occurrence) DO UPDATE SET
+            state = excluded.state,
+            message_id = coalesce(excluded.message_id, messages.message_id),
+            attempts = messages.attempts + excluded.attempts,
+            run_id = excluded.run_id,
+            updated_at = excluded.updated_at",
+        [],
+    )?;
+    tx.execute("DELETE FROM events", [])?;
+    tx.commit()
+}
+
+/// Write buffered report rows, sorted so that the inserts walk the table's
+/// key order.
+fn write_report_rows(
+    tx: &rusqlite::Transaction<'_>,
+    run_id: i64,
+    rows: &mut Vec<ReportInsert>,
+) -> rusqlite::Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    rows.sort_by_key(|r| (r.source, r.record));
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO report_rows (run_id, source, record, line, conversation_id, api_conversation_id,
+            timestamp, status, message_id, http_status, error_code, error_message, request_id, attempts)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+    )?;
+    for r in rows.drain(..) {
+        stmt.execute(params![
+            run_id,
+            r.source,
+            r.record,
+            r.line,
+            r.conversation_id,
+            r.api_conversation_id,
+            r.timestamp,
+            r.status,
+            r.message_id,
+            r.http_status,
+            r.error_code,
+            r.error_message,
+            r.request_id,
+            r.attempts,
+        ])?;
+    }
+    Ok(())
 }
 
 /// The sending side of the ledger thread. Clone a [`Recorder`] per worker.
@@ -653,7 +799,9 @@ impl Writer {
 
     /// Wait for everything sent so far to be committed, and get the ledger back.
     pub fn close(mut self) -> Result<Ledger, LedgerError> {
-        drop(self.tx.take());
+        if let Some(tx) = self.tx.take() {
+            let _ = tx.send(Msg::Close);
+        }
         let (ledger, result) = self
             .handle
             .take()
@@ -692,18 +840,18 @@ impl Recorder {
             .map_err(|_| "the ledger thread stopped".to_string())?
     }
 
-    /// Record a row's outcome (committed with the next batch).
+    /// Record a row's outcome. A sent message's outcome is committed with
+    /// the next batch, so no later than this worker's next intent.
     pub fn outcome(&self, outcome: Outcome) -> Result<(), String> {
         self.tx
-            .send(Msg::Outcome(Box::new(outcome)))
+            .send(Msg::Outcome(Box::new(Settled::from(outcome))))
             .map_err(|_| "the ledger thread stopped".to_string())
     }
 
     /// Count requests made against today's quota.
     pub fn requests(&self, count: u64) -> Result<(), String> {
-        let day = chrono::Utc::now().format("%Y-%m-%d").to_string();
         self.tx
-            .send(Msg::Requests { day, count })
+            .send(Msg::Requests { count })
             .map_err(|_| "the ledger thread stopped".to_string())
     }
 

@@ -50,10 +50,15 @@ pub fn read_all(
         for record in source.records()? {
             let record = record?;
             rows += 1;
-            let checked = record
-                .fields
-                .clone()
-                .and_then(|fields| validate::row(record.pos, fields, validate_opts));
+            // Keep the conversation id aside (small) for the report of an
+            // invalid row; the fields themselves move into validation.
+            let mut conversation = String::new();
+            let checked = record.fields.and_then(|fields| {
+                if let Some(id) = &fields.conversation_id {
+                    conversation.clone_from(id);
+                }
+                validate::row(record.pos, fields, validate_opts)
+            });
             match checked {
                 Ok(row) => {
                     if builder.add(&row) {
@@ -62,12 +67,6 @@ pub fn read_all(
                 }
                 Err(reason) => {
                     invalid += 1;
-                    let conversation = record
-                        .fields
-                        .as_ref()
-                        .ok()
-                        .and_then(|f| f.conversation_id.clone())
-                        .unwrap_or_default();
                     let mut o =
                         Outcome::bare(record.pos, &conversation, String::new(), Status::Invalid);
                     o.error_message = Some(reason.to_string());
