@@ -14,6 +14,7 @@ pub fn write_csv(path: &Path, rows: usize) {
 }
 
 /// The same as JSONL in the API's own shape.
+#[allow(dead_code)] // used by the pipeline bench, not by e2e
 pub fn write_jsonl(path: &Path, rows: usize) {
     let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
     for (c, t, r, s, text) in lines(rows) {

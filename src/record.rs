@@ -401,7 +401,7 @@ impl Ledger {
         if let Some(e) = first_error {
             return Err(e);
         }
-        self.apply(&mut Vec::new(), true)?;
+        self.apply(&mut [], true)?;
         fold(&self.conn).map_err(|e| self.err(e))
     }
 
@@ -409,7 +409,7 @@ impl Ledger {
     /// event log in this commit (they carry the exactly-once promise);
     /// report rows and request counts are buffered and written in large
     /// chunks, since a report is only read once the run is over.
-    fn apply(&mut self, batch: &mut Vec<Msg>, force: bool) -> Result<(), LedgerError> {
+    fn apply(&mut self, batch: &mut [Msg], force: bool) -> Result<(), LedgerError> {
         let path = self.path.display().to_string();
         let sql = |source| LedgerError::Sqlite {
             path: path.clone(),
