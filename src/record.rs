@@ -34,13 +34,13 @@ pub enum LedgerError {
         recorded: String,
         requested: String,
     },
-    #[error("{path}: {source}")]
+    #[error("{path}: the ledger")]
     Sqlite {
         path: String,
         #[source]
         source: rusqlite::Error,
     },
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         path: String,
         #[source]
@@ -201,6 +201,18 @@ pub struct Ledger {
 /// Report rows are written in chunks of this many, or at least this often.
 const REPORT_CHUNK: usize = 8192;
 const BUFFER_AGE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// An error and its causes on one line, `a: b: c`.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
 
 fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
@@ -382,7 +394,7 @@ impl Ledger {
                 match self.apply(&mut batch, force) {
                     Ok(()) => Ok(()),
                     Err(e) => {
-                        let text = format!("{e:#}");
+                        let text = chain(&e);
                         first_error = Some(e);
                         Err(text)
                     }

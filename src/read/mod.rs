@@ -100,7 +100,7 @@ pub struct RawRecord {
 /// file, and the line and column where there is one.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
-    #[error("{path}: cannot open: {source}")]
+    #[error("{path}: cannot open")]
     Open {
         path: String,
         #[source]

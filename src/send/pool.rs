@@ -272,16 +272,18 @@ impl<'a> Worker<'a> {
             .get(i)
             .ok_or_else(|| format!("no source {i}"))?;
         if self.readers[i].is_none() {
-            self.readers[i] = Some(
-                source
-                    .reader()
-                    .map_err(|e| format!("cannot re-read {}: {e}", source.name))?,
-            );
+            self.readers[i] = Some(source.reader().map_err(|e| {
+                format!(
+                    "cannot re-read {}: {:#}",
+                    source.name,
+                    anyhow::Error::from(e)
+                )
+            })?);
         }
         let reader = self.readers[i].as_mut().ok_or("reader")?;
         let record = reader
             .read_at(&entry.pos)
-            .map_err(|e| format!("cannot re-read record: {e}"))?;
+            .map_err(|e| format!("cannot re-read record: {:#}", anyhow::Error::from(e)))?;
         let fields = record
             .fields
             .map_err(|e| format!("the input changed while importing: {e}"))?;
