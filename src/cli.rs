@@ -271,6 +271,10 @@ pub struct EmulatorArgs {
     #[arg(long)]
     pub conflict_on_duplicate: bool,
 
+    /// Send `Retry-After` as an HTTP date instead of a number of seconds.
+    #[arg(long)]
+    pub retry_after_date: bool,
+
     /// Write the stats JSON to this file when the emulator stops (also on Ctrl-C / SIGTERM).
     #[arg(long, value_name = "PATH")]
     pub stats_file: Option<PathBuf>,

@@ -67,6 +67,9 @@ pub struct Config {
     pub daily_quota: Option<u64>,
     /// Answer 409 to a message already stored instead of storing it again.
     pub conflict_on_duplicate: bool,
+    /// Send `Retry-After` as an HTTP date (the wait rounded up to the next
+    /// whole second of the clock) instead of delta-seconds.
+    pub retry_after_http_date: bool,
     /// Write the stats JSON here when the emulator stops.
     pub stats_file: Option<PathBuf>,
     /// How long a client may take to send a request head before the
@@ -92,6 +95,7 @@ impl Default for Config {
             unknown: Vec::new(),
             daily_quota: None,
             conflict_on_duplicate: false,
+            retry_after_http_date: false,
             stats_file: None,
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
         }
@@ -119,6 +123,7 @@ impl fmt::Debug for Config {
             .field("unknown", &self.unknown)
             .field("daily_quota", &self.daily_quota)
             .field("conflict_on_duplicate", &self.conflict_on_duplicate)
+            .field("retry_after_http_date", &self.retry_after_http_date)
             .field("stats_file", &self.stats_file)
             .field("header_read_timeout", &self.header_read_timeout)
             .finish()

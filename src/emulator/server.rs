@@ -328,6 +328,7 @@ async fn api(
         if let Err(wait) = taken {
             shared.state.quota_exceeded.fetch_add(1, Ordering::Relaxed);
             return Ok(retry_after(
+                config,
                 error(StatusCode::TOO_MANY_REQUESTS, rid, "daily quota exceeded"),
                 wait,
             ));
@@ -338,6 +339,7 @@ async fn api(
         if let Err(wait) = taken {
             shared.state.rate_limited.fetch_add(1, Ordering::Relaxed);
             return Ok(retry_after(
+                config,
                 error(StatusCode::TOO_MANY_REQUESTS, rid, "rate limit exceeded"),
                 wait,
             ));
@@ -359,7 +361,7 @@ async fn api(
                 return Ok(if status == StatusCode::INTERNAL_SERVER_ERROR {
                     resp
                 } else {
-                    retry_after(resp, Duration::from_secs(1))
+                    retry_after(config, resp, Duration::from_secs(1))
                 });
             }
         }
@@ -681,11 +683,22 @@ fn method_not_allowed(rid: &str, allow: &'static str) -> Response<Full<Bytes>> {
     resp
 }
 
-fn retry_after(mut resp: Response<Full<Bytes>>, wait: Duration) -> Response<Full<Bytes>> {
-    resp.headers_mut().insert(
-        header::RETRY_AFTER,
-        HeaderValue::from(retry_after_secs(wait)),
-    );
+fn retry_after(
+    config: &Config,
+    mut resp: Response<Full<Bytes>>,
+    wait: Duration,
+) -> Response<Full<Bytes>> {
+    let value = if config.retry_after_http_date {
+        // Whole seconds of the clock: the next one, plus the wait.
+        let now = chrono::Utc::now().timestamp();
+        let at = now + 1 + retry_after_secs(wait) as i64;
+        let date = chrono::DateTime::from_timestamp(at, 0).unwrap_or_default();
+        let text = date.format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+        HeaderValue::from_str(&text).unwrap_or(HeaderValue::from(retry_after_secs(wait)))
+    } else {
+        HeaderValue::from(retry_after_secs(wait))
+    };
+    resp.headers_mut().insert(header::RETRY_AFTER, value);
     resp
 }
 

@@ -1,18 +1,30 @@
 //! One request rate for all workers together, that follows the server.
 //!
-//! A token bucket whose rate moves AIMD-style: a 429 or 503 cuts it (at most
-//! once a second, so one burst of refusals counts once), and every good
-//! answer raises it a little, so the run settles just under a limit it was
-//! never told. `--rate` is the ceiling. With no ceiling and no refusal yet,
-//! there is no limit at all.
+//! A token bucket whose rate moves AIMD-style. Answers are counted over
+//! one-second windows; a window in which the server refused (429/503) a
+//! real share of the requests cuts the rate to what the server accepted in
+//! that window (its goodput: with a rate limit, about that limit), never
+//! by more than half and at most once a window. A few refusals scattered
+//! among many good answers are retried but do not cut: random throttling
+//! that does not depend on the rate would otherwise ratchet the rate down
+//! to nothing. Every good answer raises the rate a little, so the run
+//! settles just under a limit it was never told. `--rate` is the ceiling.
+//! With no ceiling and no cut yet, there is no limit at all.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// The cut on a refusal: the new rate is this share of the recent rate.
-const DECREASE: f64 = 0.7;
+/// The deepest cut on a refusal: the new rate is at least this share of the
+/// rate the window saw.
+const DECREASE: f64 = 0.5;
+/// A window cuts when at least this share of its answers were refusals...
+const REFUSED_SHARE: f64 = 0.2;
+/// ...and at least this many.
+const REFUSED_MIN: u64 = 2;
 /// Never go slower than this, requests per second.
 const MIN_RATE: f64 = 1.0;
+/// The length of a counting window.
+const WINDOW: Duration = Duration::from_secs(1);
 
 pub struct RateLimiter {
     state: Mutex<State>,
@@ -24,11 +36,33 @@ struct State {
     ceiling: Option<f64>,
     /// When the next request may start.
     next: Instant,
-    last_cut: Option<Instant>,
-    /// Measured rate over the last full window, for the first cut.
+    /// The current counting window.
     window_start: Instant,
-    window_count: u64,
-    measured: f64,
+    accepted: u64,
+    refused: u64,
+}
+
+impl State {
+    /// Close the window if it is over, cutting the rate if the server
+    /// refused a real share of its requests.
+    fn roll(&mut self, now: Instant) {
+        let elapsed = now.duration_since(self.window_start);
+        if elapsed < WINDOW {
+            return;
+        }
+        let total = self.accepted + self.refused;
+        if self.refused >= REFUSED_MIN && self.refused as f64 >= REFUSED_SHARE * total as f64 {
+            let secs = elapsed.as_secs_f64();
+            let offered = total as f64 / secs;
+            let goodput = self.accepted as f64 / secs;
+            let current = self.rate.map_or(offered, |r| r.min(offered.max(MIN_RATE)));
+            let cut = goodput.max(current * DECREASE).min(current);
+            self.rate = Some(cut.max(MIN_RATE));
+        }
+        self.window_start = now;
+        self.accepted = 0;
+        self.refused = 0;
+    }
 }
 
 impl RateLimiter {
@@ -39,10 +73,9 @@ impl RateLimiter {
                 rate: ceiling,
                 ceiling,
                 next: now,
-                last_cut: None,
                 window_start: now,
-                window_count: 0,
-                measured: 0.0,
+                accepted: 0,
+                refused: 0,
             }),
         }
     }
@@ -52,13 +85,7 @@ impl RateLimiter {
         let wait = {
             let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
             let now = Instant::now();
-            s.window_count += 1;
-            let elapsed = now.duration_since(s.window_start);
-            if elapsed >= Duration::from_secs(1) {
-                s.measured = s.window_count as f64 / elapsed.as_secs_f64();
-                s.window_start = now;
-                s.window_count = 0;
-            }
+            s.roll(now);
             match s.rate {
                 None => Duration::ZERO,
                 Some(rate) => {
@@ -73,36 +100,27 @@ impl RateLimiter {
         }
     }
 
-    /// The server said "too many": slow everybody down.
+    /// The server said "too many": counted; enough of them slow everybody down.
     pub fn refused(&self) {
+        self.refused_at(Instant::now());
+    }
+
+    fn refused_at(&self, now: Instant) {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let now = Instant::now();
-        if s.last_cut
-            .is_some_and(|t| now.duration_since(t) < Duration::from_secs(1))
-        {
-            return;
-        }
-        s.last_cut = Some(now);
-        let current = match s.rate {
-            Some(r) => r,
-            None => {
-                let in_window = now.duration_since(s.window_start).as_secs_f64();
-                if s.measured > 0.0 {
-                    s.measured
-                } else if in_window > 0.0 {
-                    s.window_count as f64 / in_window.max(0.1)
-                } else {
-                    10.0
-                }
-            }
-        };
-        s.rate = Some((current * DECREASE).max(MIN_RATE));
+        s.roll(now);
+        s.refused += 1;
     }
 
     /// A good answer: probe back up, by about two percent (at least one
     /// request per second) per second's worth of good answers.
     pub fn accepted(&self) {
+        self.accepted_at(Instant::now());
+    }
+
+    fn accepted_at(&self, now: Instant) {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        s.roll(now);
+        s.accepted += 1;
         if let Some(rate) = s.rate {
             let step = (rate * 0.02).max(1.0) / rate;
             let raised = rate + step;
@@ -123,28 +141,83 @@ impl RateLimiter {
 mod tests {
     use super::*;
 
+    /// `n` answers spread evenly over one window starting at `t`, every
+    /// `refuse_every`-th refused (0: none).
+    fn window(l: &RateLimiter, t: Instant, n: u32, refuse_every: u32) {
+        for i in 0..n {
+            let at = t + WINDOW.mul_f64(f64::from(i) / f64::from(n));
+            if refuse_every > 0 && i % refuse_every == 0 {
+                l.refused_at(at);
+            } else {
+                l.accepted_at(at);
+            }
+        }
+    }
+
     #[test]
-    fn unlimited_until_refused_then_cut_once_per_second() {
+    fn unlimited_until_a_window_with_many_refusals_then_cut_to_goodput() {
         let l = RateLimiter::new(None);
-        assert_eq!(l.rate(), None);
-        l.refused();
-        let first = l.rate().unwrap();
-        l.refused();
-        assert_eq!(l.rate().unwrap(), first, "a burst of refusals cuts once");
+        let t = Instant::now();
+        // 1,000 requests in a second, every second one refused.
+        window(&l, t, 1000, 2);
+        assert_eq!(l.rate(), None, "the cut comes when the window closes");
+        l.accepted_at(t + WINDOW);
+        let r = l.rate().unwrap();
+        assert!(
+            (499.0..=520.0).contains(&r),
+            "cut to about the goodput: {r}"
+        );
+    }
+
+    #[test]
+    fn scattered_refusals_do_not_ratchet_the_rate_down() {
+        let l = RateLimiter::new(Some(100.0));
+        let t = Instant::now();
+        // Ten seconds at 100/s with one answer in ten refused.
+        for s in 0..10 {
+            window(&l, t + WINDOW * s, 100, 10);
+        }
+        l.accepted_at(t + WINDOW * 10);
+        assert_eq!(l.rate(), Some(100.0));
+    }
+
+    #[test]
+    fn a_burst_of_refusals_cuts_once_and_at_most_by_half() {
+        let l = RateLimiter::new(Some(100.0));
+        let t = Instant::now();
+        // Everything refused: goodput 0, but the cut is at most a half.
+        window(&l, t, 100, 1);
+        l.refused_at(t + WINDOW);
+        let r = l.rate().unwrap();
+        assert!((49.5..=50.0).contains(&r), "{r}");
+        for _ in 0..100 {
+            l.refused_at(t + WINDOW);
+        }
+        assert_eq!(l.rate(), Some(r), "one cut per window");
     }
 
     #[test]
     fn ceiling_holds_and_increase_is_additive() {
         let l = RateLimiter::new(Some(100.0));
+        let t = Instant::now();
         for _ in 0..1000 {
-            l.accepted();
+            l.accepted_at(t);
         }
         assert_eq!(l.rate(), Some(100.0));
-        l.refused();
-        assert_eq!(l.rate(), Some(70.0));
+        // 30 of 100 refused: cut to the 70 accepted.
+        window(&l, t + WINDOW, 100, 0);
+        for i in 0..30 {
+            l.refused_at(t + WINDOW * 2 + Duration::from_millis(i));
+        }
+        for i in 0..70 {
+            l.accepted_at(t + WINDOW * 2 + Duration::from_millis(30 + i));
+        }
+        l.refused_at(t + WINDOW * 3);
+        let r = l.rate().unwrap();
+        assert!((69.9..=70.0).contains(&r), "{r}");
         // 70 good answers at 70/s is about one second: + about 1.4/s.
         for _ in 0..70 {
-            l.accepted();
+            l.accepted_at(t + WINDOW * 3);
         }
         let r = l.rate().unwrap();
         assert!(r > 70.9 && r < 71.6, "{r}");

@@ -1,6 +1,7 @@
 //! One integration-test binary (links once): the real binary and the real
 //! emulator over loopback.
 
+mod delivery;
 mod emulator;
 mod input;
 mod pipeline;

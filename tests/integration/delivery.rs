@@ -1,0 +1,799 @@
+//! Integration tests: delivery guarantees. Retries under faults, rate
+//! control, the run lock, stopping cleanly, resuming after SIGKILL, and
+//! never sending a message twice. The real binary against the real emulator
+//! on loopback.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use transcript_import::emulator::{Config, Emulator, Stats, StoredMessage};
+use transcript_import::model::Status;
+use transcript_import::record::ReportRow;
+
+// ---------------------------------------------------------------- helpers
+
+/// One input row.
+#[derive(Debug, Clone)]
+struct Row {
+    conversation: String,
+    timestamp: String,
+    role: &'static str,
+    sender: String,
+    text: String,
+}
+
+/// `conversations` conversations of `per` messages each, every text unique,
+/// rows interleaved across conversations (so the importer has to group them).
+fn corpus(prefix: &str, conversations: usize, per: usize) -> Vec<Row> {
+    let mut rows = Vec::with_capacity(conversations * per);
+    for m in 0..per {
+        for c in 0..conversations {
+            rows.push(Row {
+                conversation: format!("{prefix}{c:05}"),
+                timestamp: format!(
+                    "2024-03-01T{:02}:{:02}:{:02}Z",
+                    m / 3600,
+                    (m / 60) % 60,
+                    m % 60
+                ),
+                role: if m % 2 == 0 { "customer" } else { "agent" },
+                sender: if m % 2 == 0 {
+                    format!("cust-{c}")
+                } else {
+                    format!("agent-{}", c % 7)
+                },
+                text: format!("{prefix}{c:05} message {m}, hello"),
+            });
+        }
+    }
+    rows
+}
+
+fn write_csv(path: &Path, rows: &[Row]) {
+    let mut w = csv::Writer::from_path(path).unwrap();
+    w.write_record([
+        "conversation_id",
+        "timestamp",
+        "sender_role",
+        "sender_id",
+        "text",
+    ])
+    .unwrap();
+    for r in rows {
+        w.write_record([
+            r.conversation.as_str(),
+            &r.timestamp,
+            r.role,
+            &r.sender,
+            &r.text,
+        ])
+        .unwrap();
+    }
+    w.flush().unwrap();
+}
+
+fn start(config: Config) -> Emulator {
+    Emulator::start(config).expect("start the emulator")
+}
+
+/// The importer's `run` command, not yet started.
+fn importer(url: &str, dir: &Path, inputs: &[&Path], extra: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_transcript-import"));
+    cmd.arg("run")
+        .arg("--api-url")
+        .arg(url)
+        .arg("--state")
+        .arg(dir.join("state.db"))
+        .arg("--report")
+        .arg(dir.join("report.csv"))
+        .arg("--quiet")
+        .args(extra)
+        .args(inputs)
+        .env("ASAPP_API_ID", "x")
+        .env("ASAPP_API_SECRET", "y")
+        .stdin(Stdio::null());
+    cmd
+}
+
+fn run(url: &str, dir: &Path, inputs: &[&Path], extra: &[&str]) -> Output {
+    importer(url, dir, inputs, extra).output().unwrap()
+}
+
+fn spawn(url: &str, dir: &Path, inputs: &[&Path], extra: &[&str]) -> Child {
+    importer(url, dir, inputs, extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn code(out: &Output) -> i32 {
+    out.status.code().unwrap_or(-1)
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn report(dir: &Path) -> Vec<ReportRow> {
+    let mut r = csv::Reader::from_path(dir.join("report.csv")).unwrap();
+    r.deserialize().map(|row| row.unwrap()).collect()
+}
+
+/// Every input row of `source` reported exactly once, in order; returns the
+/// report rows indexed like the input.
+fn one_per_row(report: &[ReportRow], rows: usize) -> Vec<&ReportRow> {
+    assert_eq!(report.len(), rows, "one report row per input row");
+    let mut seen = HashSet::new();
+    for (i, r) in report.iter().enumerate() {
+        assert!(seen.insert((&r.source, r.record)), "reported twice: {r:?}");
+        assert_eq!(r.record, i as u64 + 1, "input order");
+    }
+    report.iter().collect()
+}
+
+fn count(report: &[ReportRow], status: Status) -> usize {
+    report.iter().filter(|r| r.status == status).count()
+}
+
+fn statuses(report: &[ReportRow]) -> HashMap<Status, usize> {
+    let mut m = HashMap::new();
+    for r in report {
+        *m.entry(r.status).or_insert(0) += 1;
+    }
+    m
+}
+
+fn http(stats: &Stats, status: &str) -> u64 {
+    stats.requests_by_status.get(status).copied().unwrap_or(0)
+}
+
+/// Stored messages by (conversation, text); panics on a duplicate.
+fn stored_by_key(messages: &[StoredMessage]) -> HashMap<(String, String), &StoredMessage> {
+    let mut m = HashMap::new();
+    for s in messages {
+        let old = m.insert((s.conversation_id.clone(), s.text.clone()), s);
+        assert!(old.is_none(), "stored twice: {s:?}");
+    }
+    m
+}
+
+/// Rows of each conversation in send order (the corpus is already in
+/// timestamp order within a conversation), as indexes into `rows`.
+fn by_conversation(rows: &[Row]) -> HashMap<&str, Vec<usize>> {
+    let mut m: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, r) in rows.iter().enumerate() {
+        m.entry(r.conversation.as_str()).or_default().push(i);
+    }
+    m
+}
+
+/// Within each conversation, every row after the first `uncertain` or
+/// `failed` one is `skipped` (or `not_attempted`, once the run stops).
+fn skipped_after_first_trouble(rows: &[Row], report: &[&ReportRow]) {
+    for (conv, idx) in by_conversation(rows) {
+        let mut blocked = None;
+        for &i in &idx {
+            let s = report[i].status;
+            if let Some(at) = blocked {
+                assert!(
+                    matches!(s, Status::Skipped | Status::NotAttempted),
+                    "{conv}: row {} after trouble at row {at} is {s}",
+                    i + 1
+                );
+            } else if matches!(s, Status::Uncertain | Status::Failed) {
+                blocked = Some(i + 1);
+            }
+        }
+    }
+}
+
+/// Poll `cond` every 10 ms until it holds or `limit` passes.
+fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let until = Instant::now() + limit;
+    while Instant::now() < until {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    cond()
+}
+
+fn wait_child(child: &mut Child, limit: Duration) -> Output {
+    let until = Instant::now() + limit;
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if Instant::now() > until {
+            let _ = child.kill();
+            panic!("the importer did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Exited: collect what it wrote.
+    let out = std::mem::replace(child, Command::new("true").spawn().unwrap());
+    out.wait_with_output().unwrap()
+}
+
+fn signal(child: &Child, sig: &str) {
+    let ok = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+// ---------------------------------------------------------------- soak
+
+/// 20,000 messages through 429s, 503s, 500s and dropped connections: every
+/// row reported once, nothing stored twice or out of order, every stored
+/// message accounted for, every ambiguous one said to be uncertain.
+#[test]
+fn fault_soak_every_row_once_nothing_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = corpus("S", 2000, 10);
+    let input = dir.path().join("soak.csv");
+    write_csv(&input, &rows);
+    let emu = start(Config {
+        error_429: 0.05,
+        error_503: 0.05,
+        error_500: 0.01,
+        drop_before: 0.005,
+        drop_after: 0.005,
+        seed: Some(20240301),
+        ..Config::default()
+    });
+
+    let t = Instant::now();
+    let out = run(
+        &emu.url(),
+        dir.path(),
+        &[&input],
+        &["--concurrency", "16", "--backoff-scale", "0.01"],
+    );
+    let elapsed = t.elapsed();
+    assert_eq!(code(&out), 1, "uncertain rows expected: {}", stderr(&out));
+
+    let report = report(dir.path());
+    let report = one_per_row(&report, rows.len());
+    let stats = emu.stats();
+    let messages = emu.messages();
+    let stored = stored_by_key(&messages);
+
+    assert_eq!(stats.order_violations, 0, "{stats:?}");
+    assert_eq!(stats.duplicates, 0, "{stats:?}");
+    assert!(stats.max_in_flight_per_conversation <= 1, "{stats:?}");
+    assert_eq!(stats.stored as usize, messages.len());
+
+    // Every stored message is its row's `created` (same id) or `uncertain`.
+    let row_of: HashMap<(&str, &str), usize> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| ((r.conversation.as_str(), r.text.as_str()), i))
+        .collect();
+    for m in &messages {
+        let i = row_of[&(m.conversation_id.as_str(), m.text.as_str())];
+        let r = report[i];
+        match r.status {
+            Status::Created => {
+                assert_eq!(r.message_id, m.id, "row {}", i + 1);
+                assert!(
+                    !m.dropped_answer,
+                    "created, yet its answer was dropped: {m:?}"
+                );
+            }
+            Status::Uncertain => {}
+            other => panic!("stored, yet reported {other}: row {} {m:?}", i + 1),
+        }
+    }
+    // Every created row is stored, once, with its id.
+    for (i, r) in report.iter().enumerate() {
+        if r.status == Status::Created {
+            let key = (rows[i].conversation.clone(), rows[i].text.clone());
+            let m = stored
+                .get(&key)
+                .unwrap_or_else(|| panic!("created, not stored: {r:?}"));
+            assert_eq!(m.id, r.message_id);
+        }
+    }
+    // Every answer dropped after storing is an uncertain row.
+    let dropped: Vec<_> = messages.iter().filter(|m| m.dropped_answer).collect();
+    assert_eq!(dropped.len() as u64, stats.dropped_after);
+    for m in &dropped {
+        let i = row_of[&(m.conversation_id.as_str(), m.text.as_str())];
+        assert_eq!(report[i].status, Status::Uncertain, "row {}", i + 1);
+    }
+    skipped_after_first_trouble(&rows, &report);
+
+    let all: Vec<ReportRow> = report.iter().map(|r| (*r).clone()).collect();
+    let by = statuses(&all);
+    let allowed = [
+        Status::Created,
+        Status::Uncertain,
+        Status::Skipped,
+        Status::Failed,
+    ];
+    assert!(by.keys().all(|s| allowed.contains(s)), "{by:?}");
+    // Nearly every injected fault is retried away; only drops are uncertain.
+    assert!(count(&all, Status::Created) > rows.len() * 9 / 10, "{by:?}");
+    assert!(
+        count(&all, Status::Uncertain) as u64 <= stats.dropped_after + stats.dropped_before,
+        "{by:?} {stats:?}"
+    );
+    eprintln!(
+        "soak: {} rows, {} requests, {} 429, {} 503, {} 500, {} dropped before, {} dropped after, statuses {by:?}, {:.1}s",
+        rows.len(),
+        stats.requests_total,
+        http(&stats, "429"),
+        http(&stats, "503"),
+        http(&stats, "500"),
+        stats.dropped_before,
+        stats.dropped_after,
+        elapsed.as_secs_f64()
+    );
+}
+
+// ---------------------------------------------------------------- crash
+
+/// Killed with SIGKILL three times mid-import and restarted on the same
+/// ledger each time: in the end every message is stored exactly once or
+/// said to be uncertain, and nothing is lost or sent twice.
+#[test]
+fn sigkill_and_resume_never_sends_twice_nor_loses() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = corpus("K", 300, 10);
+    let input = dir.path().join("crash.csv");
+    write_csv(&input, &rows);
+    let emu = start(Config {
+        latency: Duration::from_millis(2),
+        jitter: Duration::from_millis(3),
+        seed: Some(5),
+        ..Config::default()
+    });
+    let args = ["--concurrency", "8"];
+    let mut kills = 0;
+    for (i, after) in [500u64, 700, 700].into_iter().enumerate() {
+        let mut child = spawn(&emu.url(), dir.path(), &[&input], &args);
+        let before = emu.stats().stored;
+        // Kill once this run has stored something, and `after` ms have passed.
+        let t = Instant::now();
+        let progressed = wait_for(Duration::from_secs(30), || emu.stats().stored > before);
+        assert!(progressed, "run {i} sent nothing");
+        std::thread::sleep(Duration::from_millis(after).saturating_sub(t.elapsed()));
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap();
+            kills += 1;
+        }
+        child.wait().unwrap();
+    }
+    assert!(kills >= 2, "the import finished before it could be killed");
+    let stored_before_last = emu.stats().stored;
+    let out = run(&emu.url(), dir.path(), &[&input], &args);
+    assert!(
+        [0, 1].contains(&code(&out)),
+        "exit {}: {}",
+        code(&out),
+        stderr(&out)
+    );
+
+    let report = report(dir.path());
+    let rep = one_per_row(&report, rows.len());
+    let stats = emu.stats();
+    let messages = emu.messages();
+    let stored = stored_by_key(&messages);
+    assert_eq!(stats.duplicates, 0, "{stats:?}");
+    assert_eq!(stats.order_violations, 0, "{stats:?}");
+    assert!(stats.max_in_flight_per_conversation <= 1, "{stats:?}");
+    for (i, r) in rep.iter().enumerate() {
+        let key = (rows[i].conversation.clone(), rows[i].text.clone());
+        match r.status {
+            Status::Created | Status::AlreadyImported => {
+                let m = stored
+                    .get(&key)
+                    .unwrap_or_else(|| panic!("not stored: {r:?}"));
+                assert_eq!(m.id, r.message_id, "row {}", i + 1);
+            }
+            // Maybe stored (killed mid-request), maybe not.
+            Status::Uncertain => {}
+            Status::Skipped => assert!(!stored.contains_key(&key), "row {}", i + 1),
+            other => panic!("row {}: {other}: {r:?}", i + 1),
+        }
+    }
+    // Every stored message is accounted for by its row.
+    let row_of: HashMap<(&str, &str), usize> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| ((r.conversation.as_str(), r.text.as_str()), i))
+        .collect();
+    for m in &messages {
+        let i = row_of[&(m.conversation_id.as_str(), m.text.as_str())];
+        assert!(
+            matches!(
+                rep[i].status,
+                Status::Created | Status::AlreadyImported | Status::Uncertain
+            ),
+            "stored, yet {:?}",
+            rep[i]
+        );
+    }
+    skipped_after_first_trouble(&rows, &rep);
+    let by = statuses(&report);
+    assert!(count(&report, Status::AlreadyImported) as u64 >= stored_before_last - 3 * 8);
+    eprintln!(
+        "crash: {} rows, {kills} kills, {} stored, statuses {by:?}",
+        rows.len(),
+        stats.stored
+    );
+}
+
+/// `--resend-uncertain` sends again what an earlier run left uncertain;
+/// without it, a rerun leaves it alone.
+#[test]
+fn resend_uncertain_sends_it_again_and_only_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = corpus("U", 1, 3);
+    let input = dir.path().join("u.csv");
+    write_csv(&input, &rows);
+    // Every answer lost after storing.
+    let lossy = start(Config {
+        drop_after: 1.0,
+        seed: Some(1),
+        ..Config::default()
+    });
+    let addr = lossy.addr();
+    let url = lossy.url();
+    let out = run(&url, dir.path(), &[&input], &[]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let r = report(dir.path());
+    assert_eq!(
+        r.iter().map(|r| r.status).collect::<Vec<_>>(),
+        [Status::Uncertain, Status::Skipped, Status::Skipped]
+    );
+    assert_eq!(lossy.stats().stored, 1);
+    lossy.shutdown();
+
+    // The same address (the ledger is bound to it), now answering.
+    let emu = start(Config {
+        addr: Some(addr),
+        ..Config::default()
+    });
+    let out = run(&url, dir.path(), &[&input], &[]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert_eq!(report(dir.path())[0].status, Status::Uncertain);
+    assert_eq!(emu.stats().requests_total, 0, "uncertain is not re-sent");
+
+    let out = run(&url, dir.path(), &[&input], &["--resend-uncertain"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let r = report(dir.path());
+    assert!(r.iter().all(|r| r.status == Status::Created), "{r:?}");
+    let texts: Vec<String> = emu.messages().into_iter().map(|m| m.text).collect();
+    assert_eq!(
+        texts,
+        rows.iter().map(|r| r.text.clone()).collect::<Vec<_>>()
+    );
+}
+
+// ---------------------------------------------------------------- lock, stop, abort
+
+#[test]
+fn a_second_run_on_the_same_state_is_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = corpus("L", 20, 20);
+    let input = dir.path().join("l.csv");
+    write_csv(&input, &rows);
+    let emu = start(Config {
+        latency: Duration::from_millis(20),
+        ..Config::default()
+    });
+    let mut first = spawn(&emu.url(), dir.path(), &[&input], &["--concurrency", "2"]);
+    assert!(wait_for(Duration::from_secs(30), || emu.stats().stored > 0));
+    let t = Instant::now();
+    let second = run(&emu.url(), dir.path(), &[&input], &[]);
+    let took = t.elapsed();
+    assert!(
+        first.try_wait().unwrap().is_none(),
+        "the first run ended too soon"
+    );
+    assert_eq!(code(&second), 2, "{}", stderr(&second));
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    let err = stderr(&second);
+    assert!(err.contains(&format!("pid {}", first.id())), "{err}");
+    first.kill().unwrap();
+    first.wait().unwrap();
+}
+
+/// SIGINT or SIGTERM: stop dispatching, finish what is in flight, report
+/// every row (the rest `not_attempted`), exit 130; a rerun finishes.
+fn graceful_stop(sig: &str, prefix: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = corpus(prefix, 40, 25);
+    let input = dir.path().join("g.csv");
+    write_csv(&input, &rows);
+    let emu = start(Config {
+        latency: Duration::from_millis(5),
+        ..Config::default()
+    });
+    let mut child = spawn(&emu.url(), dir.path(), &[&input], &["--concurrency", "4"]);
+    assert!(wait_for(Duration::from_secs(30), || emu.stats().stored >= 50));
+    signal(&child, sig);
+    let out = wait_child(&mut child, Duration::from_secs(30));
+    assert_eq!(code(&out), 130, "{}", stderr(&out));
+    let first = report(dir.path());
+    one_per_row(&first, rows.len());
+    let by = statuses(&first);
+    assert!(
+        by.keys()
+            .all(|s| [Status::Created, Status::NotAttempted].contains(s)),
+        "{by:?}"
+    );
+    assert!(count(&first, Status::NotAttempted) > 0, "{by:?}");
+    assert_eq!(count(&first, Status::Created) as u64, emu.stats().stored);
+
+    let out = run(&emu.url(), dir.path(), &[&input], &[]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let second = report(dir.path());
+    one_per_row(&second, rows.len());
+    for (a, b) in first.iter().zip(&second) {
+        match a.status {
+            Status::Created => {
+                assert_eq!(b.status, Status::AlreadyImported);
+                assert_eq!(b.message_id, a.message_id);
+            }
+            _ => assert_eq!(b.status, Status::Created),
+        }
+    }
+    let stats = emu.stats();
+    assert_eq!(stats.stored as usize, rows.len());
+    assert_eq!(stats.duplicates, 0);
+}
+
+#[test]
+fn sigint_stops_cleanly_and_a_rerun_finishes() {
+    graceful_stop("INT", "GI");
+}
+
+#[test]
+fn sigterm_stops_cleanly_and_a_rerun_finishes() {
+    graceful_stop("TERM", "GT");
+}
+
+#[test]
+fn refused_credentials_abort_after_the_first_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = corpus("A", 50, 10);
+    let input = dir.path().join("a.csv");
+    write_csv(&input, &rows);
+    let emu = start(Config {
+        credentials: Some(("right-id".into(), "right-secret".into())),
+        ..Config::default()
+    });
+    let out = run(&emu.url(), dir.path(), &[&input], &["--concurrency", "4"]);
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    let r = report(dir.path());
+    one_per_row(&r, rows.len());
+    assert_eq!(
+        count(&r, Status::NotAttempted),
+        rows.len(),
+        "{:?}",
+        statuses(&r)
+    );
+    let stats = emu.stats();
+    assert!(stats.requests_total <= 4, "{stats:?}");
+    assert_eq!(http(&stats, "401"), stats.requests_total);
+    assert!(stderr(&out).contains("credentials"), "{}", stderr(&out));
+}
+
+#[test]
+fn an_api_that_keeps_failing_stops_the_run_early() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = corpus("D", 200, 10);
+    let input = dir.path().join("d.csv");
+    write_csv(&input, &rows);
+    let emu = start(Config {
+        error_500: 1.0,
+        seed: Some(3),
+        ..Config::default()
+    });
+    let out = run(
+        &emu.url(),
+        dir.path(),
+        &[&input],
+        &["--concurrency", "8", "--backoff-scale", "0.01"],
+    );
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    let r = report(dir.path());
+    let rep = one_per_row(&r, rows.len());
+    let stats = emu.stats();
+    // 2,000 rows at 5 attempts each would be 10,000 requests.
+    assert!(stats.requests_total < 500, "{stats:?}");
+    assert_eq!(stats.stored, 0);
+    let by = statuses(&r);
+    assert!(
+        count(&r, Status::NotAttempted) > rows.len() * 3 / 4,
+        "{by:?}"
+    );
+    assert!(
+        by.keys()
+            .all(|s| [Status::Failed, Status::Skipped, Status::NotAttempted].contains(s)),
+        "{by:?}"
+    );
+    skipped_after_first_trouble(&rows, &rep);
+    eprintln!("api down: {} requests, {by:?}", stats.requests_total);
+}
+
+// ---------------------------------------------------------------- Retry-After
+
+/// Every 429 is followed by a wait of at least its `Retry-After` (scaled
+/// by `--backoff-scale`), in both of the header's forms.
+fn retry_after_is_honoured(http_date: bool, prefix: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = corpus(prefix, 1, 24);
+    let input = dir.path().join("r.csv");
+    write_csv(&input, &rows);
+    let emu = start(Config {
+        error_429: 0.25,
+        seed: Some(11),
+        retry_after_http_date: http_date,
+        ..Config::default()
+    });
+    let scale = 0.5;
+    let t = Instant::now();
+    let out = run(
+        &emu.url(),
+        dir.path(),
+        &[&input],
+        &["--concurrency", "1", "--backoff-scale", &scale.to_string()],
+    );
+    let elapsed = t.elapsed();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let stats = emu.stats();
+    let refused = http(&stats, "429");
+    assert!(refused >= 2, "{stats:?}");
+    // Retry-After says 1 s (the date form: at least 1 s, at most 2 s).
+    let least = Duration::from_secs_f64(refused as f64 * scale);
+    assert!(elapsed >= least, "{refused} x 429 in {elapsed:?}");
+    let most = least * if http_date { 2 } else { 1 } + Duration::from_secs(5);
+    assert!(elapsed <= most, "{refused} x 429 in {elapsed:?}");
+    // The stored arrival times show the gaps themselves.
+    let messages = emu.messages();
+    assert_eq!(messages.len(), rows.len());
+    let gaps: f64 = messages
+        .windows(2)
+        .map(|w| (w[1].received_at - w[0].received_at).num_milliseconds() as f64 / 1000.0)
+        .sum();
+    assert!(gaps >= least.as_secs_f64() * 0.9, "{gaps}");
+}
+
+#[test]
+fn retry_after_in_seconds_is_honoured() {
+    retry_after_is_honoured(false, "RS");
+}
+
+#[test]
+fn retry_after_as_an_http_date_is_honoured() {
+    retry_after_is_honoured(true, "RD");
+}
+
+// ---------------------------------------------------------------- overlap
+
+/// Import A (messages 1..100), then B (51..150) on the same ledger: only
+/// B's new messages are sent; the overlap is `already_imported` with A's
+/// ids. Genuinely repeated messages (same text, same instant) are sent as
+/// many times as they occur, and not again on overlap.
+#[test]
+fn overlapping_exports_send_only_what_is_new() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut all = corpus("O", 3, 50); // 150 messages, interleaved
+                                      // Genuine repeats: a pair only in A, one in the overlap, one only in B.
+    for k in [10, 60, 120] {
+        all[k + 3] = all[k].clone();
+    }
+    let a_path = dir.path().join("a.csv");
+    let b_path = dir.path().join("b.csv");
+    write_csv(&a_path, &all[..100]);
+    write_csv(&b_path, &all[50..]);
+    let emu = start(Config::default());
+
+    let out = run(&emu.url(), dir.path(), &[&a_path], &[]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let a = report(dir.path());
+    one_per_row(&a, 100);
+    assert_eq!(count(&a, Status::Created), 100);
+    assert_eq!(emu.stats().stored, 100);
+    assert_eq!(emu.stats().duplicates, 2, "the two repeats in A, both sent");
+
+    let out = run(&emu.url(), dir.path(), &[&b_path], &[]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let b = report(dir.path());
+    one_per_row(&b, 100);
+    for (i, r) in b.iter().enumerate() {
+        if i < 50 {
+            assert_eq!(r.status, Status::AlreadyImported, "{r:?}");
+            assert_eq!(r.message_id, a[50 + i].message_id, "{r:?}");
+        } else {
+            assert_eq!(r.status, Status::Created, "{r:?}");
+        }
+    }
+    let stats = emu.stats();
+    assert_eq!(stats.stored, 150);
+    assert_eq!(stats.duplicates, 3, "plus the repeat only in B: {stats:?}");
+    let ids: HashSet<String> = emu.messages().into_iter().map(|m| m.id).collect();
+    assert_eq!(ids.len(), 150);
+    let reported: HashSet<&str> = a.iter().chain(&b).map(|r| r.message_id.as_str()).collect();
+    assert_eq!(reported.len(), 150);
+}
+
+// ---------------------------------------------------------------- rate
+
+/// With no `--rate`, the run finds an API rate limit it was never told and
+/// settles near it with few 429s.
+#[test]
+fn rate_control_settles_near_an_unknown_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = corpus("R", 300, 10);
+    let input = dir.path().join("rate.csv");
+    write_csv(&input, &rows);
+    let limit = 200;
+    let emu = start(Config {
+        rate_limit: Some(limit),
+        ..Config::default()
+    });
+    let t = Instant::now();
+    let out = run(&emu.url(), dir.path(), &[&input], &["--concurrency", "16"]);
+    let elapsed = t.elapsed();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let r = report(dir.path());
+    one_per_row(&r, rows.len());
+    assert_eq!(count(&r, Status::Created), rows.len());
+    let stats = emu.stats();
+    let refused = http(&stats, "429");
+    let share = refused as f64 / stats.requests_total as f64;
+    let messages = emu.messages();
+    let span = (messages.last().unwrap().received_at - messages[0].received_at).num_milliseconds()
+        as f64
+        / 1000.0;
+    let achieved = messages.len() as f64 / span;
+    eprintln!(
+        "rate control: limit {limit}/s, achieved {achieved:.0}/s, {refused} x 429 of {} requests ({:.1}%), {:.1}s",
+        stats.requests_total,
+        share * 100.0,
+        elapsed.as_secs_f64()
+    );
+    assert!(share < 0.15, "{refused} 429s of {}", stats.requests_total);
+    // One second of burst on top of the limit, at most.
+    assert!(achieved <= f64::from(limit) * 1.15, "{achieved}");
+}
+
+/// `--rate N` caps the run: the stored arrivals span at least rows / N.
+#[test]
+fn rate_flag_caps_the_request_rate() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = corpus("C", 10, 10);
+    let input = dir.path().join("cap.csv");
+    write_csv(&input, &rows);
+    let emu = start(Config::default());
+    let out = run(
+        &emu.url(),
+        dir.path(),
+        &[&input],
+        &["--concurrency", "8", "--rate", "50"],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let messages = emu.messages();
+    assert_eq!(messages.len(), rows.len());
+    let span = (messages.last().unwrap().received_at - messages[0].received_at).num_milliseconds()
+        as f64
+        / 1000.0;
+    let least = (rows.len() - 1) as f64 / 50.0;
+    assert!(span >= least * 0.95, "{span} s for {} rows", rows.len());
+    assert!(
+        span <= least * 3.0 + 1.0,
+        "{span} s for {} rows",
+        rows.len()
+    );
+}
