@@ -401,7 +401,7 @@ impl Ledger {
                 }
             };
             for msg in batch.drain(..) {
-                if let Msg::Intent { ack, .. } | Msg::Flush { ack } = msg {
+                if let Msg::Intent { ack, .. } | Msg::Flush { ack, .. } = msg {
                     // A worker that gave up waiting is not an error here.
                     let _ = ack.send(result.clone());
                 }
@@ -430,10 +430,14 @@ impl Ledger {
         let run_id = self.run_id;
         let stamp = now();
         for msg in batch.iter_mut() {
-            match msg {
-                Msg::Outcome(o) => self.pending_report.push(std::mem::take(&mut o.report)),
-                Msg::Requests { count } => self.pending_requests += *count,
-                _ => {}
+            if let Msg::Intent { settled, .. }
+            | Msg::Outcomes(settled)
+            | Msg::Flush { settled, .. } = msg
+            {
+                for o in settled.iter_mut() {
+                    self.pending_requests += u64::from(o.attempts);
+                    self.pending_report.push(std::mem::take(&mut o.report));
+                }
             }
         }
         let flush_buffers = force
@@ -447,14 +451,35 @@ impl Ledger {
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 )
                 .map_err(sql)?;
+            let settle =
+                |event: &mut rusqlite::CachedStatement<'_>, o: &Settled| -> rusqlite::Result<()> {
+                    if let Some((key, occurrence)) = &o.sent {
+                        event.execute(params![
+                            &key.0[..],
+                            occurrence,
+                            o.conversation_id,
+                            o.state,
+                            o.message_id,
+                            o.attempts,
+                            run_id,
+                            stamp
+                        ])?;
+                    }
+                    Ok(())
+                };
             for msg in batch.iter() {
                 match msg {
                     Msg::Intent {
                         key,
                         occurrence,
                         conversation_id,
+                        settled,
                         ..
                     } => {
+                        // The worker's earlier outcomes first: they happened before.
+                        for o in settled {
+                            settle(&mut event, o).map_err(sql)?;
+                        }
                         event
                             .execute(params![
                                 &key.0[..],
@@ -468,23 +493,12 @@ impl Ledger {
                             ])
                             .map_err(sql)?;
                     }
-                    Msg::Outcome(o) => {
-                        if let Some((key, occurrence)) = &o.sent {
-                            event
-                                .execute(params![
-                                    &key.0[..],
-                                    occurrence,
-                                    o.conversation_id,
-                                    o.state,
-                                    o.message_id,
-                                    o.attempts,
-                                    run_id,
-                                    stamp
-                                ])
-                                .map_err(sql)?;
+                    Msg::Outcomes(settled) | Msg::Flush { settled, .. } => {
+                        for o in settled {
+                            settle(&mut event, o).map_err(sql)?;
                         }
                     }
-                    Msg::Requests { .. } | Msg::Flush { .. } | Msg::Close => {}
+                    Msg::Close => {}
                 }
             }
             if flush_buffers {
@@ -660,13 +674,14 @@ enum Msg {
         key: ContentKey,
         occurrence: u32,
         conversation_id: String,
+        /// This worker's outcomes since its last message to the ledger.
+        settled: Vec<Settled>,
         ack: mpsc::SyncSender<Result<(), String>>,
     },
-    Outcome(Box<Settled>),
-    Requests {
-        count: u64,
-    },
+    /// Outcomes a worker collected; requests are counted from their attempts.
+    Outcomes(Vec<Settled>),
     Flush {
+        settled: Vec<Settled>,
         ack: mpsc::SyncSender<Result<(), String>>,
     },
     /// Sent by `Writer::close`: commit what came before, fold, and stop,
@@ -806,6 +821,7 @@ impl Writer {
             tx: self.tx.clone().expect("writer open"),
             ack_tx,
             ack_rx,
+            pending: Vec::new(),
         }
     }
 
@@ -824,17 +840,29 @@ impl Writer {
     }
 }
 
-/// One worker's handle on the ledger.
+/// One worker's handle on the ledger. Outcomes are collected here and
+/// travel with the worker's next intent (or every [`OUTCOME_CHUNK`], or on
+/// flush or drop): one message, and one wake-up of the ledger thread, per
+/// request instead of three.
 pub struct Recorder {
     tx: mpsc::Sender<Msg>,
     ack_tx: mpsc::SyncSender<Result<(), String>>,
     ack_rx: mpsc::Receiver<Result<(), String>>,
+    pending: Vec<Settled>,
+}
+
+/// Outcomes a recorder holds at most before sending them on.
+const OUTCOME_CHUNK: usize = 512;
+
+fn stopped<T>(_: T) -> String {
+    "the ledger thread stopped".to_string()
 }
 
 impl Recorder {
-    /// Record that this message is about to be sent; returns once committed.
+    /// Record that this message is about to be sent, together with the
+    /// outcomes before it; returns once committed.
     pub fn intent(
-        &self,
+        &mut self,
         key: ContentKey,
         occurrence: u32,
         conversation_id: &str,
@@ -844,39 +872,46 @@ impl Recorder {
                 key,
                 occurrence,
                 conversation_id: conversation_id.to_string(),
+                settled: std::mem::take(&mut self.pending),
                 ack: self.ack_tx.clone(),
             })
-            .map_err(|_| "the ledger thread stopped".to_string())?;
-        self.ack_rx
-            .recv()
-            .map_err(|_| "the ledger thread stopped".to_string())?
+            .map_err(stopped)?;
+        self.ack_rx.recv().map_err(stopped)?
     }
 
-    /// Record a row's outcome. A sent message's outcome is committed with
-    /// the next batch, so no later than this worker's next intent.
-    pub fn outcome(&self, outcome: Outcome) -> Result<(), String> {
-        self.tx
-            .send(Msg::Outcome(Box::new(Settled::from(outcome))))
-            .map_err(|_| "the ledger thread stopped".to_string())
-    }
-
-    /// Count requests made against today's quota.
-    pub fn requests(&self, count: u64) -> Result<(), String> {
-        self.tx
-            .send(Msg::Requests { count })
-            .map_err(|_| "the ledger thread stopped".to_string())
+    /// Record a row's outcome. A sent message's outcome is committed no
+    /// later than this worker's next intent. Requests are counted against
+    /// the daily quota from its attempts.
+    pub fn outcome(&mut self, outcome: Outcome) -> Result<(), String> {
+        self.pending.push(Settled::from(outcome));
+        if self.pending.len() >= OUTCOME_CHUNK {
+            let settled = std::mem::take(&mut self.pending);
+            self.tx.send(Msg::Outcomes(settled)).map_err(stopped)?;
+        }
+        Ok(())
     }
 
     /// Wait until everything recorded so far is committed.
-    pub fn flush(&self) -> Result<(), String> {
+    pub fn flush(&mut self) -> Result<(), String> {
         self.tx
             .send(Msg::Flush {
+                settled: std::mem::take(&mut self.pending),
                 ack: self.ack_tx.clone(),
             })
-            .map_err(|_| "the ledger thread stopped".to_string())?;
-        self.ack_rx
-            .recv()
-            .map_err(|_| "the ledger thread stopped".to_string())?
+            .map_err(stopped)?;
+        self.ack_rx.recv().map_err(stopped)?
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        if !self.pending.is_empty() {
+            // Nobody is left to hear an error here; the ledger thread
+            // reports its own failures when it is closed.
+            let _ = self
+                .tx
+                .send(Msg::Outcomes(std::mem::take(&mut self.pending)));
+        }
     }
 }
 
@@ -974,7 +1009,7 @@ mod tests {
             let mut ledger = Ledger::open(&path, "emulator").unwrap();
             ledger.add_sources(&["a.csv".into()]).unwrap();
             let writer = ledger.into_writer();
-            let rec = writer.recorder();
+            let mut rec = writer.recorder();
             rec.intent(key, 0, "C1").unwrap();
             rec.intent(other, 0, "C1").unwrap();
             let mut o = Outcome::bare(pos(1), "C1", "t".into(), Status::Created);
@@ -1018,7 +1053,7 @@ mod tests {
         let mut ledger = Ledger::open(&dir.path().join("s.db"), "emulator").unwrap();
         ledger.add_sources(&["a.csv".into()]).unwrap();
         let writer = ledger.into_writer();
-        let rec = writer.recorder();
+        let mut rec = writer.recorder();
         rec.outcome(Outcome::bare(pos(1), "C", String::new(), Status::Skipped))
             .unwrap();
         rec.outcome(Outcome::bare(pos(1), "C", String::new(), Status::Skipped))

@@ -125,7 +125,7 @@ pub fn run(cfg: RunConfig) -> anyhow::Result<ExitCode> {
     install_signal_handler(stop.clone());
 
     // Read, validate, plan. Invalid rows are recorded as they are found.
-    let main_recorder: Recorder = writer.recorder();
+    let mut main_recorder: Recorder = writer.recorder();
     let read = read_all(
         &cfg.inputs,
         &cfg.read,

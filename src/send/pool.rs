@@ -204,7 +204,6 @@ impl<'a> Worker<'a> {
             self.ctx.limiter.acquire();
             outcome.attempts += 1;
             Counters::add(&self.ctx.counters.requests, 1);
-            self.recorder.requests(1)?;
             let response = self.ctx.client.create_message(conversation_id, &body);
             let (schedule, retry_after) = match &response.answer {
                 Answer::Throttled { retry_after } => {
