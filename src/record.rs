@@ -1018,6 +1018,7 @@ mod tests {
             rec.outcome(o).unwrap();
             rec.flush().unwrap();
             // `other` stays in flight: as if the process died mid-request.
+            drop(rec); // close() waits for every recorder to be gone
             let ledger = writer.close().unwrap();
             assert_eq!(
                 ledger.prior(&key, 0).unwrap(),
@@ -1059,6 +1060,7 @@ mod tests {
         rec.outcome(Outcome::bare(pos(1), "C", String::new(), Status::Skipped))
             .unwrap();
         assert!(rec.flush().is_err());
+        drop(rec);
         assert!(writer.close().is_err());
     }
 }
