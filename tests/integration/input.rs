@@ -530,7 +530,8 @@ fn format_from_option_and_sniffed() {
 fn open_err(path: &str, opts: &ReadOptions) -> String {
     match read::open(SourceId(0), &data(path), opts) {
         Ok(_) => panic!("{path}: opened"),
-        Err(e) => e.to_string().replace(&data(""), ""),
+        // As the user sees it: the error and its causes.
+        Err(e) => format!("{:#}", anyhow::Error::from(e)).replace(&data(""), ""),
     }
 }
 
