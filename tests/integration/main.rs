@@ -4,3 +4,4 @@
 mod emulator;
 mod input;
 mod pipeline;
+mod util;
