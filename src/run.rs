@@ -138,6 +138,8 @@ pub fn run(cfg: RunConfig) -> anyhow::Result<ExitCode> {
         Ok(r) => r,
         Err(e) => {
             // Nothing was sent; close the ledger cleanly before reporting.
+            // The ledger thread ends only when every recorder is gone.
+            drop(main_recorder);
             if let Ok(ledger) = writer.close() {
                 let _ = ledger.finish(ExitCode::Usage.code());
             }

@@ -126,7 +126,10 @@ impl<'a> Worker<'a> {
         for (entry, todo) in conv.entries.iter().zip(&work.todo) {
             let timestamp = entry_timestamp(entry);
             let bare = |status| Outcome::bare(entry.pos, &conv.id, timestamp.clone(), status);
-            let outcome = if self.ctx.stop.get().is_some() {
+            // A stopped run still reports what earlier runs imported.
+            let stopped =
+                self.ctx.stop.get().is_some() && !matches!(todo, Todo::AlreadyImported { .. });
+            let outcome = if stopped {
                 bare(Status::NotAttempted)
             } else if let Blocked::By { record, status } = blocked {
                 let mut o = bare(Status::Skipped);

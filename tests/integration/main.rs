@@ -5,3 +5,4 @@ mod delivery;
 mod emulator;
 mod input;
 mod pipeline;
+mod util;
