@@ -452,34 +452,11 @@ fn create_message(
     drop_after: bool,
     rid: &str,
 ) -> Answer {
-    if let Some(resp) = check_target(shared, id, headers, rid) {
-        return Ok(resp);
-    }
-    let message = match schema::message(body) {
-        Ok(m) => m,
-        Err(e) => return Ok(body_error(e, rid)),
-    };
-    let stored = shared.state.store_messages(
-        id,
-        std::slice::from_ref(&message),
-        shared.config.conflict_on_duplicate,
-        drop_after,
-    );
-    match stored {
-        Stored::Conflict => Ok(conflict(rid)),
-        Stored::Ids(_) if drop_after => {
-            shared.state.dropped_after.fetch_add(1, Ordering::Relaxed);
-            Err(Dropped)
-        }
-        Stored::Ids(ids) => {
-            let id = ids.first().copied().unwrap_or_default();
-            Ok(answer(
-                StatusCode::OK,
-                rid,
-                format!(r#"{{"id":"{id}"}}"#).into_bytes(),
-            ))
-        }
-    }
+    let parsed = schema::message(body).map(|m| vec![m]);
+    store(shared, id, headers, parsed, drop_after, rid, |ids| {
+        let id = ids.first().copied().unwrap_or_default();
+        format!(r#"{{"id":"{id}"}}"#).into_bytes()
+    })
 }
 
 fn create_batch(
@@ -490,10 +467,28 @@ fn create_batch(
     drop_after: bool,
     rid: &str,
 ) -> Answer {
+    let parsed = schema::batch(body);
+    store(shared, id, headers, parsed, drop_after, rid, |_| {
+        b"{}".to_vec()
+    })
+}
+
+/// What createMessage and createBatchMessages share: the target checks,
+/// the schema answer, storing, the dropped answer, and a 200 whose body
+/// `ok` makes from the stored ids.
+fn store(
+    shared: &Shared,
+    id: &str,
+    headers: &HeaderMap,
+    parsed: Result<Vec<schema::Message<'_>>, schema::BodyError>,
+    drop_after: bool,
+    rid: &str,
+    ok: impl FnOnce(&[ulid::Ulid]) -> Vec<u8>,
+) -> Answer {
     if let Some(resp) = check_target(shared, id, headers, rid) {
         return Ok(resp);
     }
-    let messages = match schema::batch(body) {
+    let messages = match parsed {
         Ok(m) => m,
         Err(e) => return Ok(body_error(e, rid)),
     };
@@ -509,7 +504,7 @@ fn create_batch(
             shared.state.dropped_after.fetch_add(1, Ordering::Relaxed);
             Err(Dropped)
         }
-        Stored::Ids(_) => Ok(answer(StatusCode::OK, rid, b"{}".to_vec())),
+        Stored::Ids(ids) => Ok(answer(StatusCode::OK, rid, ok(&ids))),
     }
 }
 
