@@ -53,6 +53,9 @@ pub struct RunConfig {
     pub quiet: bool,
     pub progress_every: Duration,
     pub policy: RetryPolicy,
+    /// Off only in the end-to-end benchmark, to measure what the ledger's
+    /// bookkeeping costs; no flag reaches it (see `Ledger::without_bookkeeping`).
+    pub bookkeeping: bool,
 }
 
 /// Turn `run`'s flags into a [`RunConfig`]. Errors name the flag or file to fix.
@@ -111,6 +114,7 @@ pub fn run_config(args: &RunArgs) -> anyhow::Result<RunConfig> {
             scale: args.backoff_scale,
             ..RetryPolicy::default()
         },
+        bookkeeping: true,
     })
 }
 

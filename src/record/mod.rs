@@ -9,20 +9,28 @@
 //! - one run per ledger at a time (an OS file lock beside the database);
 //! - every input row of a run has exactly one report row (primary key).
 //!
-//! One thread owns the connection ([`Writer`]); workers talk to it over a
-//! channel. Intents wait for their commit; outcomes do not, but they are
-//! committed no later than the next intent of the same worker.
+//! Workers write intents and outcomes to the [`journal`] themselves, one
+//! `write` per request and no waiting on another thread; the outcome of a
+//! request travels with the same worker's next intent. One thread owns the
+//! SQLite connection ([`Writer`]): it folds the journal into `messages`
+//! every second and at the end, and stores report rows, which need no
+//! durability (a killed run writes no report; the next run reports every row).
 
+pub mod journal;
+
+use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::thread;
+use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::model::{RowRef, Status};
 use crate::plan::ContentKey;
+use journal::{Journal, Record, Sealed, State};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
@@ -136,8 +144,7 @@ CREATE TABLE IF NOT EXISTS messages (
     updated_at TEXT NOT NULL,
     PRIMARY KEY (key, occurrence)
 ) WITHOUT ROWID;
--- The hot path appends here (sequential pages, cheap commits); the log is
--- folded into `messages` when a run opens and closes the ledger.
+-- Written by earlier versions; folded into `messages` on open, then empty.
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY,
     key BLOB NOT NULL,
@@ -192,15 +199,19 @@ pub struct Ledger {
     run_id: i64,
     /// Messages an interrupted earlier run left in flight, now `uncertain`.
     pub recovered_in_flight: u64,
+    /// Where this run's workers append; `None` only when bookkeeping is
+    /// switched off to measure its cost (see [`Ledger::without_bookkeeping`]).
+    journal: Option<Arc<Journal>>,
     pending_report: Vec<ReportInsert>,
-    pending_requests: u64,
-    last_buffer_flush: std::time::Instant,
+    last_buffer_flush: Instant,
     _lock: File,
 }
 
 /// Report rows are written in chunks of this many, or at least this often.
 const REPORT_CHUNK: usize = 8192;
-const BUFFER_AGE: std::time::Duration = std::time::Duration::from_secs(2);
+const BUFFER_AGE: Duration = Duration::from_secs(2);
+/// How often the journal is folded into `messages` during a run.
+const FOLD_EVERY: Duration = Duration::from_secs(1);
 
 /// An error and its causes on one line, `a: b: c`.
 fn chain(e: &dyn std::error::Error) -> String {
@@ -262,6 +273,15 @@ impl Ledger {
             }
         }
         fold(&conn).map_err(sql)?;
+        // What a killed run left in its journal, oldest first.
+        let folded = journal_folded(&conn).map_err(sql)?;
+        let leftovers = journal::files(path).map_err(|source| LedgerError::Io {
+            path: display.clone(),
+            source,
+        })?;
+        for sealed in &leftovers {
+            fold_journal(&conn, sealed, folded)?;
+        }
         // A message still in flight belongs to a run that died mid-request:
         // the request may have been stored, so it is uncertain from now on.
         let recovered = conn
@@ -276,14 +296,19 @@ impl Ledger {
         )
         .map_err(sql)?;
         let run_id = conn.last_insert_rowid();
+        let seq = leftovers.last().map_or(folded, |s| s.seq.max(folded)) + 1;
+        let journal = Journal::create(path, run_id, seq).map_err(|source| LedgerError::Io {
+            path: display.clone(),
+            source,
+        })?;
         Ok(Ledger {
             conn,
             path: path.to_path_buf(),
             run_id,
             recovered_in_flight: recovered,
+            journal: Some(Arc::new(journal)),
             pending_report: Vec::new(),
-            pending_requests: 0,
-            last_buffer_flush: std::time::Instant::now(),
+            last_buffer_flush: Instant::now(),
             _lock: lock,
         })
     }
@@ -350,9 +375,19 @@ impl Ledger {
         tx.commit().map_err(|e| self.err(e))
     }
 
+    /// Switch off the journal: messages sent are not remembered, so a later
+    /// run would send them again. Only for measuring what the bookkeeping
+    /// costs (`cargo bench --bench e2e`); the command line cannot reach it.
+    pub fn without_bookkeeping(&mut self) {
+        if let Some(journal) = self.journal.take() {
+            journal.remove_if_empty();
+        }
+    }
+
     /// Hand the connection to a writer thread for the sending phase.
     pub fn into_writer(self) -> Writer {
         let (tx, rx) = mpsc::channel::<Msg>();
+        let journal = self.journal.clone();
         let handle = thread::Builder::new()
             .name("ledger".into())
             .spawn(move || {
@@ -363,163 +398,91 @@ impl Ledger {
             .expect("spawn ledger thread");
         Writer {
             tx: Some(tx),
+            journal,
             handle: Some(handle),
         }
     }
 
     fn serve(&mut self, rx: mpsc::Receiver<Msg>) -> Result<(), LedgerError> {
         let mut first_error: Option<LedgerError> = None;
-        let mut batch = Vec::with_capacity(256);
-        let mut closing = false;
-        while let Ok(msg) = rx.recv() {
-            if matches!(msg, Msg::Close) {
-                break;
-            }
-            batch.push(msg);
-            // Group commit: take everything already waiting, up to a bound.
-            while batch.len() < 4096 {
-                match rx.try_recv() {
-                    Ok(Msg::Close) => {
-                        closing = true;
-                        break;
-                    }
-                    Ok(m) => batch.push(m),
-                    Err(_) => break,
-                }
-            }
-            let result = if first_error.is_some() {
-                Err("the ledger failed earlier".to_string())
-            } else {
-                let force = batch.iter().any(|m| matches!(m, Msg::Flush { .. }));
-                match self.apply(&mut batch, force) {
-                    Ok(()) => Ok(()),
-                    Err(e) => {
-                        let text = chain(&e);
-                        first_error = Some(e);
-                        Err(text)
-                    }
-                }
+        let mut last_fold = Instant::now();
+        loop {
+            let msg = match rx.recv_timeout(FOLD_EVERY) {
+                Ok(Msg::Close) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Ok(msg) => Some(msg),
+                Err(mpsc::RecvTimeoutError::Timeout) => None,
             };
-            for msg in batch.drain(..) {
-                if let Msg::Intent { ack, .. } | Msg::Flush { ack, .. } = msg {
-                    // A worker that gave up waiting is not an error here.
-                    let _ = ack.send(result.clone());
+            let (mut rows, ack) = match msg {
+                Some(Msg::Rows(rows)) => (rows, None),
+                Some(Msg::Flush { rows, ack }) => (rows, Some(ack)),
+                _ => (Vec::new(), None),
+            };
+            let mut result = Ok(());
+            if first_error.is_none() {
+                self.pending_report.append(&mut rows);
+                let force = ack.is_some();
+                let mut step = self.write_report(force);
+                if step.is_ok() && (force || last_fold.elapsed() >= FOLD_EVERY) {
+                    step = self.fold_rotated();
+                    last_fold = Instant::now();
+                }
+                if let Err(e) = step {
+                    first_error = Some(e);
                 }
             }
-            if closing {
-                break;
+            if let Some(e) = &first_error {
+                result = Err(chain(e));
+            }
+            if let Some(ack) = ack {
+                // A worker that gave up waiting is not an error here.
+                let _ = ack.send(result);
             }
         }
         if let Some(e) = first_error {
             return Err(e);
         }
-        self.apply(&mut [], true)?;
-        fold(&self.conn).map_err(|e| self.err(e))
-    }
-
-    /// Commit one batch. Intents and outcomes of sent messages go to the
-    /// event log in this commit (they carry the exactly-once promise);
-    /// report rows and request counts are buffered and written in large
-    /// chunks, since a report is only read once the run is over.
-    fn apply(&mut self, batch: &mut [Msg], force: bool) -> Result<(), LedgerError> {
-        let path = self.path.display().to_string();
-        let sql = |source| LedgerError::Sqlite {
-            path: path.clone(),
-            source,
-        };
-        let run_id = self.run_id;
-        let stamp = now();
-        for msg in batch.iter_mut() {
-            if let Msg::Intent { settled, .. }
-            | Msg::Outcomes(settled)
-            | Msg::Flush { settled, .. } = msg
-            {
-                for o in settled.iter_mut() {
-                    self.pending_requests += u64::from(o.attempts);
-                    self.pending_report.push(std::mem::take(&mut o.report));
-                }
-            }
-        }
-        let flush_buffers = force
-            || self.pending_report.len() >= REPORT_CHUNK
-            || self.last_buffer_flush.elapsed() >= BUFFER_AGE;
-        let tx = self.conn.transaction().map_err(sql)?;
-        {
-            let mut event = tx
-                .prepare_cached(
-                    "INSERT INTO events (key, occurrence, conversation_id, state, message_id, attempts, run_id, at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                )
-                .map_err(sql)?;
-            let settle =
-                |event: &mut rusqlite::CachedStatement<'_>, o: &Settled| -> rusqlite::Result<()> {
-                    if let Some((key, occurrence)) = &o.sent {
-                        event.execute(params![
-                            &key.0[..],
-                            occurrence,
-                            o.conversation_id,
-                            o.state,
-                            o.message_id,
-                            o.attempts,
-                            run_id,
-                            stamp
-                        ])?;
-                    }
-                    Ok(())
-                };
-            for msg in batch.iter() {
-                match msg {
-                    Msg::Intent {
-                        key,
-                        occurrence,
-                        conversation_id,
-                        settled,
-                        ..
-                    } => {
-                        // The worker's earlier outcomes first: they happened before.
-                        for o in settled {
-                            settle(&mut event, o).map_err(sql)?;
-                        }
-                        event
-                            .execute(params![
-                                &key.0[..],
-                                occurrence,
-                                conversation_id,
-                                "in_flight",
-                                None::<String>,
-                                0,
-                                run_id,
-                                stamp
-                            ])
-                            .map_err(sql)?;
-                    }
-                    Msg::Outcomes(settled) | Msg::Flush { settled, .. } => {
-                        for o in settled {
-                            settle(&mut event, o).map_err(sql)?;
-                        }
-                    }
-                    Msg::Close => {}
-                }
-            }
-            if flush_buffers {
-                write_report_rows(&tx, run_id, &mut self.pending_report).map_err(sql)?;
-                if self.pending_requests > 0 {
-                    let day = chrono::Utc::now().format("%Y-%m-%d").to_string();
-                    tx.execute(
-                        "INSERT INTO requests_per_day (day, count) VALUES (?1, ?2)
-                         ON CONFLICT (day) DO UPDATE SET count = count + excluded.count",
-                        params![day, self.pending_requests],
-                    )
-                    .map_err(sql)?;
-                    self.pending_requests = 0;
-                }
-            }
-        }
-        tx.commit().map_err(sql)?;
-        if flush_buffers {
-            self.last_buffer_flush = std::time::Instant::now();
+        self.write_report(true)?;
+        if let Some(sealed) = self.journal.as_ref().and_then(|j| j.close()) {
+            let folded = journal_folded(&self.conn).map_err(|e| self.err(e))?;
+            fold_journal(&self.conn, &sealed, folded)?;
         }
         Ok(())
+    }
+
+    /// Seal the journal file the workers are appending to and fold it.
+    fn fold_rotated(&mut self) -> Result<(), LedgerError> {
+        let Some(journal) = &self.journal else {
+            return Ok(());
+        };
+        let sealed = journal.rotate().map_err(|source| LedgerError::Io {
+            path: self.path.display().to_string(),
+            source,
+        })?;
+        if let Some(sealed) = sealed {
+            let folded = journal_folded(&self.conn).map_err(|e| self.err(e))?;
+            fold_journal(&self.conn, &sealed, folded)?;
+        }
+        Ok(())
+    }
+
+    /// Write buffered report rows in large chunks: a report is only read
+    /// once the run is over, so they need no commit of their own.
+    fn write_report(&mut self, force: bool) -> Result<(), LedgerError> {
+        if self.pending_report.is_empty()
+            || !(force
+                || self.pending_report.len() >= REPORT_CHUNK
+                || self.last_buffer_flush.elapsed() >= BUFFER_AGE)
+        {
+            return Ok(());
+        }
+        let tx = self.conn.transaction().map_err(|e| LedgerError::Sqlite {
+            path: self.path.display().to_string(),
+            source: e,
+        })?;
+        let written = write_report_rows(&tx, self.run_id, &mut self.pending_report)
+            .and_then(|()| tx.commit());
+        self.last_buffer_flush = Instant::now();
+        written.map_err(|e| self.err(e))
     }
 
     /// Close the run with its exit code.
@@ -604,6 +567,15 @@ impl Ledger {
     }
 }
 
+impl Drop for Ledger {
+    fn drop(&mut self) {
+        // A ledger opened and never written through leaves no journal behind.
+        if let Some(journal) = &self.journal {
+            journal.remove_if_empty();
+        }
+    }
+}
+
 /// Read-only lookups of earlier runs' messages.
 pub struct Lookup {
     conn: Connection,
@@ -611,6 +583,18 @@ pub struct Lookup {
 }
 
 impl Lookup {
+    /// No earlier run recorded any message: every lookup would miss.
+    pub fn is_empty(&self) -> Result<bool, LedgerError> {
+        self.conn
+            .query_row("SELECT NOT EXISTS (SELECT 1 FROM messages)", [], |r| {
+                r.get(0)
+            })
+            .map_err(|source| LedgerError::Sqlite {
+                path: self.path.display().to_string(),
+                source,
+            })
+    }
+
     pub fn prior(&self, key: &ContentKey, occurrence: u32) -> Result<Option<Prior>, LedgerError> {
         prior(&self.conn, key, occurrence).map_err(|source| LedgerError::Sqlite {
             path: self.path.display().to_string(),
@@ -670,33 +654,17 @@ impl Summary {
 }
 
 enum Msg {
-    Intent {
-        key: ContentKey,
-        occurrence: u32,
-        conversation_id: String,
-        /// This worker's outcomes since its last message to the ledger.
-        settled: Vec<Settled>,
-        ack: mpsc::SyncSender<Result<(), String>>,
-    },
-    /// Outcomes a worker collected; requests are counted from their attempts.
-    Outcomes(Vec<Settled>),
+    /// Report rows a worker collected.
+    Rows(Vec<ReportInsert>),
+    /// Report rows, and an answer once they (and the journal so far) are
+    /// in the ledger.
     Flush {
-        settled: Vec<Settled>,
+        rows: Vec<ReportInsert>,
         ack: mpsc::SyncSender<Result<(), String>>,
     },
-    /// Sent by `Writer::close`: commit what came before, fold, and stop,
+    /// Sent by `Writer::close`: store what came before, fold, and stop,
     /// even if some recorder is still alive.
     Close,
-}
-
-/// An outcome as the ledger thread stores it.
-struct Settled {
-    sent: Option<(ContentKey, u32)>,
-    conversation_id: String,
-    state: &'static str,
-    message_id: Option<String>,
-    attempts: u32,
-    report: ReportInsert,
 }
 
 /// One row for `report_rows`.
@@ -717,36 +685,136 @@ struct ReportInsert {
     attempts: u32,
 }
 
-impl From<Outcome> for Settled {
+impl From<Outcome> for ReportInsert {
     fn from(o: Outcome) -> Self {
-        let state = match o.status {
-            Status::Created => "created",
-            Status::Exists => "exists",
-            Status::Uncertain => "uncertain",
-            _ => "failed",
-        };
-        Settled {
-            sent: o.sent,
-            conversation_id: o.conversation_id.clone(),
-            state,
-            message_id: o.message_id.clone(),
+        ReportInsert {
+            source: o.pos.source.0,
+            record: o.pos.record,
+            line: o.pos.line,
+            conversation_id: o.conversation_id,
+            api_conversation_id: o.api_conversation_id,
+            timestamp: o.timestamp,
+            status: o.status.as_str(),
+            message_id: o.message_id,
+            http_status: o.http_status,
+            error_code: o.error_code,
+            error_message: o.error_message,
+            request_id: o.request_id,
             attempts: o.attempts,
-            report: ReportInsert {
-                source: o.pos.source.0,
-                record: o.pos.record,
-                line: o.pos.line,
-                conversation_id: o.conversation_id,
-                api_conversation_id: o.api_conversation_id,
-                timestamp: o.timestamp,
-                status: o.status.as_str(),
-                message_id: o.message_id,
-                http_status: o.http_status,
-                error_code: o.error_code,
-                error_message: o.error_message,
-                request_id: o.request_id,
-                attempts: o.attempts,
-            },
         }
+    }
+}
+
+/// The journal sequence number folded last (0: none yet).
+fn journal_folded(conn: &Connection) -> rusqlite::Result<u64> {
+    conn.query_row(
+        "SELECT value FROM meta WHERE name = 'journal_folded'",
+        [],
+        |r| r.get::<_, String>(0),
+    )
+    .optional()
+    .map(|v| v.and_then(|v| v.parse().ok()).unwrap_or(0))
+}
+
+/// What one journal file says about one message, in the file's order.
+struct Folded {
+    conversation_id: String,
+    state: State,
+    message_id: Option<String>,
+    attempts: u32,
+}
+
+/// Fold a sealed journal file into `messages` and delete it. The file's
+/// number is stored in the same commit, so a file folded before a crash
+/// (and not yet deleted) is never counted twice.
+fn fold_journal(conn: &Connection, sealed: &Sealed, folded: u64) -> Result<(), LedgerError> {
+    let io = |source| LedgerError::Io {
+        path: sealed.path.display().to_string(),
+        source,
+    };
+    if sealed.seq > folded {
+        let (run_id, records) = journal::read(&sealed.path).map_err(io)?;
+        let mut messages: HashMap<(ContentKey, u32), Folded> = HashMap::new();
+        let mut requests = 0u64;
+        for Record {
+            key,
+            occurrence,
+            conversation_id,
+            state,
+            attempts,
+            message_id,
+        } in records
+        {
+            requests += u64::from(attempts);
+            let m = messages.entry((key, occurrence)).or_insert_with(|| Folded {
+                conversation_id: String::new(),
+                state,
+                message_id: None,
+                attempts: 0,
+            });
+            m.conversation_id = conversation_id;
+            m.state = state;
+            m.message_id = message_id.or(m.message_id.take());
+            m.attempts += attempts;
+        }
+        // Key order: the inserts walk the table's B-tree instead of jumping.
+        let mut messages: Vec<_> = messages.into_iter().collect();
+        messages.sort_unstable_by_key(|(k, _)| *k);
+        let sql = |source| LedgerError::Sqlite {
+            path: sealed.path.display().to_string(),
+            source,
+        };
+        let tx = conn.unchecked_transaction().map_err(sql)?;
+        {
+            let stamp = now();
+            let mut upsert = tx
+                .prepare_cached(
+                    "INSERT INTO messages (key, occurrence, conversation_id, state, message_id, attempts, run_id, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                     ON CONFLICT (key, occurrence) DO UPDATE SET
+                        conversation_id = excluded.conversation_id,
+                        state = excluded.state,
+                        message_id = coalesce(excluded.message_id, messages.message_id),
+                        attempts = messages.attempts + excluded.attempts,
+                        run_id = excluded.run_id,
+                        updated_at = excluded.updated_at",
+                )
+                .map_err(sql)?;
+            for ((key, occurrence), m) in &messages {
+                upsert
+                    .execute(params![
+                        &key.0[..],
+                        occurrence,
+                        m.conversation_id,
+                        m.state.as_str(),
+                        m.message_id,
+                        m.attempts,
+                        run_id,
+                        stamp
+                    ])
+                    .map_err(sql)?;
+            }
+            if requests > 0 {
+                let day = chrono::Utc::now().format("%Y-%m-%d").to_string();
+                tx.execute(
+                    "INSERT INTO requests_per_day (day, count) VALUES (?1, ?2)
+                     ON CONFLICT (day) DO UPDATE SET count = count + excluded.count",
+                    params![day, requests],
+                )
+                .map_err(sql)?;
+            }
+            tx.execute(
+                "INSERT INTO meta (name, value) VALUES ('journal_folded', ?1)
+                 ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                params![sealed.seq.to_string()],
+            )
+            .map_err(sql)?;
+        }
+        tx.commit().map_err(sql)?;
+    }
+    match std::fs::remove_file(&sealed.path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(e)),
+        _ => Ok(()),
     }
 }
 
@@ -811,6 +879,7 @@ fn write_report_rows(
 /// The sending side of the ledger thread. Clone a [`Recorder`] per worker.
 pub struct Writer {
     tx: Option<mpsc::Sender<Msg>>,
+    journal: Option<Arc<Journal>>,
     handle: Option<thread::JoinHandle<(Ledger, Result<(), LedgerError>)>>,
 }
 
@@ -819,13 +888,16 @@ impl Writer {
         let (ack_tx, ack_rx) = mpsc::sync_channel(1);
         Recorder {
             tx: self.tx.clone().expect("writer open"),
+            journal: self.journal.clone(),
             ack_tx,
             ack_rx,
-            pending: Vec::new(),
+            unwritten: Vec::new(),
+            rows: Vec::new(),
         }
     }
 
-    /// Wait for everything sent so far to be committed, and get the ledger back.
+    /// Wait for everything sent so far to be stored and folded, and get the
+    /// ledger back.
     pub fn close(mut self) -> Result<Ledger, LedgerError> {
         if let Some(tx) = self.tx.take() {
             let _ = tx.send(Msg::Close);
@@ -840,19 +912,21 @@ impl Writer {
     }
 }
 
-/// One worker's handle on the ledger. Outcomes are collected here and
-/// travel with the worker's next intent (or every [`OUTCOME_CHUNK`], or on
-/// flush or drop): one message, and one wake-up of the ledger thread, per
-/// request instead of three.
+/// One worker's handle on the ledger. A request's outcome is journaled
+/// with the same worker's next intent (or on flush or drop): one `write`
+/// per request. Report rows go to the ledger thread in chunks.
 pub struct Recorder {
     tx: mpsc::Sender<Msg>,
+    journal: Option<Arc<Journal>>,
     ack_tx: mpsc::SyncSender<Result<(), String>>,
     ack_rx: mpsc::Receiver<Result<(), String>>,
-    pending: Vec<Settled>,
+    /// Journal records not yet written.
+    unwritten: Vec<u8>,
+    rows: Vec<ReportInsert>,
 }
 
-/// Outcomes a recorder holds at most before sending them on.
-const OUTCOME_CHUNK: usize = 512;
+/// Report rows a recorder holds at most before sending them on.
+const ROWS_CHUNK: usize = 512;
 
 fn stopped<T>(_: T) -> String {
     "the ledger thread stopped".to_string()
@@ -860,57 +934,91 @@ fn stopped<T>(_: T) -> String {
 
 impl Recorder {
     /// Record that this message is about to be sent, together with the
-    /// outcomes before it; returns once committed.
+    /// outcomes before it; returns once the journal holds it.
     pub fn intent(
         &mut self,
         key: ContentKey,
         occurrence: u32,
         conversation_id: &str,
     ) -> Result<(), String> {
-        self.tx
-            .send(Msg::Intent {
+        if self.journal.is_none() {
+            return Ok(());
+        }
+        journal::encode(
+            &mut self.unwritten,
+            &Record {
                 key,
                 occurrence,
                 conversation_id: conversation_id.to_string(),
-                settled: std::mem::take(&mut self.pending),
-                ack: self.ack_tx.clone(),
-            })
-            .map_err(stopped)?;
-        self.ack_rx.recv().map_err(stopped)?
+                state: State::InFlight,
+                attempts: 0,
+                message_id: None,
+            },
+        );
+        self.write_journal()
     }
 
-    /// Record a row's outcome. A sent message's outcome is committed no
-    /// later than this worker's next intent. Requests are counted against
-    /// the daily quota from its attempts.
+    /// Record a row's outcome. A sent message's outcome reaches the journal
+    /// no later than this worker's next intent; its attempts count against
+    /// the daily quota.
     pub fn outcome(&mut self, outcome: Outcome) -> Result<(), String> {
-        self.pending.push(Settled::from(outcome));
-        if self.pending.len() >= OUTCOME_CHUNK {
-            let settled = std::mem::take(&mut self.pending);
-            self.tx.send(Msg::Outcomes(settled)).map_err(stopped)?;
+        if let (Some((key, occurrence)), Some(_)) = (outcome.sent, &self.journal) {
+            let state = match outcome.status {
+                Status::Created => State::Created,
+                Status::Exists => State::Exists,
+                Status::Uncertain => State::Uncertain,
+                _ => State::Failed,
+            };
+            journal::encode(
+                &mut self.unwritten,
+                &Record {
+                    key,
+                    occurrence,
+                    conversation_id: outcome.conversation_id.clone(),
+                    state,
+                    attempts: outcome.attempts,
+                    message_id: outcome.message_id.clone(),
+                },
+            );
+        }
+        self.rows.push(ReportInsert::from(outcome));
+        if self.rows.len() >= ROWS_CHUNK {
+            let rows = std::mem::take(&mut self.rows);
+            self.tx.send(Msg::Rows(rows)).map_err(stopped)?;
         }
         Ok(())
     }
 
-    /// Wait until everything recorded so far is committed.
+    /// Wait until everything recorded so far is in the ledger.
     pub fn flush(&mut self) -> Result<(), String> {
+        self.write_journal()?;
         self.tx
             .send(Msg::Flush {
-                settled: std::mem::take(&mut self.pending),
+                rows: std::mem::take(&mut self.rows),
                 ack: self.ack_tx.clone(),
             })
             .map_err(stopped)?;
         self.ack_rx.recv().map_err(stopped)?
+    }
+
+    fn write_journal(&mut self) -> Result<(), String> {
+        let Some(journal) = &self.journal else {
+            return Ok(());
+        };
+        let written = journal.append(&self.unwritten);
+        self.unwritten.clear();
+        written.map_err(|e| format!("cannot write the ledger's journal: {e}"))
     }
 }
 
 impl Drop for Recorder {
     fn drop(&mut self) {
-        if !self.pending.is_empty() {
-            // Nobody is left to hear an error here; the ledger thread
-            // reports its own failures when it is closed.
-            let _ = self
-                .tx
-                .send(Msg::Outcomes(std::mem::take(&mut self.pending)));
+        // Nobody is left to hear an error here; the ledger thread reports
+        // its own failures when it is closed, and an outcome that did not
+        // reach the journal leaves its message `uncertain`, never resent.
+        let _ = self.write_journal();
+        if !self.rows.is_empty() {
+            let _ = self.tx.send(Msg::Rows(std::mem::take(&mut self.rows)));
         }
     }
 }
