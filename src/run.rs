@@ -12,8 +12,8 @@ use crate::exit::ExitCode;
 use crate::model::{SourceId, Status};
 use crate::plan::{self, Conversation};
 use crate::read::{self, ReadOptions, Source};
-use crate::record::{Ledger, Outcome, Prior, Recorder, Summary};
-use crate::report::{self, progress::Progress};
+use crate::record::{Ledger, Outcome, Prior};
+use crate::report::{self, progress::Progress, ReportFormat, Spool, Summary};
 use crate::send::client::{ApiUrl, Client, Credentials};
 use crate::send::pool::{self, Context as SendContext, Settings, Todo, Work};
 use crate::send::rate::RateLimiter;
@@ -123,26 +123,39 @@ pub fn run(cfg: RunConfig) -> anyhow::Result<ExitCode> {
         );
     }
     let writer = ledger.into_writer();
+    let format = match &cfg.report {
+        Some(path) => Some(ReportFormat::from_path(path).map_err(anyhow::Error::msg)?),
+        None => None,
+    };
+    let spool_dir = cfg
+        .report
+        .as_deref()
+        .map_or_else(std::env::temp_dir, report::report_dir);
+    let spool = Spool::new(format, cfg.inputs.clone(), &spool_dir).with_context(|| {
+        format!(
+            "{}: cannot write the report's spool file here",
+            spool_dir.display()
+        )
+    })?;
 
     let stop = Arc::new(Stop::default());
     install_signal_handler(stop.clone());
 
     // Read, validate, plan. Invalid rows are recorded as they are found.
-    let mut main_recorder: Recorder = writer.recorder();
+    let mut invalid_rows = spool.writer();
     let read = read_all(
         &cfg.inputs,
         &cfg.read,
         &cfg.validate,
         cfg.shard,
         |_| {},
-        |o| main_recorder.outcome(o).map_err(anyhow::Error::msg),
+        |o| invalid_rows.outcome(o).map_err(anyhow::Error::msg),
     );
     let read = match read {
         Ok(r) => r,
         Err(e) => {
             // Nothing was sent; close the ledger cleanly before reporting.
             // The ledger thread ends only when every recorder is gone.
-            drop(main_recorder);
             if let Ok(ledger) = writer.close() {
                 let _ = ledger.finish(ExitCode::Usage.code());
             }
@@ -211,6 +224,7 @@ pub fn run(cfg: RunConfig) -> anyhow::Result<ExitCode> {
         client: &client,
         limiter: &limiter,
         writer: &writer,
+        spool: &spool,
         stop: &stop,
         counters: &counters,
         settings: &settings,
@@ -218,12 +232,13 @@ pub fn run(cfg: RunConfig) -> anyhow::Result<ExitCode> {
     };
     let sent = pool::run(&work, &ctx);
     progress.finish();
-    drop(main_recorder);
+    let flushed = invalid_rows.flush();
     let ledger = writer.close()?;
-    let stopped = match sent {
+    let stopped = match sent.and_then(|stopped| flushed.map(|()| stopped)) {
         Ok(stopped) => stopped,
         Err(e) => {
-            eprintln!("error: the ledger failed, the run stopped: {e}");
+            // The ledger's errors, and the report spool's: both say which file.
+            eprintln!("error: the run stopped: {e}");
             Some(StopReason::Ledger)
         }
     };
@@ -231,10 +246,10 @@ pub fn run(cfg: RunConfig) -> anyhow::Result<ExitCode> {
     // From here on requests were made: a failure to report is not a usage
     // error (exit 2 says nothing was sent), the ledger holds the truth.
     let finish = || -> anyhow::Result<ExitCode> {
-        let summary = ledger.summary()?;
+        let summary = spool.summary();
         let code = exit_code(stopped, &summary);
         if let Some(path) = &cfg.report {
-            let n = report::write(&ledger, path)?;
+            let n = report::write(&spool, path)?;
             if !cfg.quiet {
                 eprintln!("report: {} ({n} rows)", path.display());
             }
@@ -292,7 +307,7 @@ fn print_summary(
         Some(StopReason::Unauthorized) => eprintln!("stopped: the API refused the credentials (401/403); check ASAPP_API_ID / ASAPP_API_SECRET"),
         Some(StopReason::ApiDown) => eprintln!("stopped: nearly every recent request failed; the API looks down. Run again later with the same --state"),
         Some(StopReason::Quota) => eprintln!("paused: the daily request quota is spent; run again after 00:00 UTC with the same --state"),
-        Some(StopReason::Ledger) => eprintln!("stopped: the ledger could not record; nothing more was sent"),
+        Some(StopReason::Ledger) => eprintln!("stopped: the ledger or the report could not record; nothing more was sent"),
         None => {}
     }
     if no_report

@@ -3,29 +3,30 @@
 
 use std::io::{self, Write};
 
-use super::Reporter;
-use crate::record::ReportRow;
+use super::ReportRow;
 
 pub struct CsvReporter<W: Write> {
-    writer: csv::Writer<W>,
+    out: W,
     header_written: bool,
+    scratch: Vec<u8>,
 }
 
 impl<W: Write> CsvReporter<W> {
     pub fn new(out: W) -> Self {
         CsvReporter {
-            // The header is written by hand so that an empty report still has one.
-            writer: csv::WriterBuilder::new()
-                .has_headers(false)
-                .from_writer(out),
+            out,
             header_written: false,
+            scratch: Vec::new(),
         }
     }
 
+    /// Written by hand (not by serde) so that an empty report still has one.
     fn header(&mut self) -> io::Result<()> {
         if !self.header_written {
             self.header_written = true;
-            self.writer.write_record(super::COLUMNS).map_err(io_err)?;
+            let mut writer = csv::Writer::from_writer(&mut self.out);
+            writer.write_record(super::COLUMNS).map_err(io_err)?;
+            writer.flush()?;
         }
         Ok(())
     }
@@ -35,14 +36,26 @@ fn io_err(e: csv::Error) -> io::Error {
     io::Error::other(e)
 }
 
-impl<W: Write> Reporter for CsvReporter<W> {
+/// One row as CSV, appended to `out`.
+pub fn encode(row: &ReportRow, out: &mut Vec<u8>) -> io::Result<()> {
+    let mut writer = csv::WriterBuilder::new()
+        .has_headers(false)
+        .buffer_capacity(512)
+        .from_writer(out);
+    writer.serialize(row).map_err(io_err)?;
+    writer.flush()
+}
+
+impl<W: Write> super::Reporter for CsvReporter<W> {
     fn row(&mut self, row: &ReportRow) -> io::Result<()> {
         self.header()?;
-        self.writer.serialize(row).map_err(io_err)
+        self.scratch.clear();
+        encode(row, &mut self.scratch)?;
+        self.out.write_all(&self.scratch)
     }
 
     fn finish(&mut self) -> io::Result<()> {
         self.header()?;
-        self.writer.flush()
+        self.out.flush()
     }
 }

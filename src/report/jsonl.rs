@@ -2,23 +2,34 @@
 
 use std::io::{self, Write};
 
-use super::Reporter;
-use crate::record::ReportRow;
+use super::ReportRow;
 
 pub struct JsonlReporter<W: Write> {
     out: W,
+    scratch: Vec<u8>,
 }
 
 impl<W: Write> JsonlReporter<W> {
     pub fn new(out: W) -> Self {
-        JsonlReporter { out }
+        JsonlReporter {
+            out,
+            scratch: Vec::new(),
+        }
     }
 }
 
-impl<W: Write> Reporter for JsonlReporter<W> {
+/// One row as a JSON line, appended to `out`.
+pub fn encode(row: &ReportRow, out: &mut Vec<u8>) -> io::Result<()> {
+    serde_json::to_writer(&mut *out, row)?;
+    out.push(b'\n');
+    Ok(())
+}
+
+impl<W: Write> super::Reporter for JsonlReporter<W> {
     fn row(&mut self, row: &ReportRow) -> io::Result<()> {
-        serde_json::to_writer(&mut self.out, row)?;
-        self.out.write_all(b"\n")
+        self.scratch.clear();
+        encode(row, &mut self.scratch)?;
+        self.out.write_all(&self.scratch)
     }
 
     fn finish(&mut self) -> io::Result<()> {

@@ -1,17 +1,59 @@
-//! Report: the results report, one line per input row in input order,
-//! rendered from the ledger. Each format is a [`Reporter`] over any writer,
-//! so each is tested without a file.
+//! Report: the results report, one line per input row in input order.
+//! Each format is a [`Reporter`] over any writer, so each is tested
+//! without a file; the [`Spool`] gathers rows during the run.
 
 mod csv;
 mod jsonl;
 pub mod progress;
+mod spool;
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 pub use self::csv::CsvReporter;
 pub use self::jsonl::JsonlReporter;
-use crate::record::{Ledger, ReportRow};
+pub use self::spool::{Spool, SpoolWriter, Summary};
+use crate::model::Status;
+use crate::record::Outcome;
+
+/// One line of the results report, as DESIGN.md defines its columns.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ReportRow {
+    pub source: String,
+    pub record: u64,
+    pub line: u64,
+    pub conversation_id: String,
+    pub api_conversation_id: String,
+    pub timestamp: String,
+    pub status: Status,
+    pub message_id: String,
+    pub http_status: Option<u16>,
+    pub error_code: String,
+    pub error_message: String,
+    pub request_id: String,
+    pub attempts: u32,
+}
+
+impl ReportRow {
+    /// The report line of an outcome; `source` names its input.
+    pub fn new(o: Outcome, source: &str) -> ReportRow {
+        ReportRow {
+            source: source.to_string(),
+            record: o.pos.record,
+            line: o.pos.line,
+            conversation_id: o.conversation_id,
+            api_conversation_id: o.api_conversation_id,
+            timestamp: o.timestamp,
+            status: o.status,
+            message_id: o.message_id.unwrap_or_default(),
+            http_status: o.http_status,
+            error_code: o.error_code.unwrap_or_default(),
+            error_message: o.error_message.unwrap_or_default(),
+            request_id: o.request_id.unwrap_or_default(),
+            attempts: o.attempts,
+        }
+    }
+}
 
 /// Columns of the report, in their contract order (DESIGN.md).
 pub const COLUMNS: [&str; 13] = [
@@ -65,42 +107,54 @@ impl ReportFormat {
             ReportFormat::Jsonl => Box::new(JsonlReporter::new(out)),
         }
     }
+
+    /// What a report holds before its first row (a CSV header).
+    pub fn header(self) -> Vec<u8> {
+        let mut out = Vec::new();
+        // Writing to memory cannot fail.
+        let _ = self.reporter(&mut out).finish();
+        out
+    }
+
+    /// Append one row, rendered, to `out`.
+    pub fn encode(self, row: &ReportRow, out: &mut Vec<u8>) -> io::Result<()> {
+        match self {
+            ReportFormat::Csv => csv::encode(row, out),
+            ReportFormat::Jsonl => jsonl::encode(row, out),
+        }
+    }
 }
 
-/// Write this run's report from the ledger to `path`, atomically: the rows
+/// Write this run's report from the spool to `path`, atomically: the rows
 /// go to a temporary file beside it, renamed into place when complete, so
 /// nobody ever reads a half-written report.
-pub fn write(ledger: &Ledger, path: &Path) -> anyhow::Result<u64> {
+pub fn write(spool: &Spool, path: &Path) -> anyhow::Result<u64> {
     use anyhow::Context;
-    let format = ReportFormat::from_path(path).map_err(anyhow::Error::msg)?;
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+    let dir = report_dir(path);
     let tmp = tempfile::NamedTempFile::new_in(&dir)
         .with_context(|| format!("{}: cannot write the report here", dir.display()))?;
-    let mut count = 0u64;
-    {
-        let mut reporter = format.reporter(io::BufWriter::new(tmp.as_file()));
-        ledger
-            .report_rows(|row| {
-                count += 1;
-                reporter.row(&row)
-            })
-            .with_context(|| format!("{}: writing the report", path.display()))?;
-        reporter
-            .finish()
-            .with_context(|| format!("{}: writing the report", path.display()))?;
-    }
+    let mut out = io::BufWriter::new(tmp.as_file());
+    let count = spool
+        .write_to(&mut out)
+        .and_then(|n| out.flush().map(|()| n))
+        .with_context(|| format!("{}: writing the report", path.display()))?;
+    drop(out);
     tmp.persist(path)
         .with_context(|| format!("{}: cannot write the report", path.display()))?;
     Ok(count)
 }
 
+/// The directory a report goes to (and its spool, which is as large).
+pub fn report_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Status;
 
     fn sample() -> Vec<ReportRow> {
         vec![

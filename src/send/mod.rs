@@ -23,7 +23,8 @@ pub enum StopReason {
     ApiDown,
     /// The daily quota is spent (`--daily-quota`, or 429s that persist).
     Quota,
-    /// The ledger could not record: going on would break exactly-once.
+    /// The ledger (or the report's spool) could not record: going on would
+    /// break exactly-once, or leave rows out of the report.
     Ledger,
 }
 

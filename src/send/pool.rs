@@ -15,6 +15,7 @@ use crate::model::{MessageBody, Sender, Status, Timestamp};
 use crate::plan::{Conversation, Entry};
 use crate::read::{RecordReader, Source};
 use crate::record::{Outcome, Recorder, Writer};
+use crate::report::{Spool, SpoolWriter};
 use crate::validate::{self, ValidateOptions};
 
 /// What to do with one planned message, decided from the ledger before sending.
@@ -49,6 +50,8 @@ pub struct Context<'a> {
     pub client: &'a Client,
     pub limiter: &'a RateLimiter,
     pub writer: &'a Writer,
+    /// Where report rows go.
+    pub spool: &'a Spool,
     pub stop: &'a Stop,
     pub counters: &'a Counters,
     pub settings: &'a Settings,
@@ -81,7 +84,7 @@ pub fn run(work: &[Work], ctx: &Context<'_>) -> Result<Option<StopReason>, Strin
                         errors.lock().unwrap_or_else(|e| e.into_inner()).push(e);
                     }
                 }
-                if let Err(e) = worker.recorder.flush() {
+                if let Err(e) = worker.recorder.flush().and_then(|()| worker.rows.flush()) {
                     errors.lock().unwrap_or_else(|e| e.into_inner()).push(e);
                 }
             });
@@ -98,6 +101,7 @@ pub fn run(work: &[Work], ctx: &Context<'_>) -> Result<Option<StopReason>, Strin
 struct Worker<'a> {
     ctx: &'a Context<'a>,
     recorder: Recorder,
+    rows: SpoolWriter<'a>,
     readers: Vec<Option<RecordReader>>,
     rng: rand::rngs::StdRng,
     health: &'a Mutex<VecDeque<bool>>,
@@ -114,6 +118,7 @@ impl<'a> Worker<'a> {
         Worker {
             ctx,
             recorder: ctx.writer.recorder(),
+            rows: ctx.spool.writer(),
             readers: ctx.sources.iter().map(|_| None).collect(),
             rng: rand::rngs::StdRng::from_entropy(),
             health,
@@ -171,7 +176,8 @@ impl<'a> Worker<'a> {
                 _ => {}
             }
             Counters::add(&counters.done, 1);
-            self.recorder.outcome(outcome)?;
+            self.recorder.outcome(&outcome);
+            self.rows.outcome(outcome)?;
         }
         Ok(())
     }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use transcript_import::emulator::{Config, Emulator, Stats, StoredMessage};
 use transcript_import::model::Status;
-use transcript_import::record::ReportRow;
+use transcript_import::report::ReportRow;
 
 // ---------------------------------------------------------------- helpers
 

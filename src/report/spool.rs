@@ -1,0 +1,383 @@
+//! The spool: report rows as they are decided, in whatever order workers
+//! decide them, rendered to the report's format right away (in the
+//! workers, in parallel), and put in input order at the end by copying
+//! bytes. Memory holds 12 bytes of index per row, never the rows.
+//!
+//! A killed run writes no report, and the next run reports every row from
+//! the ledger, so the spool needs no durability: it is a temporary file,
+//! gone with the process.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::Mutex;
+
+use super::{ReportFormat, ReportRow};
+use crate::model::Status;
+
+/// Rows a worker renders before handing them to the spool.
+const CHUNK_BYTES: usize = 64 * 1024;
+/// Distinct failure reasons counted for the summary; past this, rows with
+/// a reason not seen yet are left out of the reason counts (never out of
+/// the report or the status counts).
+const MAX_REASONS: usize = 10_000;
+/// A spool up to this size is read back whole rather than row by row.
+const READ_WHOLE: u64 = 256 * 1024 * 1024;
+
+/// Counts for the end-of-run summary and the exit code.
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    pub by_status: Vec<(Status, u64)>,
+    /// The most frequent reasons rows were not created, with counts.
+    pub reasons: Vec<(String, u64)>,
+}
+
+impl Summary {
+    pub fn count(&self, status: Status) -> u64 {
+        self.by_status
+            .iter()
+            .filter(|(s, _)| *s == status)
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    pub fn total(&self) -> u64 {
+        self.by_status.iter().map(|(_, n)| n).sum()
+    }
+
+    pub fn all_success(&self) -> bool {
+        self.by_status
+            .iter()
+            .all(|(s, n)| *n == 0 || s.is_success())
+    }
+}
+
+/// Status and reason counts, kept per worker and merged.
+#[derive(Default)]
+struct Tally {
+    by_status: HashMap<Status, u64>,
+    reasons: HashMap<String, u64>,
+}
+
+impl Tally {
+    fn add(&mut self, row: &ReportRow) {
+        *self.by_status.entry(row.status).or_default() += 1;
+        if matches!(
+            row.status,
+            Status::Invalid | Status::Failed | Status::Uncertain
+        ) {
+            let reason = match row.http_status {
+                Some(http) => format!("{}: HTTP {http}: {}", row.status, row.error_message),
+                None => format!("{}: {}", row.status, row.error_message),
+            };
+            if let Some(n) = self.reasons.get_mut(&reason) {
+                *n += 1;
+            } else if self.reasons.len() < MAX_REASONS {
+                self.reasons.insert(reason, 1);
+            }
+        }
+    }
+
+    fn merge(&mut self, other: Tally) {
+        for (s, n) in other.by_status {
+            *self.by_status.entry(s).or_default() += n;
+        }
+        for (r, n) in other.reasons {
+            if let Some(m) = self.reasons.get_mut(&r) {
+                *m += n;
+            } else if self.reasons.len() < MAX_REASONS {
+                self.reasons.insert(r, n);
+            }
+        }
+    }
+}
+
+/// Where each row's rendering sits in the spool file, per source, by record.
+#[derive(Default)]
+struct Index {
+    offsets: Vec<Vec<u64>>,
+    /// 0: not reported (yet).
+    lens: Vec<Vec<u32>>,
+}
+
+impl Index {
+    fn set(&mut self, source: u32, record: u64, offset: u64, len: u32) -> Result<(), String> {
+        let s = source as usize;
+        if self.offsets.len() <= s {
+            self.offsets.resize_with(s + 1, Vec::new);
+            self.lens.resize_with(s + 1, Vec::new);
+        }
+        let r = usize::try_from(record.saturating_sub(1)).map_err(|e| e.to_string())?;
+        if self.offsets[s].len() <= r {
+            self.offsets[s].resize(r + 1, 0);
+            self.lens[s].resize(r + 1, 0);
+        }
+        if self.lens[s][r] != 0 {
+            return Err(format!(
+                "record {record} of source {source} was reported twice"
+            ));
+        }
+        self.offsets[s][r] = offset;
+        self.lens[s][r] = len;
+        Ok(())
+    }
+}
+
+struct Shared {
+    file: Option<File>,
+    len: u64,
+    index: Index,
+    tally: Tally,
+}
+
+/// This run's report rows, on their way to the report.
+pub struct Spool {
+    /// `None`: no report file was asked for; rows are only counted.
+    format: Option<ReportFormat>,
+    sources: Vec<String>,
+    shared: Mutex<Shared>,
+}
+
+impl Spool {
+    /// A spool for rows of `sources` (their names, for the `source` column),
+    /// rendered as `format`, in a temporary file in `dir` (beside the
+    /// report, which will be about as large).
+    pub fn new(
+        format: Option<ReportFormat>,
+        sources: Vec<String>,
+        dir: &Path,
+    ) -> io::Result<Spool> {
+        let file = match format {
+            Some(_) => Some(tempfile::tempfile_in(dir)?),
+            None => None,
+        };
+        Ok(Spool {
+            format,
+            sources,
+            shared: Mutex::new(Shared {
+                file,
+                len: 0,
+                index: Index::default(),
+                tally: Tally::default(),
+            }),
+        })
+    }
+
+    /// A worker's own buffer: rows are rendered there, without a lock.
+    pub fn writer(&self) -> SpoolWriter<'_> {
+        SpoolWriter {
+            spool: self,
+            buf: Vec::new(),
+            placed: Vec::new(),
+            tally: Tally::default(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
+        self.shared.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Rows by status, and the most frequent reasons rows were not created.
+    pub fn summary(&self) -> Summary {
+        let shared = self.lock();
+        let mut by_status: Vec<(Status, u64)> = shared
+            .tally
+            .by_status
+            .iter()
+            .map(|(s, n)| (*s, *n))
+            .collect();
+        by_status.sort();
+        let mut reasons: Vec<(String, u64)> = shared
+            .tally
+            .reasons
+            .iter()
+            .map(|(r, n)| (r.clone(), *n))
+            .collect();
+        reasons.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        reasons.truncate(20);
+        Summary { by_status, reasons }
+    }
+
+    /// Write the report header and every row, in input order, to `out`.
+    /// Returns the number of rows.
+    pub fn write_to(&self, out: &mut impl Write) -> io::Result<u64> {
+        let Some(format) = self.format else {
+            return Ok(0);
+        };
+        out.write_all(&format.header())?;
+        let mut shared = self.lock();
+        let Shared {
+            file, len, index, ..
+        } = &mut *shared;
+        let Some(file) = file.as_mut() else {
+            return Ok(0);
+        };
+        let whole = if *len <= READ_WHOLE {
+            let mut bytes = Vec::with_capacity(*len as usize);
+            file.seek(SeekFrom::Start(0))?;
+            file.take(*len).read_to_end(&mut bytes)?;
+            Some(bytes)
+        } else {
+            None
+        };
+        let mut rows = 0u64;
+        let mut buf = Vec::new();
+        for (offsets, lens) in index.offsets.iter().zip(&index.lens) {
+            for (&offset, &n) in offsets.iter().zip(lens) {
+                if n == 0 {
+                    continue;
+                }
+                rows += 1;
+                match &whole {
+                    Some(bytes) => {
+                        out.write_all(&bytes[offset as usize..offset as usize + n as usize])?
+                    }
+                    None => {
+                        buf.resize(n as usize, 0);
+                        file.read_exact_at(&mut buf, offset)?;
+                        out.write_all(&buf)?;
+                    }
+                }
+            }
+        }
+        Ok(rows)
+    }
+}
+
+/// A worker's end of the spool.
+pub struct SpoolWriter<'a> {
+    spool: &'a Spool,
+    buf: Vec<u8>,
+    /// (source, record, offset in `buf`, length) of the rows in `buf`.
+    placed: Vec<(u32, u64, usize, u32)>,
+    tally: Tally,
+}
+
+impl SpoolWriter<'_> {
+    /// Add one row. Errors are I/O errors of the spool file, and a row
+    /// reported twice (a bug: every row must be reported exactly once).
+    pub fn row(&mut self, row: &ReportRow, source: u32, record: u64) -> Result<(), String> {
+        self.tally.add(row);
+        if let Some(format) = self.spool.format {
+            let start = self.buf.len();
+            format
+                .encode(row, &mut self.buf)
+                .map_err(|e| format!("cannot render a report row: {e}"))?;
+            let len = (self.buf.len() - start) as u32;
+            self.placed.push((source, record, start, len));
+            if self.buf.len() >= CHUNK_BYTES {
+                self.flush()?;
+            }
+        } else {
+            // Without a report, rows are still checked to be reported once.
+            self.placed.push((source, record, 0, 1));
+            if self.placed.len() >= 4096 {
+                self.flush()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Add the report row of an outcome.
+    pub fn outcome(&mut self, outcome: crate::record::Outcome) -> Result<(), String> {
+        let (source, record) = (outcome.pos.source.0, outcome.pos.record);
+        let name = self
+            .spool
+            .sources
+            .get(source as usize)
+            .map_or("", String::as_str);
+        let row = ReportRow::new(outcome, name);
+        self.row(&row, source, record)
+    }
+
+    /// Hand everything buffered to the spool.
+    pub fn flush(&mut self) -> Result<(), String> {
+        let mut shared = self.spool.lock();
+        let shared = &mut *shared;
+        let base = shared.len;
+        if let Some(file) = shared.file.as_mut() {
+            file.write_all(&self.buf)
+                .map_err(|e| format!("cannot write the report's spool file: {e}"))?;
+            shared.len += self.buf.len() as u64;
+        }
+        for (source, record, offset, len) in self.placed.drain(..) {
+            shared
+                .index
+                .set(source, record, base + offset as u64, len)?;
+        }
+        self.buf.clear();
+        shared.tally.merge(std::mem::take(&mut self.tally));
+        Ok(())
+    }
+}
+
+impl Drop for SpoolWriter<'_> {
+    fn drop(&mut self) {
+        // Errors surface through an explicit flush; a dropped writer still
+        // hands over what it holds so no row goes missing silently.
+        let _ = self.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(record: u64, status: Status, reason: &str) -> ReportRow {
+        ReportRow {
+            source: "a.csv".into(),
+            record,
+            line: record + 1,
+            conversation_id: "C1".into(),
+            api_conversation_id: "C1".into(),
+            timestamp: String::new(),
+            status,
+            message_id: String::new(),
+            http_status: None,
+            error_code: String::new(),
+            error_message: reason.into(),
+            request_id: String::new(),
+            attempts: 0,
+        }
+    }
+
+    #[test]
+    fn rows_come_out_in_input_order_whatever_order_they_went_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::new(Some(ReportFormat::Csv), vec!["a.csv".into()], dir.path()).unwrap();
+        let (mut w1, mut w2) = (spool.writer(), spool.writer());
+        for r in [5, 3, 1] {
+            w1.row(&row(r, Status::Created, ""), 0, r).unwrap();
+        }
+        for r in [4, 2] {
+            w2.row(&row(r, Status::Invalid, "bad"), 0, r).unwrap();
+        }
+        w2.flush().unwrap();
+        w1.flush().unwrap();
+        let mut out = Vec::new();
+        assert_eq!(spool.write_to(&mut out).unwrap(), 5);
+        let text = String::from_utf8(out).unwrap();
+        let records: Vec<u64> = ::csv::Reader::from_reader(text.as_bytes())
+            .deserialize::<ReportRow>()
+            .map(|r| r.unwrap().record)
+            .collect();
+        assert_eq!(records, [1, 2, 3, 4, 5]);
+        let summary = spool.summary();
+        assert_eq!(summary.count(Status::Created), 3);
+        assert_eq!(summary.reasons, [("invalid: bad".to_string(), 2)]);
+    }
+
+    #[test]
+    fn a_row_cannot_be_reported_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        for format in [Some(ReportFormat::Jsonl), None] {
+            let spool = Spool::new(format, vec!["a.csv".into()], dir.path()).unwrap();
+            let mut w = spool.writer();
+            w.row(&row(1, Status::Skipped, ""), 0, 1).unwrap();
+            w.row(&row(1, Status::Skipped, ""), 0, 1).unwrap();
+            assert!(w.flush().unwrap_err().contains("reported twice"));
+        }
+    }
+}
