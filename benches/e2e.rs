@@ -6,7 +6,7 @@
 //! - bare HTTP sends of the same messages with the same client and
 //!   concurrency: the difference is what the whole tool costs.
 //!
-//! `cargo bench --bench e2e` (rows: E2E_ROWS, default 20000; rounds: E2E_ROUNDS, default 5).
+//! `cargo bench --bench e2e` (rows: E2E_ROWS, default 20000; rounds: E2E_ROUNDS, default 7).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -125,6 +125,29 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
+/// CPU time this process has used, user and system, from /proc (Linux;
+/// clock ticks of 1/100 s). Less noisy than wall time on a shared machine,
+/// and it counts the in-process emulator too, the same for all three.
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name, which is in parentheses.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let ticks: u64 = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|f| f.parse::<u64>().ok())
+        .sum();
+    Duration::from_millis(ticks * 10)
+}
+
+/// Run `f`, returning its wall time and the CPU time the process spent.
+fn measured(f: impl FnOnce() -> Duration) -> (Duration, Duration) {
+    let cpu = cpu_time();
+    let wall = f();
+    (wall, cpu_time().saturating_sub(cpu))
+}
+
 fn main() {
     // `cargo bench` passes --bench; `cargo test --benches` would too. Run only for bench.
     if !std::env::args().any(|a| a == "--bench") {
@@ -141,31 +164,47 @@ fn main() {
     let rounds: usize = std::env::var("E2E_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(5);
-    let (mut full, mut unbooked, mut bare) = (Vec::new(), Vec::new(), Vec::new());
+        .unwrap_or(7);
+    let mut runs: [(Vec<Duration>, Vec<Duration>); 3] = Default::default();
     for round in 0..rounds {
-        bare.push(bare_sends(&input));
-        unbooked.push(importer(&input, dir.path(), round, false));
-        full.push(importer(&input, dir.path(), round, true));
+        for (i, (wall, cpu)) in [
+            measured(|| bare_sends(&input)),
+            measured(|| importer(&input, dir.path(), round, false)),
+            measured(|| importer(&input, dir.path(), round, true)),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            runs[i].0.push(wall);
+            runs[i].1.push(cpu);
+        }
     }
-    let (f, u, b) = (median(full), median(unbooked), median(bare));
+    let [(bare_wall, bare_cpu), (off_wall, off_cpu), (full_wall, full_cpu)] =
+        runs.map(|(wall, cpu)| (median(wall), median(cpu)));
     let rate = |d: Duration| rows as f64 / d.as_secs_f64();
+    let per_message = |d: Duration| d.as_secs_f64() * 1e6 / rows as f64;
     println!(
-        "e2e: {rows} messages, concurrency {CONCURRENCY}, emulator at zero latency, median of {rounds}"
+        "e2e: {rows} messages, concurrency {CONCURRENCY}, emulator at zero latency in-process, median of {rounds}"
     );
-    for (what, d) in [
-        ("importer", f),
-        ("importer, bookkeeping off", u),
-        ("bare HTTP sends", b),
+    for (what, wall, cpu) in [
+        ("importer", full_wall, full_cpu),
+        ("importer, bookkeeping off", off_wall, off_cpu),
+        ("bare HTTP sends", bare_wall, bare_cpu),
     ] {
-        println!("  {what:<28} {:>8.0} msg/s  ({d:.2?})", rate(d));
+        println!(
+            "  {what:<26} {:>7.0} msg/s  ({wall:>8.2?})  CPU {:>5.1} us/msg",
+            rate(wall),
+            per_message(cpu)
+        );
     }
     println!(
-        "  bookkeeping keeps    {:>5.1}% of the throughput without it",
-        100.0 * rate(f) / rate(u)
+        "  bookkeeping keeps    {:>5.1}% of the throughput without it (CPU: +{:.1}%)",
+        100.0 * rate(full_wall) / rate(off_wall),
+        100.0 * (full_cpu.as_secs_f64() / off_cpu.as_secs_f64() - 1.0)
     );
     println!(
-        "  the importer reaches {:>5.1}% of bare sends",
-        100.0 * rate(f) / rate(b)
+        "  the importer reaches {:>5.1}% of bare sends (CPU: +{:.1}%)",
+        100.0 * rate(full_wall) / rate(bare_wall),
+        100.0 * (full_cpu.as_secs_f64() / bare_cpu.as_secs_f64() - 1.0)
     );
 }

@@ -1,5 +1,6 @@
 //! The `run` and `check` commands: the pipeline from inputs to report.
 
+use std::path::Path;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -108,6 +109,22 @@ pub fn run(cfg: RunConfig) -> anyhow::Result<ExitCode> {
         api_url.as_str().to_string()
     };
 
+    // Before the ledger: a report that cannot be written fails the run
+    // before anything is sent.
+    let spool = match &cfg.report {
+        Some(path) => {
+            let format = ReportFormat::from_path(path).map_err(anyhow::Error::msg)?;
+            let dir = report::report_dir(path);
+            Spool::new(Some(format), cfg.inputs.clone(), &dir).with_context(|| {
+                format!(
+                    "--report {}: cannot write in {}",
+                    path.display(),
+                    dir.display()
+                )
+            })?
+        }
+        None => Spool::new(None, cfg.inputs.clone(), Path::new("."))?,
+    };
     let mut ledger = Ledger::open(&cfg.state, &target)?;
     if !cfg.bookkeeping {
         ledger.without_bookkeeping();
@@ -123,20 +140,6 @@ pub fn run(cfg: RunConfig) -> anyhow::Result<ExitCode> {
         );
     }
     let writer = ledger.into_writer();
-    let format = match &cfg.report {
-        Some(path) => Some(ReportFormat::from_path(path).map_err(anyhow::Error::msg)?),
-        None => None,
-    };
-    let spool_dir = cfg
-        .report
-        .as_deref()
-        .map_or_else(std::env::temp_dir, report::report_dir);
-    let spool = Spool::new(format, cfg.inputs.clone(), &spool_dir).with_context(|| {
-        format!(
-            "{}: cannot write the report's spool file here",
-            spool_dir.display()
-        )
-    })?;
 
     let stop = Arc::new(Stop::default());
     install_signal_handler(stop.clone());

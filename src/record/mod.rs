@@ -876,6 +876,57 @@ mod tests {
     }
 
     #[test]
+    fn a_killed_runs_journal_is_folded_on_open_and_only_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        drop(Ledger::open(&path, "emulator").unwrap());
+        let record = |n: u8, state, message_id: Option<&str>| Record {
+            key: ContentKey([n; 16]),
+            occurrence: 0,
+            conversation_id: "C1".into(),
+            state,
+            attempts: u32::from(state != State::InFlight),
+            message_id: message_id.map(str::to_string),
+        };
+        // What a run killed mid-request leaves: one message answered, one in flight.
+        let mut bytes = Vec::new();
+        journal::encode(&mut bytes, &record(1, State::InFlight, None));
+        journal::encode(&mut bytes, &record(1, State::Created, Some("M1")));
+        journal::encode(&mut bytes, &record(2, State::InFlight, None));
+        let killed = Journal::create(&path, 1, 5).unwrap();
+        killed.append(&bytes).unwrap();
+        drop(killed);
+
+        let ledger = Ledger::open(&path, "emulator").unwrap();
+        assert_eq!(ledger.recovered_in_flight, 1);
+        assert_eq!(
+            ledger.prior(&ContentKey([1; 16]), 0).unwrap(),
+            Some(Prior::Stored {
+                message_id: Some("M1".into())
+            })
+        );
+        assert_eq!(
+            ledger.prior(&ContentKey([2; 16]), 0).unwrap(),
+            Some(Prior::Uncertain { attempts: 0 })
+        );
+        assert_eq!(ledger.requests_today().unwrap(), 1);
+        drop(ledger);
+
+        // A file folded before a crash that kept it from being deleted.
+        let stale = Journal::create(&path, 1, 5).unwrap();
+        let mut bytes = Vec::new();
+        journal::encode(&mut bytes, &record(3, State::Created, Some("M3")));
+        stale.append(&bytes).unwrap();
+        drop(stale);
+        let ledger = Ledger::open(&path, "emulator").unwrap();
+        assert_eq!(ledger.prior(&ContentKey([3; 16]), 0).unwrap(), None);
+        assert_eq!(ledger.requests_today().unwrap(), 1, "not counted twice");
+        drop(ledger);
+        let left: Vec<_> = journal::files(&path).unwrap();
+        assert!(left.is_empty(), "{left:?}");
+    }
+
+    #[test]
     fn a_ledger_is_bound_to_one_api() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.db");
