@@ -10,7 +10,7 @@
 //! thread folds the journal into SQLite every second and at the end of the
 //! run; `Ledger::open` folds what a killed run left behind.
 //!
-//! A file is `<state>.journal.<seq>`: a header (magic, run id), then records
+//! A file is `<state>.journal.<seq>.<lane>`: a header (magic, run id), then records
 //! `len: u32 | payload | crc32(payload): u32`, little-endian. A record cut
 //! short by a crash fails its length or checksum and ends the file: a cut
 //! intent was never followed by its request, a cut outcome leaves the
@@ -19,6 +19,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use crate::plan::ContentKey;
@@ -130,115 +131,142 @@ fn decode(mut p: &[u8]) -> Option<Record> {
     })
 }
 
-/// The journal file a run is appending to.
+/// Lanes a journal spreads its writers over: each lane is its own file, so
+/// workers do not queue on one lock (nor on one inode's) to append.
+const LANES: usize = 64;
+
+/// The journal a run is appending to: per sequence number, one file per
+/// lane that was written to, created on its first append.
 pub struct Journal {
     state: PathBuf,
     run_id: i64,
-    active: Mutex<Option<Active>>,
+    /// The sequence number appends go to; `u64::MAX` once closed.
+    seq: AtomicU64,
+    lanes: Vec<Mutex<Lane>>,
+    next_lane: AtomicUsize,
 }
 
-struct Active {
-    file: File,
+#[derive(Default)]
+struct Lane {
+    /// The file of sequence number `seq` for this lane, if written to.
+    file: Option<File>,
     seq: u64,
-    len: u64,
 }
 
-/// A journal file no longer appended to, waiting to be folded.
+/// The files of one sequence number, no longer appended to, waiting to be
+/// folded.
 #[derive(Debug)]
 pub struct Sealed {
     pub seq: u64,
-    pub path: PathBuf,
+    pub paths: Vec<PathBuf>,
 }
 
 impl Journal {
-    /// Start a new journal file numbered `seq` for `run_id`.
-    pub fn create(state: &Path, run_id: i64, seq: u64) -> io::Result<Journal> {
-        let active = Active::create(state, run_id, seq)?;
-        Ok(Journal {
+    /// A journal for `run_id` starting at sequence number `seq`. Files are
+    /// created on first use: a run that sends nothing leaves none.
+    pub fn new(state: &Path, run_id: i64, seq: u64) -> Journal {
+        Journal {
             state: state.to_path_buf(),
             run_id,
-            active: Mutex::new(Some(active)),
-        })
+            seq: AtomicU64::new(seq),
+            lanes: (0..LANES).map(|_| Mutex::default()).collect(),
+            next_lane: AtomicUsize::new(0),
+        }
     }
 
-    /// Append framed records. One `write` under the lock: records of two
-    /// workers never interleave, and a rotation never splits a write.
-    pub fn append(&self, bytes: &[u8]) -> io::Result<()> {
+    /// A lane for a new writer.
+    pub fn lane(&self) -> usize {
+        self.next_lane.fetch_add(1, Ordering::Relaxed) % LANES
+    }
+
+    /// Append framed records to `lane`'s file. One `write` under the lane's
+    /// lock: records never interleave, and a rotation never splits a write.
+    /// A message's records all come from one worker, so they are in order.
+    pub fn append(&self, lane: usize, bytes: &[u8]) -> io::Result<()> {
         if bytes.is_empty() {
             return Ok(());
         }
-        let mut active = self.active.lock().unwrap_or_else(|e| e.into_inner());
-        let active = active
-            .as_mut()
-            .ok_or_else(|| io::Error::other("the journal is closed"))?;
-        active.file.write_all(bytes)?;
-        active.len += bytes.len() as u64;
-        Ok(())
-    }
-
-    /// Seal the current file if it holds records, and go on in a new one.
-    pub fn rotate(&self) -> io::Result<Option<Sealed>> {
-        let mut guard = self.active.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(active) = guard.as_ref() else {
-            return Ok(None);
-        };
-        if active.len == HEADER_LEN {
-            return Ok(None);
+        let mut lane_guard = self.lanes[lane % LANES]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        // Read under the lane's lock: a rotation takes every lane's lock
+        // after moving `seq` on, so this write lands before the seal or after.
+        let seq = self.seq.load(Ordering::SeqCst);
+        if seq == u64::MAX {
+            return Err(io::Error::other("the journal is closed"));
         }
-        let next = Active::create(&self.state, self.run_id, active.seq + 1)?;
-        let old = guard.replace(next).map(|a| a.seq).unwrap_or_default();
-        Ok(Some(Sealed {
-            seq: old,
-            path: file_path(&self.state, old),
-        }))
+        if lane_guard.seq != seq || lane_guard.file.is_none() {
+            let file = create(&file_path(&self.state, seq, lane % LANES), self.run_id)?;
+            *lane_guard = Lane {
+                file: Some(file),
+                seq,
+            };
+        }
+        lane_guard
+            .file
+            .as_mut()
+            .expect("just opened")
+            .write_all(bytes)
     }
 
-    /// Delete the current file if nothing was ever appended to it.
-    pub fn remove_if_empty(&self) {
-        let mut guard = self.active.lock().unwrap_or_else(|e| e.into_inner());
-        if guard.as_ref().is_some_and(|a| a.len == HEADER_LEN) {
-            if let Some(a) = guard.take() {
-                let _ = std::fs::remove_file(file_path(&self.state, a.seq));
+    /// Seal what was written under the current sequence number and go on
+    /// with the next one. `None` if nothing was written.
+    pub fn rotate(&self) -> Option<Sealed> {
+        self.seal(|seq| seq + 1)
+    }
+
+    /// Seal for good: later appends fail.
+    pub fn close(&self) -> Option<Sealed> {
+        self.seal(|_| u64::MAX)
+    }
+
+    fn seal(&self, next: impl Fn(u64) -> u64) -> Option<Sealed> {
+        let seq = self.seq.load(Ordering::SeqCst);
+        if seq == u64::MAX {
+            return None;
+        }
+        let written = |lane: &Mutex<Lane>| {
+            let lane = lane.lock().unwrap_or_else(|e| e.into_inner());
+            lane.seq == seq && lane.file.is_some()
+        };
+        let to = next(seq);
+        if to != u64::MAX && !self.lanes.iter().any(written) {
+            // Nothing to seal: keep the number (an append racing this check
+            // lands under it and is sealed next time).
+            return None;
+        }
+        self.seq.store(to, Ordering::SeqCst);
+        let mut paths = Vec::new();
+        for (i, lane) in self.lanes.iter().enumerate() {
+            let mut lane = lane.lock().unwrap_or_else(|e| e.into_inner());
+            if lane.seq == seq && lane.file.take().is_some() {
+                paths.push(file_path(&self.state, seq, i));
             }
         }
-    }
-
-    /// Seal the current file for good: later appends fail.
-    pub fn close(&self) -> Option<Sealed> {
-        let mut guard = self.active.lock().unwrap_or_else(|e| e.into_inner());
-        guard.take().map(|a| Sealed {
-            seq: a.seq,
-            path: file_path(&self.state, a.seq),
-        })
+        (!paths.is_empty()).then_some(Sealed { seq, paths })
     }
 }
 
-impl Active {
-    fn create(state: &Path, run_id: i64, seq: u64) -> io::Result<Active> {
-        let path = file_path(state, seq);
-        let mut file = OpenOptions::new()
-            .create_new(true)
-            .append(true)
-            .open(&path)?;
-        let mut header = Vec::with_capacity(HEADER_LEN as usize);
-        header.extend_from_slice(MAGIC);
-        header.extend_from_slice(&run_id.to_le_bytes());
-        file.write_all(&header)?;
-        Ok(Active {
-            file,
-            seq,
-            len: HEADER_LEN,
-        })
-    }
+/// Create a journal file with its header.
+fn create(path: &Path, run_id: i64) -> io::Result<File> {
+    let mut file = OpenOptions::new()
+        .create_new(true)
+        .append(true)
+        .open(path)?;
+    let mut header = Vec::with_capacity(HEADER_LEN as usize);
+    header.extend_from_slice(MAGIC);
+    header.extend_from_slice(&run_id.to_le_bytes());
+    file.write_all(&header)?;
+    Ok(file)
 }
 
-fn file_path(state: &Path, seq: u64) -> PathBuf {
+fn file_path(state: &Path, seq: u64, lane: usize) -> PathBuf {
     let mut p = state.as_os_str().to_owned();
-    p.push(format!(".journal.{seq}"));
+    p.push(format!(".journal.{seq}.{lane}"));
     PathBuf::from(p)
 }
 
-/// Journal files beside `state`, oldest first.
+/// Journal files beside `state`, by sequence number, oldest first.
 pub fn files(state: &Path) -> io::Result<Vec<Sealed>> {
     let dir = match state.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
@@ -248,24 +276,28 @@ pub fn files(state: &Path) -> io::Result<Vec<Sealed>> {
         return Ok(Vec::new());
     };
     let prefix = format!("{name}.journal.");
-    let mut found = Vec::new();
+    let mut by_seq: std::collections::BTreeMap<u64, Vec<PathBuf>> = Default::default();
     for entry in std::fs::read_dir(&dir)? {
         let entry = entry?;
         let file_name = entry.file_name();
         let Some(seq) = file_name
             .to_str()
             .and_then(|n| n.strip_prefix(&prefix))
-            .and_then(|s| s.parse::<u64>().ok())
+            .and_then(|rest| rest.split_once('.'))
+            .filter(|(_, lane)| lane.parse::<usize>().is_ok())
+            .and_then(|(seq, _)| seq.parse::<u64>().ok())
         else {
             continue;
         };
-        found.push(Sealed {
-            seq,
-            path: dir.join(file_name),
-        });
+        by_seq.entry(seq).or_default().push(dir.join(file_name));
     }
-    found.sort_by_key(|s| s.seq);
-    Ok(found)
+    Ok(by_seq
+        .into_iter()
+        .map(|(seq, mut paths)| {
+            paths.sort();
+            Sealed { seq, paths }
+        })
+        .collect())
 }
 
 /// A journal file's run id and records, up to the first damaged record.
@@ -313,63 +345,84 @@ mod tests {
     }
 
     #[test]
-    fn records_read_back_in_order_across_rotations() {
+    fn records_read_back_by_sequence_across_rotations_and_lanes() {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("s.db");
-        let journal = Journal::create(&state, 7, 3).unwrap();
+        let journal = Journal::new(&state, 7, 3);
+        let (a, b) = (journal.lane(), journal.lane());
+        assert_ne!(a, b);
+        assert!(journal.rotate().is_none(), "nothing written yet");
+        assert!(files(&state).unwrap().is_empty(), "no file before a write");
         let mut buf = Vec::new();
         encode(&mut buf, &record(1, State::InFlight));
         encode(&mut buf, &record(1, State::Created));
-        journal.append(&buf).unwrap();
-        let sealed = journal.rotate().unwrap().unwrap();
-        assert_eq!(sealed.seq, 3);
-        assert!(journal.rotate().unwrap().is_none(), "nothing new to seal");
+        journal.append(a, &buf).unwrap();
         buf.clear();
         encode(&mut buf, &record(2, State::InFlight));
-        journal.append(&buf).unwrap();
+        journal.append(b, &buf).unwrap();
+        let sealed = journal.rotate().unwrap();
+        assert_eq!((sealed.seq, sealed.paths.len()), (3, 2));
+        buf.clear();
+        encode(&mut buf, &record(2, State::Created));
+        journal.append(b, &buf).unwrap();
         let last = journal.close().unwrap();
-        assert!(journal.append(&buf).is_err(), "closed");
+        assert!(journal.append(a, &buf).is_err(), "closed");
+        assert!(journal.close().is_none());
 
-        let seqs: Vec<u64> = files(&state).unwrap().iter().map(|s| s.seq).collect();
-        assert_eq!(seqs, [3, 4]);
-        let (run, first) = read(&sealed.path).unwrap();
+        let on_disk: Vec<(u64, usize)> = files(&state)
+            .unwrap()
+            .iter()
+            .map(|s| (s.seq, s.paths.len()))
+            .collect();
+        assert_eq!(on_disk, [(3, 2), (4, 1)]);
+        let (run, first) = read(&sealed.paths[0]).unwrap();
         assert_eq!(run, 7);
         assert_eq!(
             first,
             [record(1, State::InFlight), record(1, State::Created)]
         );
-        assert_eq!(read(&last.path).unwrap().1, [record(2, State::InFlight)]);
+        assert_eq!(
+            read(&sealed.paths[1]).unwrap().1,
+            [record(2, State::InFlight)]
+        );
+        assert_eq!(read(&last.paths[0]).unwrap().1, [record(2, State::Created)]);
     }
 
     #[test]
     fn a_cut_or_damaged_tail_ends_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("s.db");
-        let journal = Journal::create(&state, 1, 1).unwrap();
+        let journal = Journal::new(&state, 1, 1);
+        let lane = journal.lane();
         let mut buf = Vec::new();
         encode(&mut buf, &record(1, State::InFlight));
         let whole = buf.len();
         encode(&mut buf, &record(2, State::InFlight));
+        journal.append(lane, &buf[..whole]).unwrap();
+        let path = file_path(&state, 1, lane);
         // Every cut inside the second record leaves exactly the first.
         for cut in whole..buf.len() {
-            let path = dir.path().join(format!("cut-{cut}"));
-            let mut bytes = std::fs::read(file_path(&state, 1)).unwrap();
-            bytes.extend_from_slice(&buf[..cut]);
-            std::fs::write(&path, &bytes).unwrap();
-            assert_eq!(read(&path).unwrap().1, [record(1, State::InFlight)]);
+            let cut_path = dir.path().join(format!("cut-{cut}"));
+            let mut bytes = std::fs::read(&path).unwrap();
+            bytes.extend_from_slice(&buf[whole..cut]);
+            std::fs::write(&cut_path, &bytes).unwrap();
+            assert_eq!(read(&cut_path).unwrap().1, [record(1, State::InFlight)]);
         }
         // A flipped byte in the second record's payload.
-        let mut damaged = buf.clone();
-        damaged[whole + 10] ^= 0xff;
-        journal.append(&damaged).unwrap();
+        let mut damaged = buf[whole..].to_vec();
+        damaged[10] ^= 0xff;
+        journal.append(lane, &damaged).unwrap();
         let sealed = journal.close().unwrap();
-        assert_eq!(read(&sealed.path).unwrap().1, [record(1, State::InFlight)]);
+        assert_eq!(
+            read(&sealed.paths[0]).unwrap().1,
+            [record(1, State::InFlight)]
+        );
     }
 
     #[test]
     fn an_empty_or_headless_file_has_no_records() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("s.db.journal.1");
+        let path = dir.path().join("s.db.journal.1.0");
         std::fs::write(&path, b"TI").unwrap();
         assert_eq!(read(&path).unwrap(), (0, Vec::new()));
     }

@@ -258,10 +258,7 @@ impl Ledger {
         .map_err(sql)?;
         let run_id = conn.last_insert_rowid();
         let seq = leftovers.last().map_or(folded, |s| s.seq.max(folded)) + 1;
-        let journal = Journal::create(path, run_id, seq).map_err(|source| LedgerError::Io {
-            path: display.clone(),
-            source,
-        })?;
+        let journal = Journal::new(path, run_id, seq);
         Ok(Ledger {
             conn,
             path: path.to_path_buf(),
@@ -338,9 +335,7 @@ impl Ledger {
     /// run would send them again. Only for measuring what the bookkeeping
     /// costs (`cargo bench --bench e2e`); the command line cannot reach it.
     pub fn without_bookkeeping(&mut self) {
-        if let Some(journal) = self.journal.take() {
-            journal.remove_if_empty();
-        }
+        self.journal = None;
     }
 
     /// Hand the connection to a writer thread for the sending phase.
@@ -397,11 +392,7 @@ impl Ledger {
         let Some(journal) = &self.journal else {
             return Ok(());
         };
-        let sealed = journal.rotate().map_err(|source| LedgerError::Io {
-            path: self.path.display().to_string(),
-            source,
-        })?;
-        if let Some(sealed) = sealed {
+        if let Some(sealed) = journal.rotate() {
             let folded = journal_folded(&self.conn).map_err(|e| self.err(e))?;
             fold_journal(&self.conn, &sealed, folded)?;
         }
@@ -417,15 +408,6 @@ impl Ledger {
             )
             .map(|_| ())
             .map_err(|e| self.err(e))
-    }
-}
-
-impl Drop for Ledger {
-    fn drop(&mut self) {
-        // A ledger opened and never written through leaves no journal behind.
-        if let Some(journal) = &self.journal {
-            journal.remove_if_empty();
-        }
     }
 }
 
@@ -511,12 +493,18 @@ struct Folded {
 /// number is stored in the same commit, so a file folded before a crash
 /// (and not yet deleted) is never counted twice.
 fn fold_journal(conn: &Connection, sealed: &Sealed, folded: u64) -> Result<(), LedgerError> {
-    let io = |source| LedgerError::Io {
-        path: sealed.path.display().to_string(),
+    let io = |path: &Path, source| LedgerError::Io {
+        path: path.display().to_string(),
         source,
     };
     if sealed.seq > folded {
-        let (run_id, records) = journal::read(&sealed.path).map_err(io)?;
+        let mut run_id = 0;
+        let mut records = Vec::new();
+        for path in &sealed.paths {
+            let (run, mut more) = journal::read(path).map_err(|e| io(path, e))?;
+            run_id = run_id.max(run);
+            records.append(&mut more);
+        }
         let mut messages: HashMap<(ContentKey, u32), Folded> = HashMap::new();
         let mut requests = 0u64;
         for Record {
@@ -544,7 +532,7 @@ fn fold_journal(conn: &Connection, sealed: &Sealed, folded: u64) -> Result<(), L
         let mut messages: Vec<_> = messages.into_iter().collect();
         messages.sort_unstable_by_key(|(k, _)| *k);
         let sql = |source| LedgerError::Sqlite {
-            path: sealed.path.display().to_string(),
+            path: sealed.paths[0].display().to_string(),
             source,
         };
         let tx = conn.unchecked_transaction().map_err(sql)?;
@@ -595,10 +583,13 @@ fn fold_journal(conn: &Connection, sealed: &Sealed, folded: u64) -> Result<(), L
         }
         tx.commit().map_err(sql)?;
     }
-    match std::fs::remove_file(&sealed.path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(e)),
-        _ => Ok(()),
+    for path in &sealed.paths {
+        match std::fs::remove_file(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(path, e)),
+            _ => {}
+        }
     }
+    Ok(())
 }
 
 /// Fold the event log into `messages`, oldest first so the latest event of
@@ -634,6 +625,7 @@ impl Writer {
         let (ack_tx, ack_rx) = mpsc::sync_channel(1);
         Recorder {
             tx: self.tx.clone().expect("writer open"),
+            lane: self.journal.as_ref().map_or(0, |j| j.lane()),
             journal: self.journal.clone(),
             ack_tx,
             ack_rx,
@@ -663,6 +655,8 @@ impl Writer {
 pub struct Recorder {
     tx: mpsc::Sender<Msg>,
     journal: Option<Arc<Journal>>,
+    /// This recorder's file in the journal.
+    lane: usize,
     ack_tx: mpsc::SyncSender<Result<(), String>>,
     ack_rx: mpsc::Receiver<Result<(), String>>,
     /// Journal records not yet written.
@@ -739,7 +733,7 @@ impl Recorder {
         let Some(journal) = &self.journal else {
             return Ok(());
         };
-        let written = journal.append(&self.unwritten);
+        let written = journal.append(self.lane, &self.unwritten);
         self.unwritten.clear();
         written.map_err(|e| format!("cannot write the ledger's journal: {e}"))
     }
@@ -893,8 +887,8 @@ mod tests {
         journal::encode(&mut bytes, &record(1, State::InFlight, None));
         journal::encode(&mut bytes, &record(1, State::Created, Some("M1")));
         journal::encode(&mut bytes, &record(2, State::InFlight, None));
-        let killed = Journal::create(&path, 1, 5).unwrap();
-        killed.append(&bytes).unwrap();
+        let killed = Journal::new(&path, 1, 5);
+        killed.append(killed.lane(), &bytes).unwrap();
         drop(killed);
 
         let ledger = Ledger::open(&path, "emulator").unwrap();
@@ -913,10 +907,10 @@ mod tests {
         drop(ledger);
 
         // A file folded before a crash that kept it from being deleted.
-        let stale = Journal::create(&path, 1, 5).unwrap();
+        let stale = Journal::new(&path, 1, 5);
         let mut bytes = Vec::new();
         journal::encode(&mut bytes, &record(3, State::Created, Some("M3")));
-        stale.append(&bytes).unwrap();
+        stale.append(stale.lane(), &bytes).unwrap();
         drop(stale);
         let ledger = Ledger::open(&path, "emulator").unwrap();
         assert_eq!(ledger.prior(&ContentKey([3; 16]), 0).unwrap(), None);
