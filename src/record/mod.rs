@@ -18,7 +18,6 @@
 
 pub mod journal;
 
-use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -169,9 +168,11 @@ pub struct Ledger {
     _lock: File,
 }
 
-/// How often the journal is folded into `messages` during a run: often
-/// enough that the fold at the end, which nothing overlaps, stays small.
-const FOLD_EVERY: Duration = Duration::from_millis(250);
+/// How often the journal is folded into `messages` during a run. Each fold
+/// rewrites the table pages its keys land on (random keys: most of them,
+/// in a small ledger), so not too often; the end stays small anyway, as
+/// every worker's last flush folds what it wrote.
+const FOLD_EVERY: Duration = Duration::from_secs(1);
 
 /// An error and its causes on one line, `a: b: c`.
 fn chain(e: &dyn std::error::Error) -> String {
@@ -505,32 +506,31 @@ fn fold_journal(conn: &Connection, sealed: &Sealed, folded: u64) -> Result<(), L
             run_id = run_id.max(run);
             records.append(&mut more);
         }
-        let mut messages: HashMap<(ContentKey, u32), Folded> = HashMap::new();
-        let mut requests = 0u64;
-        for Record {
-            key,
-            occurrence,
-            conversation_id,
-            state,
-            attempts,
-            message_id,
-        } in records
-        {
-            requests += u64::from(attempts);
-            let m = messages.entry((key, occurrence)).or_insert_with(|| Folded {
-                conversation_id: String::new(),
-                state,
-                message_id: None,
-                attempts: 0,
-            });
-            m.conversation_id = conversation_id;
-            m.state = state;
-            m.message_id = message_id.or(m.message_id.take());
-            m.attempts += attempts;
+        let requests: u64 = records.iter().map(|r| u64::from(r.attempts)).sum();
+        // Key order, so the upserts walk the table's B-tree instead of
+        // jumping; a stable sort keeps each message's records in file order.
+        records.sort_by_key(|r| (r.key, r.occurrence));
+        let mut messages: Vec<((ContentKey, u32), Folded)> = Vec::with_capacity(records.len());
+        for r in records {
+            let id = (r.key, r.occurrence);
+            match messages.last_mut() {
+                Some((last, m)) if *last == id => {
+                    m.conversation_id = r.conversation_id;
+                    m.state = r.state;
+                    m.message_id = r.message_id.or(m.message_id.take());
+                    m.attempts += r.attempts;
+                }
+                _ => messages.push((
+                    id,
+                    Folded {
+                        conversation_id: r.conversation_id,
+                        state: r.state,
+                        message_id: r.message_id,
+                        attempts: r.attempts,
+                    },
+                )),
+            }
         }
-        // Key order: the inserts walk the table's B-tree instead of jumping.
-        let mut messages: Vec<_> = messages.into_iter().collect();
-        messages.sort_unstable_by_key(|(k, _)| *k);
         let sql = |source| LedgerError::Sqlite {
             path: sealed.paths[0].display().to_string(),
             source,
