@@ -6,7 +6,8 @@
 //! - bare HTTP sends of the same messages with the same client and
 //!   concurrency: the difference is what the whole tool costs.
 //!
-//! `cargo bench --bench e2e` (rows: E2E_ROWS, default 20000; rounds: E2E_ROUNDS, default 7).
+//! `cargo bench --bench e2e` (rows: E2E_ROWS, default 50000; rounds:
+//! E2E_ROUNDS, default 9; E2E_VERBOSE=1 prints every round).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -156,7 +157,7 @@ fn main() {
     let rows: usize = std::env::var("E2E_ROWS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(20_000);
+        .unwrap_or(50_000);
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("e2e.csv");
     common::write_csv(&input, rows);
@@ -164,7 +165,7 @@ fn main() {
     let rounds: usize = std::env::var("E2E_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(7);
+        .unwrap_or(9);
     let mut runs: [(Vec<Duration>, Vec<Duration>); 3] = Default::default();
     for round in 0..rounds {
         for (i, (wall, cpu)) in [

@@ -3,24 +3,30 @@
 //! A SQLite commit costs tens of microseconds and one thread owns the
 //! connection, so committing an intent before every request made workers
 //! wait on the ledger thread (a wake-up each way per message). Here a
-//! worker appends its intent, and the outcomes before it, with one
-//! `write(2)` to a file beside the ledger: once `write` returns the bytes
-//! are in the OS page cache and survive the process being killed, exactly
-//! like a SQLite commit in WAL mode with `synchronous=NORMAL`. The ledger
-//! thread folds the journal into SQLite every second and at the end of the
-//! run; `Ledger::open` folds what a killed run left behind.
+//! worker copies its intent, and the outcome before it, into a file beside
+//! the ledger that is mapped into memory (`MAP_SHARED`): once copied, the
+//! bytes are in the OS page cache and survive the process being killed,
+//! exactly like a SQLite commit in WAL mode with `synchronous=NORMAL`, at
+//! the cost of a `memcpy` instead of a system call and its file-system
+//! bookkeeping. The ledger thread folds the journal into SQLite every second
+//! and at the end of the run; `Ledger::open` folds what a killed run left.
 //!
 //! A file is `<state>.journal.<seq>.<lane>`: a header (magic, run id), then records
-//! `len: u32 | payload | crc32(payload): u32`, little-endian. A record cut
-//! short by a crash fails its length or checksum and ends the file: a cut
-//! intent was never followed by its request, a cut outcome leaves the
+//! `len: u32 | payload | crc32(payload): u32`, little-endian, then zeros
+//! (space written ahead, so that a full disk is an error from `write`, never
+//! a SIGBUS from a page fault). A zero length ends the records. A record cut
+//! short by a crash fails its length or checksum and ends the file: only a
+//! lane's last record can be cut (one writer per lane, appending), a cut
+//! intent was never followed by its request, and a cut outcome leaves the
 //! message in flight, so `uncertain`, which is safe.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
+
+use memmap2::MmapMut;
 
 use crate::plan::ContentKey;
 
@@ -149,8 +155,75 @@ pub struct Journal {
 #[derive(Default)]
 struct Lane {
     /// The file of sequence number `seq` for this lane, if written to.
-    file: Option<File>,
+    file: Option<LaneFile>,
     seq: u64,
+}
+
+/// Space a lane file is grown by, written as zeros before it is mapped.
+const GROW: usize = 1 << 20;
+
+/// One lane's file of one sequence number, mapped for appending.
+struct LaneFile {
+    file: File,
+    map: MmapMut,
+    /// Bytes in use, header included.
+    used: usize,
+}
+
+impl LaneFile {
+    fn create(path: &Path, run_id: i64) -> io::Result<LaneFile> {
+        let mut file = OpenOptions::new()
+            .create_new(true)
+            .read(true)
+            .write(true)
+            .open(path)?;
+        let mut header = Vec::with_capacity(HEADER_LEN as usize);
+        header.extend_from_slice(MAGIC);
+        header.extend_from_slice(&run_id.to_le_bytes());
+        file.write_all(&header)?;
+        let map = extend(&mut file, header.len(), GROW)?;
+        Ok(LaneFile {
+            file,
+            map,
+            used: header.len(),
+        })
+    }
+
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+        let end = self.used + bytes.len();
+        if end > self.map.len() {
+            let len = self.map.len();
+            self.map = extend(&mut self.file, len, bytes.len().max(GROW))?;
+        }
+        self.map[self.used..end].copy_from_slice(bytes);
+        self.used = end;
+        Ok(())
+    }
+
+    /// Stop appending: unmap, and cut the zeros written ahead so that the
+    /// fold reads only records.
+    fn seal(self) -> io::Result<()> {
+        let LaneFile { file, map, used } = self;
+        drop(map);
+        file.set_len(used as u64)
+    }
+}
+
+/// Write `more` zero bytes at `len` (blocks are allocated now, so a full
+/// disk fails here) and map the whole file again.
+fn extend(file: &mut File, len: usize, more: usize) -> io::Result<MmapMut> {
+    static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+    file.seek(SeekFrom::Start(len as u64))?;
+    let mut left = more;
+    while left > 0 {
+        let n = left.min(ZEROS.len());
+        file.write_all(&ZEROS[..n])?;
+        left -= n;
+    }
+    // SAFETY: the file was created by this process (`create_new`) beside a
+    // ledger whose lock it holds, and only this lane, under its mutex, ever
+    // touches it until it is sealed: nothing truncates it while mapped.
+    unsafe { MmapMut::map_mut(&*file) }
 }
 
 /// The files of one sequence number, no longer appended to, waiting to be
@@ -189,24 +262,20 @@ impl Journal {
         let mut lane_guard = self.lanes[lane % LANES]
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        // Read under the lane's lock: a rotation takes every lane's lock
-        // after moving `seq` on, so this write lands before the seal or after.
+        // Read under the lane's lock: a seal holds every lane's lock while
+        // it moves `seq` on, so this write lands wholly before it or after.
         let seq = self.seq.load(Ordering::SeqCst);
         if seq == u64::MAX {
             return Err(io::Error::other("the journal is closed"));
         }
         if lane_guard.seq != seq || lane_guard.file.is_none() {
-            let file = create(&file_path(&self.state, seq, lane % LANES), self.run_id)?;
+            let file = LaneFile::create(&file_path(&self.state, seq, lane % LANES), self.run_id)?;
             *lane_guard = Lane {
                 file: Some(file),
                 seq,
             };
         }
-        lane_guard
-            .file
-            .as_mut()
-            .expect("just opened")
-            .write_all(bytes)
+        lane_guard.file.as_mut().expect("just opened").append(bytes)
     }
 
     /// Seal what was written under the current sequence number and go on
@@ -221,43 +290,38 @@ impl Journal {
     }
 
     fn seal(&self, next: impl Fn(u64) -> u64) -> Option<Sealed> {
+        // Every lane's lock at once (always in the same order; an appender
+        // holds one at most): no append can start under the old number
+        // after a lane was looked at, nor leave a file of it behind.
+        let mut lanes: Vec<_> = self
+            .lanes
+            .iter()
+            .map(|l| l.lock().unwrap_or_else(|e| e.into_inner()))
+            .collect();
         let seq = self.seq.load(Ordering::SeqCst);
         if seq == u64::MAX {
             return None;
         }
-        let written = |lane: &Mutex<Lane>| {
-            let lane = lane.lock().unwrap_or_else(|e| e.into_inner());
-            lane.seq == seq && lane.file.is_some()
-        };
         let to = next(seq);
-        if to != u64::MAX && !self.lanes.iter().any(written) {
-            // Nothing to seal: keep the number (an append racing this check
-            // lands under it and is sealed next time).
+        let written = lanes.iter().any(|l| l.seq == seq && l.file.is_some());
+        if to != u64::MAX && !written {
+            // Nothing to seal: keep the number.
             return None;
         }
         self.seq.store(to, Ordering::SeqCst);
         let mut paths = Vec::new();
-        for (i, lane) in self.lanes.iter().enumerate() {
-            let mut lane = lane.lock().unwrap_or_else(|e| e.into_inner());
-            if lane.seq == seq && lane.file.take().is_some() {
+        for (i, lane) in lanes.iter_mut().enumerate() {
+            if lane.seq != seq {
+                continue;
+            }
+            if let Some(file) = lane.file.take() {
+                // A file left uncut still folds: the zeros end its records.
+                let _ = file.seal();
                 paths.push(file_path(&self.state, seq, i));
             }
         }
         (!paths.is_empty()).then_some(Sealed { seq, paths })
     }
-}
-
-/// Create a journal file with its header.
-fn create(path: &Path, run_id: i64) -> io::Result<File> {
-    let mut file = OpenOptions::new()
-        .create_new(true)
-        .append(true)
-        .open(path)?;
-    let mut header = Vec::with_capacity(HEADER_LEN as usize);
-    header.extend_from_slice(MAGIC);
-    header.extend_from_slice(&run_id.to_le_bytes());
-    file.write_all(&header)?;
-    Ok(file)
 }
 
 fn file_path(state: &Path, seq: u64, lane: usize) -> PathBuf {
@@ -313,6 +377,10 @@ pub fn read(path: &Path) -> io::Result<(i64, Vec<Record>)> {
     let mut rest = &bytes[HEADER_LEN as usize..];
     while rest.len() >= 4 {
         let len = u32::from_le_bytes(rest[..4].try_into().expect("4 bytes")) as usize;
+        if len == 0 {
+            // The zeros written ahead: the records end here.
+            break;
+        }
         let Some(frame) = rest.get(4..4 + len + 4) else {
             break;
         };
@@ -399,24 +467,94 @@ mod tests {
         let whole = buf.len();
         encode(&mut buf, &record(2, State::InFlight));
         journal.append(lane, &buf[..whole]).unwrap();
-        let path = file_path(&state, 1, lane);
+        let sealed = journal.rotate().unwrap();
+        let first = std::fs::read(&sealed.paths[0]).unwrap();
+        assert_eq!(
+            first.len(),
+            HEADER_LEN as usize + whole,
+            "sealed files are cut"
+        );
+        let with = |tail: &[u8], name: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, [&first[..], tail].concat()).unwrap();
+            read(&path).unwrap().1
+        };
         // Every cut inside the second record leaves exactly the first.
         for cut in whole..buf.len() {
-            let cut_path = dir.path().join(format!("cut-{cut}"));
-            let mut bytes = std::fs::read(&path).unwrap();
-            bytes.extend_from_slice(&buf[whole..cut]);
-            std::fs::write(&cut_path, &bytes).unwrap();
-            assert_eq!(read(&cut_path).unwrap().1, [record(1, State::InFlight)]);
+            assert_eq!(with(&buf[whole..cut], "cut"), [record(1, State::InFlight)]);
         }
+        // A lane file a crash left unsealed: zeros after the records.
+        assert_eq!(with(&[0; 300], "zeros"), [record(1, State::InFlight)]);
         // A flipped byte in the second record's payload.
         let mut damaged = buf[whole..].to_vec();
         damaged[10] ^= 0xff;
-        journal.append(lane, &damaged).unwrap();
+        assert_eq!(with(&damaged, "damaged"), [record(1, State::InFlight)]);
+    }
+
+    #[test]
+    fn a_lane_grows_past_the_space_written_ahead() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("s.db");
+        let journal = Journal::new(&state, 1, 1);
+        let lane = journal.lane();
+        let mut buf = Vec::new();
+        let mut written = 0;
+        let mut n = 0u32;
+        while written < 3 * GROW {
+            buf.clear();
+            let mut r = record(1, State::Created);
+            r.occurrence = n;
+            encode(&mut buf, &r);
+            journal.append(lane, &buf).unwrap();
+            written += buf.len();
+            n += 1;
+        }
         let sealed = journal.close().unwrap();
-        assert_eq!(
-            read(&sealed.paths[0]).unwrap().1,
-            [record(1, State::InFlight)]
-        );
+        let records = read(&sealed.paths[0]).unwrap().1;
+        assert_eq!(records.len(), n as usize);
+        assert_eq!(records.last().unwrap().occurrence, n - 1);
+    }
+
+    #[test]
+    fn rotating_while_workers_append_seals_every_record_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("s.db");
+        let journal = Journal::new(&state, 1, 1);
+        let (writers, each) = (8u32, 2_000u32);
+        let mut sealed = Vec::new();
+        std::thread::scope(|scope| {
+            for w in 0..writers {
+                let journal = &journal;
+                scope.spawn(move || {
+                    let lane = journal.lane();
+                    let mut buf = Vec::new();
+                    for n in 0..each {
+                        buf.clear();
+                        let mut r = record(1, State::InFlight);
+                        r.occurrence = w * each + n;
+                        encode(&mut buf, &r);
+                        journal.append(lane, &buf).unwrap();
+                    }
+                });
+            }
+            for _ in 0..200 {
+                sealed.extend(journal.rotate());
+                std::thread::yield_now();
+            }
+        });
+        sealed.extend(journal.close());
+        let mut seen: Vec<u32> = sealed
+            .iter()
+            .flat_map(|s| &s.paths)
+            .flat_map(|p| read(p).unwrap().1)
+            .map(|r| r.occurrence)
+            .collect();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..writers * each).collect::<Vec<_>>());
+        // Nothing on disk that no seal names.
+        let on_disk: usize = files(&state).unwrap().iter().map(|s| s.paths.len()).sum();
+        let named: usize = sealed.iter().map(|s| s.paths.len()).sum();
+        assert_eq!(on_disk, named);
     }
 
     #[test]
