@@ -16,7 +16,7 @@
 //! (space written ahead, so that a full disk is an error from `write`, never
 //! a SIGBUS from a page fault). A zero length ends the records. A record cut
 //! short by a crash fails its length or checksum and ends the file: only a
-//! lane's last record can be cut (one writer per lane, appending), a cut
+//! lane's last record can be cut (a lane takes one append at a time), a cut
 //! intent was never followed by its request, and a cut outcome leaves the
 //! message in flight, so `uncertain`, which is safe.
 
@@ -252,7 +252,7 @@ impl Journal {
         self.next_lane.fetch_add(1, Ordering::Relaxed) % LANES
     }
 
-    /// Append framed records to `lane`'s file. One `write` under the lane's
+    /// Append framed records to `lane`'s file. One copy under the lane's
     /// lock: records never interleave, and a rotation never splits a write.
     /// A message's records all come from one worker, so they are in order.
     pub fn append(&self, lane: usize, bytes: &[u8]) -> io::Result<()> {

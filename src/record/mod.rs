@@ -1,20 +1,20 @@
 //! Record: the ledger, a SQLite file that makes every run resumable.
 //!
 //! What it promises:
-//! - an *intent* is committed before each request and the *outcome* after it,
+//! - an *intent* is stored before each request and the *outcome* after it,
 //!   so a process killed at any instant (SIGKILL included) leaves a ledger
 //!   that says exactly which messages were in flight;
 //! - messages are keyed by content (`ContentKey`) and occurrence, never by
 //!   row number, so a changed, reordered or overlapping input is recognised;
 //! - one run per ledger at a time (an OS file lock beside the database).
 //!
-//! Workers write intents and outcomes to the [`journal`] themselves, one
-//! `write` per request and no waiting on another thread; the outcome of a
-//! request travels with the same worker's next intent. One thread owns the
-//! SQLite connection ([`Writer`]): it folds the journal into `messages`
-//! four times a second and at the end. Report rows are not kept here (see
-//! `report::Spool`): a killed run writes no report, and the next run
-//! reports every row from `messages`.
+//! Workers write intents and outcomes to the [`journal`] themselves, a copy
+//! into a mapped file per request and no waiting on another thread; the
+//! outcome of a request travels with the same worker's next intent. One
+//! thread owns the SQLite connection ([`Writer`]): it folds the journal into
+//! `messages` every second, whenever a worker flushes, and at the end.
+//! Report rows are not kept here (see `report::Spool`): a killed run writes
+//! no report, and the next run reports every row from `messages`.
 
 pub mod journal;
 
@@ -388,7 +388,7 @@ impl Ledger {
         Ok(())
     }
 
-    /// Seal the journal file the workers are appending to and fold it.
+    /// Seal the journal files the workers are appending to and fold them.
     fn fold_rotated(&mut self) -> Result<(), LedgerError> {
         let Some(journal) = &self.journal else {
             return Ok(());
@@ -650,7 +650,7 @@ impl Writer {
 }
 
 /// One worker's handle on the ledger. A request's outcome is journaled
-/// with the same worker's next intent (or on flush or drop): one `write`
+/// with the same worker's next intent (or on flush or drop): one append
 /// per request.
 pub struct Recorder {
     tx: mpsc::Sender<Msg>,
