@@ -159,8 +159,11 @@ struct Lane {
     seq: u64,
 }
 
-/// Space a lane file is grown by, written as zeros before it is mapped.
-const GROW: usize = 1 << 20;
+/// Space a lane file starts with, written as zeros before it is mapped; it
+/// doubles when full (at most by [`MAX_GROW`]), so a slow run writes little
+/// ahead and a fast one remaps rarely.
+const FIRST: usize = 64 * 1024;
+const MAX_GROW: usize = 4 << 20;
 
 /// One lane's file of one sequence number, mapped for appending.
 struct LaneFile {
@@ -181,7 +184,7 @@ impl LaneFile {
         header.extend_from_slice(MAGIC);
         header.extend_from_slice(&run_id.to_le_bytes());
         file.write_all(&header)?;
-        let map = extend(&mut file, header.len(), GROW)?;
+        let map = extend(&mut file, header.len(), FIRST)?;
         Ok(LaneFile {
             file,
             map,
@@ -193,7 +196,7 @@ impl LaneFile {
         let end = self.used + bytes.len();
         if end > self.map.len() {
             let len = self.map.len();
-            self.map = extend(&mut self.file, len, bytes.len().max(GROW))?;
+            self.map = extend(&mut self.file, len, bytes.len().max(len.min(MAX_GROW)))?;
         }
         self.map[self.used..end].copy_from_slice(bytes);
         self.used = end;
@@ -500,7 +503,7 @@ mod tests {
         let mut buf = Vec::new();
         let mut written = 0;
         let mut n = 0u32;
-        while written < 3 * GROW {
+        while written < 3 * MAX_GROW {
             buf.clear();
             let mut r = record(1, State::Created);
             r.occurrence = n;
