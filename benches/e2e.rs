@@ -7,7 +7,7 @@
 //!   concurrency: the difference is what the whole tool costs.
 //!
 //! `cargo bench --bench e2e` (rows: E2E_ROWS, default 50000; rounds:
-//! E2E_ROUNDS, default 9; E2E_VERBOSE=1 prints every round).
+//! E2E_ROUNDS, default 15; E2E_VERBOSE=1 prints every round).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -165,7 +165,7 @@ fn main() {
     let rounds: usize = std::env::var("E2E_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(9);
+        .unwrap_or(15);
     let mut runs: [(Vec<Duration>, Vec<Duration>); 3] = Default::default();
     for round in 0..rounds {
         for (i, (wall, cpu)) in [
