@@ -236,13 +236,26 @@ pub fn run(cfg: RunConfig) -> anyhow::Result<ExitCode> {
     let sent = pool::run(&work, &ctx);
     progress.finish();
     let flushed = invalid_rows.flush();
-    let ledger = writer.close()?;
-    let stopped = match sent.and_then(|stopped| flushed.map(|()| stopped)) {
+    let mut stopped = match sent.and_then(|stopped| flushed.map(|()| stopped)) {
         Ok(stopped) => stopped,
         Err(e) => {
             // The ledger's errors, and the report spool's: both say which file.
             eprintln!("error: the run stopped: {e}");
             Some(StopReason::Ledger)
+        }
+    };
+    // Requests were made: a ledger that cannot fold now is reported (exit
+    // 3), not taken for a usage error. What was sent is in its journal,
+    // which the next run folds before it plans anything.
+    let ledger = match writer.close() {
+        Ok(ledger) => Some(ledger),
+        Err(e) => {
+            eprintln!(
+                "error: {:#}\n  the journal beside the ledger keeps what was sent; the next run with this --state folds it",
+                anyhow::Error::from(e)
+            );
+            stopped = Some(StopReason::Ledger);
+            None
         }
     };
 
@@ -258,7 +271,9 @@ pub fn run(cfg: RunConfig) -> anyhow::Result<ExitCode> {
             }
         }
         print_summary(&summary, stopped, started.elapsed(), cfg.report.is_none());
-        ledger.finish(code.code())?;
+        if let Some(ledger) = &ledger {
+            ledger.finish(code.code())?;
+        }
         Ok(code)
     };
     let code = finish().unwrap_or_else(|e| {
