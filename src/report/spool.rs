@@ -9,8 +9,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::FileExt;
+use std::io::{self, Write};
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -23,8 +22,6 @@ const CHUNK_BYTES: usize = 64 * 1024;
 /// a reason not seen yet are left out of the reason counts (never out of
 /// the report or the status counts).
 const MAX_REASONS: usize = 10_000;
-/// A spool up to this size is read back whole rather than row by row.
-const READ_WHOLE: u64 = 256 * 1024 * 1024;
 
 /// Counts for the end-of-run summary and the exit code.
 #[derive(Debug, Clone, Default)]
@@ -214,32 +211,24 @@ impl Spool {
         let Some(file) = file.as_mut() else {
             return Ok(0);
         };
-        let whole = if *len <= READ_WHOLE {
-            let mut bytes = Vec::with_capacity(*len as usize);
-            file.seek(SeekFrom::Start(0))?;
-            file.take(*len).read_to_end(&mut bytes)?;
-            Some(bytes)
-        } else {
-            None
-        };
+        if *len == 0 {
+            return Ok(0);
+        }
+        // SAFETY: the spool is an unnamed temporary file of this process
+        // (`tempfile_in`: no path, so no other process can open it), and
+        // nothing writes to it any more: the lock on `Shared` is held.
+        // Mapped, its pages are page cache the kernel may drop and reread,
+        // not heap: a large report costs no memory to put in order.
+        let map = unsafe { memmap2::Mmap::map(&*file)? };
         let mut rows = 0u64;
-        let mut buf = Vec::new();
         for (offsets, lens) in index.offsets.iter().zip(&index.lens) {
             for (&offset, &n) in offsets.iter().zip(lens) {
                 if n == 0 {
                     continue;
                 }
                 rows += 1;
-                match &whole {
-                    Some(bytes) => {
-                        out.write_all(&bytes[offset as usize..offset as usize + n as usize])?
-                    }
-                    None => {
-                        buf.resize(n as usize, 0);
-                        file.read_exact_at(&mut buf, offset)?;
-                        out.write_all(&buf)?;
-                    }
-                }
+                let at = offset as usize;
+                out.write_all(&map[at..at + n as usize])?;
             }
         }
         Ok(rows)
