@@ -4,25 +4,18 @@
 //! on loopback.
 
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use tempfile::TempDir;
 use transcript_import::emulator::{Config, Emulator, Stats, StoredMessage};
 use transcript_import::model::Status;
 use transcript_import::report::ReportRow;
 
-// ---------------------------------------------------------------- helpers
+use crate::util::{self, Row};
 
-/// One input row.
-#[derive(Debug, Clone)]
-struct Row {
-    conversation: String,
-    timestamp: String,
-    role: &'static str,
-    sender: String,
-    text: String,
-}
+// ---------------------------------------------------------------- helpers
 
 /// `conversations` conversations of `per` messages each, every text unique,
 /// rows interleaved across conversations (so the importer has to group them).
@@ -31,20 +24,21 @@ fn corpus(prefix: &str, conversations: usize, per: usize) -> Vec<Row> {
     for m in 0..per {
         for c in 0..conversations {
             rows.push(Row {
-                conversation: format!("{prefix}{c:05}"),
+                conversation_id: format!("{prefix}{c:05}"),
                 timestamp: format!(
                     "2024-03-01T{:02}:{:02}:{:02}Z",
                     m / 3600,
                     (m / 60) % 60,
                     m % 60
                 ),
-                role: if m % 2 == 0 { "customer" } else { "agent" },
-                sender: if m % 2 == 0 {
+                role: if m % 2 == 0 { "customer" } else { "agent" }.to_string(),
+                sender_id: if m % 2 == 0 {
                     format!("cust-{c}")
                 } else {
                     format!("agent-{}", c % 7)
                 },
                 text: format!("{prefix}{c:05} message {m}, hello"),
+                invalid: None,
             });
         }
     }
@@ -52,26 +46,22 @@ fn corpus(prefix: &str, conversations: usize, per: usize) -> Vec<Row> {
 }
 
 fn write_csv(path: &Path, rows: &[Row]) {
-    let mut w = csv::Writer::from_path(path).unwrap();
-    w.write_record([
-        "conversation_id",
-        "timestamp",
-        "sender_role",
-        "sender_id",
-        "text",
-    ])
-    .unwrap();
-    for r in rows {
-        w.write_record([
-            r.conversation.as_str(),
-            &r.timestamp,
-            r.role,
-            &r.sender,
-            &r.text,
-        ])
-        .unwrap();
-    }
-    w.flush().unwrap();
+    std::fs::write(path, util::csv(rows)).unwrap();
+}
+
+/// A temporary directory holding `corpus(prefix, conversations, per)` as
+/// the CSV `name`: the opening of most tests here.
+fn written(
+    prefix: &str,
+    conversations: usize,
+    per: usize,
+    name: &str,
+) -> (TempDir, Vec<Row>, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = corpus(prefix, conversations, per);
+    let input = dir.path().join(name);
+    write_csv(&input, &rows);
+    (dir, rows, input)
 }
 
 fn start(config: Config) -> Emulator {
@@ -165,7 +155,7 @@ fn stored_by_key(messages: &[StoredMessage]) -> HashMap<(String, String), &Store
 fn by_conversation(rows: &[Row]) -> HashMap<&str, Vec<usize>> {
     let mut m: HashMap<&str, Vec<usize>> = HashMap::new();
     for (i, r) in rows.iter().enumerate() {
-        m.entry(r.conversation.as_str()).or_default().push(i);
+        m.entry(r.conversation_id.as_str()).or_default().push(i);
     }
     m
 }
@@ -235,10 +225,7 @@ fn signal(child: &Child, sig: &str) {
 /// message accounted for, every ambiguous one said to be uncertain.
 #[test]
 fn fault_soak_every_row_once_nothing_twice() {
-    let dir = tempfile::tempdir().unwrap();
-    let rows = corpus("S", 2000, 10);
-    let input = dir.path().join("soak.csv");
-    write_csv(&input, &rows);
+    let (dir, rows, input) = written("S", 2000, 10, "soak.csv");
     let emu = start(Config {
         error_429: 0.05,
         error_503: 0.05,
@@ -274,7 +261,7 @@ fn fault_soak_every_row_once_nothing_twice() {
     let row_of: HashMap<(&str, &str), usize> = rows
         .iter()
         .enumerate()
-        .map(|(i, r)| ((r.conversation.as_str(), r.text.as_str()), i))
+        .map(|(i, r)| ((r.conversation_id.as_str(), r.text.as_str()), i))
         .collect();
     for m in &messages {
         let i = row_of[&(m.conversation_id.as_str(), m.text.as_str())];
@@ -294,7 +281,7 @@ fn fault_soak_every_row_once_nothing_twice() {
     // Every created row is stored, once, with its id.
     for (i, r) in report.iter().enumerate() {
         if r.status == Status::Created {
-            let key = (rows[i].conversation.clone(), rows[i].text.clone());
+            let key = (rows[i].conversation_id.clone(), rows[i].text.clone());
             let m = stored
                 .get(&key)
                 .unwrap_or_else(|| panic!("created, not stored: {r:?}"));
@@ -345,10 +332,7 @@ fn fault_soak_every_row_once_nothing_twice() {
 /// said to be uncertain, and nothing is lost or sent twice.
 #[test]
 fn sigkill_and_resume_never_sends_twice_nor_loses() {
-    let dir = tempfile::tempdir().unwrap();
-    let rows = corpus("K", 300, 10);
-    let input = dir.path().join("crash.csv");
-    write_csv(&input, &rows);
+    let (dir, rows, input) = written("K", 300, 10, "crash.csv");
     let emu = start(Config {
         latency: Duration::from_millis(2),
         jitter: Duration::from_millis(3),
@@ -390,7 +374,7 @@ fn sigkill_and_resume_never_sends_twice_nor_loses() {
     assert_eq!(stats.order_violations, 0, "{stats:?}");
     assert!(stats.max_in_flight_per_conversation <= 1, "{stats:?}");
     for (i, r) in rep.iter().enumerate() {
-        let key = (rows[i].conversation.clone(), rows[i].text.clone());
+        let key = (rows[i].conversation_id.clone(), rows[i].text.clone());
         match r.status {
             Status::Created | Status::AlreadyImported => {
                 let m = stored
@@ -408,7 +392,7 @@ fn sigkill_and_resume_never_sends_twice_nor_loses() {
     let row_of: HashMap<(&str, &str), usize> = rows
         .iter()
         .enumerate()
-        .map(|(i, r)| ((r.conversation.as_str(), r.text.as_str()), i))
+        .map(|(i, r)| ((r.conversation_id.as_str(), r.text.as_str()), i))
         .collect();
     for m in &messages {
         let i = row_of[&(m.conversation_id.as_str(), m.text.as_str())];
@@ -435,10 +419,7 @@ fn sigkill_and_resume_never_sends_twice_nor_loses() {
 /// without it, a rerun leaves it alone.
 #[test]
 fn resend_uncertain_sends_it_again_and_only_when_asked() {
-    let dir = tempfile::tempdir().unwrap();
-    let rows = corpus("U", 1, 3);
-    let input = dir.path().join("u.csv");
-    write_csv(&input, &rows);
+    let (dir, rows, input) = written("U", 1, 3, "u.csv");
     // Every answer lost after storing.
     let lossy = start(Config {
         drop_after: 1.0,
@@ -482,10 +463,7 @@ fn resend_uncertain_sends_it_again_and_only_when_asked() {
 
 #[test]
 fn a_second_run_on_the_same_state_is_refused_at_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let rows = corpus("L", 20, 20);
-    let input = dir.path().join("l.csv");
-    write_csv(&input, &rows);
+    let (dir, _, input) = written("L", 20, 20, "l.csv");
     let emu = start(Config {
         latency: Duration::from_millis(20),
         ..Config::default()
@@ -510,10 +488,7 @@ fn a_second_run_on_the_same_state_is_refused_at_once() {
 /// SIGINT or SIGTERM: stop dispatching, finish what is in flight, report
 /// every row (the rest `not_attempted`), exit 130; a rerun finishes.
 fn graceful_stop(sig: &str, prefix: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    let rows = corpus(prefix, 40, 25);
-    let input = dir.path().join("g.csv");
-    write_csv(&input, &rows);
+    let (dir, rows, input) = written(prefix, 40, 25, "g.csv");
     let emu = start(Config {
         latency: Duration::from_millis(5),
         ..Config::default()
@@ -564,10 +539,7 @@ fn sigterm_stops_cleanly_and_a_rerun_finishes() {
 
 #[test]
 fn refused_credentials_abort_after_the_first_requests() {
-    let dir = tempfile::tempdir().unwrap();
-    let rows = corpus("A", 50, 10);
-    let input = dir.path().join("a.csv");
-    write_csv(&input, &rows);
+    let (dir, rows, input) = written("A", 50, 10, "a.csv");
     let emu = start(Config {
         credentials: Some(("right-id".into(), "right-secret".into())),
         ..Config::default()
@@ -590,10 +562,7 @@ fn refused_credentials_abort_after_the_first_requests() {
 
 #[test]
 fn an_api_that_keeps_failing_stops_the_run_early() {
-    let dir = tempfile::tempdir().unwrap();
-    let rows = corpus("D", 200, 10);
-    let input = dir.path().join("d.csv");
-    write_csv(&input, &rows);
+    let (dir, rows, input) = written("D", 200, 10, "d.csv");
     let emu = start(Config {
         error_500: 1.0,
         seed: Some(3),
@@ -631,10 +600,7 @@ fn an_api_that_keeps_failing_stops_the_run_early() {
 /// Every 429 is followed by a wait of at least its `Retry-After` (scaled
 /// by `--backoff-scale`), in both of the header's forms.
 fn retry_after_is_honoured(http_date: bool, prefix: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    let rows = corpus(prefix, 1, 24);
-    let input = dir.path().join("r.csv");
-    write_csv(&input, &rows);
+    let (dir, rows, input) = written(prefix, 1, 24, "r.csv");
     let emu = start(Config {
         error_429: 0.25,
         seed: Some(11),
@@ -734,10 +700,7 @@ fn overlapping_exports_send_only_what_is_new() {
 /// settles near it with few 429s.
 #[test]
 fn rate_control_settles_near_an_unknown_limit() {
-    let dir = tempfile::tempdir().unwrap();
-    let rows = corpus("R", 300, 10);
-    let input = dir.path().join("rate.csv");
-    write_csv(&input, &rows);
+    let (dir, rows, input) = written("R", 300, 10, "rate.csv");
     let limit = 200;
     let emu = start(Config {
         rate_limit: Some(limit),
@@ -772,10 +735,7 @@ fn rate_control_settles_near_an_unknown_limit() {
 /// `--rate N` caps the run: the stored arrivals span at least rows / N.
 #[test]
 fn rate_flag_caps_the_request_rate() {
-    let dir = tempfile::tempdir().unwrap();
-    let rows = corpus("C", 10, 10);
-    let input = dir.path().join("cap.csv");
-    write_csv(&input, &rows);
+    let (dir, rows, input) = written("C", 10, 10, "cap.csv");
     let emu = start(Config::default());
     let out = run(
         &emu.url(),
