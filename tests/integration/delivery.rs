@@ -136,6 +136,14 @@ fn statuses(report: &[ReportRow]) -> HashMap<Status, usize> {
     m
 }
 
+/// What the emulator saw: nothing stored twice, every conversation stored
+/// in timestamp order, never two requests of one conversation at once.
+fn assert_sent_soundly(stats: &Stats) {
+    assert_eq!(stats.duplicates, 0, "{stats:?}");
+    assert_eq!(stats.order_violations, 0, "{stats:?}");
+    assert!(stats.max_in_flight_per_conversation <= 1, "{stats:?}");
+}
+
 fn http(stats: &Stats, status: &str) -> u64 {
     stats.requests_by_status.get(status).copied().unwrap_or(0)
 }
@@ -252,9 +260,7 @@ fn fault_soak_every_row_once_nothing_twice() {
     let messages = emu.messages();
     let stored = stored_by_key(&messages);
 
-    assert_eq!(stats.order_violations, 0, "{stats:?}");
-    assert_eq!(stats.duplicates, 0, "{stats:?}");
-    assert!(stats.max_in_flight_per_conversation <= 1, "{stats:?}");
+    assert_sent_soundly(&stats);
     assert_eq!(stats.stored as usize, messages.len());
 
     // Every stored message is its row's `created` (same id) or `uncertain`.
@@ -370,9 +376,7 @@ fn sigkill_and_resume_never_sends_twice_nor_loses() {
     let stats = emu.stats();
     let messages = emu.messages();
     let stored = stored_by_key(&messages);
-    assert_eq!(stats.duplicates, 0, "{stats:?}");
-    assert_eq!(stats.order_violations, 0, "{stats:?}");
-    assert!(stats.max_in_flight_per_conversation <= 1, "{stats:?}");
+    assert_sent_soundly(&stats);
     for (i, r) in rep.iter().enumerate() {
         let key = (rows[i].conversation_id.clone(), rows[i].text.clone());
         match r.status {
