@@ -158,7 +158,6 @@ pub fn run(cfg: RunConfig) -> anyhow::Result<ExitCode> {
         Ok(r) => r,
         Err(e) => {
             // Nothing was sent; close the ledger cleanly before reporting.
-            // The ledger thread ends only when every recorder is gone.
             if let Ok(ledger) = writer.close() {
                 let _ = ledger.finish(ExitCode::Usage.code());
             }
