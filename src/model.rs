@@ -162,6 +162,20 @@ impl fmt::Display for Status {
     }
 }
 
+/// What a JSON value is, for messages about input that has the wrong shape
+/// (the reader's and the emulator's alike).
+pub fn json_kind(v: &serde_json::Value) -> &'static str {
+    use serde_json::Value;
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,7 @@ use chrono::{DateTime, NaiveDateTime};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::model::Role;
+use crate::model::{json_kind as kind, Role};
 
 /// Why a body was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,17 +145,6 @@ fn check_message<'a>(m: MessageIn<'a>, prefix: &str) -> Result<Message<'a>, Stri
 
 fn bad_timestamp(prefix: &str) -> String {
     format!("`{prefix}timestamp` must be an RFC 3339 date-time")
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 /// The string at `key` of `obj`, or a message naming `{prefix}{key}`.

@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 
 use super::columns::{self, index};
 use super::{Field, RawFields, RawRecord, ReadError, Source, BOM};
-use crate::model::RowRef;
+use crate::model::{json_kind as kind, RowRef};
 use crate::validate::Invalid;
 
 /// One line (without its line break) to fields.
@@ -45,17 +45,6 @@ pub(crate) fn fields(line: &[u8], map: &[(Field, String)]) -> Result<RawFields, 
         )));
     };
     from_object(&object, map)
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 fn from_object(object: &Map<String, Value>, map: &[(Field, String)]) -> Result<RawFields, Invalid> {
