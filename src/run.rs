@@ -168,16 +168,10 @@ pub fn run(cfg: RunConfig) -> anyhow::Result<ExitCode> {
     // Drop what earlier runs already did.
     let mut work = Vec::with_capacity(read.conversations.len());
     let mut to_send = 0u64;
-    let first_run = lookup.is_empty()?;
     for conversation in read.conversations {
         let mut todo = Vec::with_capacity(conversation.entries.len());
         for e in &conversation.entries {
-            let prior = if first_run {
-                None
-            } else {
-                lookup.prior(&e.key, e.occurrence)?
-            };
-            let t = match prior {
+            let t = match lookup.prior(&e.key, e.occurrence)? {
                 Some(Prior::Stored { message_id }) => Todo::AlreadyImported { message_id },
                 Some(Prior::Uncertain { .. }) if !cfg.resend_uncertain => Todo::Uncertain,
                 _ => Todo::Send,

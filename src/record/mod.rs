@@ -236,13 +236,12 @@ impl Ledger {
         }
         fold(&conn).map_err(sql)?;
         // What a killed run left in its journal, oldest first.
-        let folded = journal_folded(&conn).map_err(sql)?;
         let leftovers = journal::files(path).map_err(|source| LedgerError::Io {
             path: display.clone(),
             source,
         })?;
         for sealed in &leftovers {
-            fold_journal(&conn, sealed, folded)?;
+            fold_journal(&conn, sealed)?;
         }
         // A message still in flight belongs to a run that died mid-request:
         // the request may have been stored, so it is uncertain from now on.
@@ -258,7 +257,8 @@ impl Ledger {
         )
         .map_err(sql)?;
         let run_id = conn.last_insert_rowid();
-        let seq = leftovers.last().map_or(folded, |s| s.seq.max(folded)) + 1;
+        // Past every number used so far: each leftover is folded or stale now.
+        let seq = journal_folded(&conn).map_err(sql)? + 1;
         let journal = Journal::new(path, run_id, seq);
         Ok(Ledger {
             conn,
@@ -289,9 +289,15 @@ impl Ledger {
             rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(|e| self.err(e))?;
+        let empty = conn
+            .query_row("SELECT NOT EXISTS (SELECT 1 FROM messages)", [], |r| {
+                r.get(0)
+            })
+            .map_err(|e| self.err(e))?;
         Ok(Lookup {
             conn,
             path: self.path.clone(),
+            empty,
         })
     }
 
@@ -381,11 +387,10 @@ impl Ledger {
         if let Some(e) = first_error {
             return Err(e);
         }
-        if let Some(sealed) = self.journal.as_ref().and_then(|j| j.close()) {
-            let folded = journal_folded(&self.conn).map_err(|e| self.err(e))?;
-            fold_journal(&self.conn, &sealed, folded)?;
+        match self.journal.as_ref().and_then(|j| j.close()) {
+            Some(sealed) => fold_journal(&self.conn, &sealed),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Seal the journal files the workers are appending to and fold them.
@@ -393,11 +398,10 @@ impl Ledger {
         let Some(journal) = &self.journal else {
             return Ok(());
         };
-        if let Some(sealed) = journal.rotate() {
-            let folded = journal_folded(&self.conn).map_err(|e| self.err(e))?;
-            fold_journal(&self.conn, &sealed, folded)?;
+        match journal.rotate() {
+            Some(sealed) => fold_journal(&self.conn, &sealed),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Close the run with its exit code.
@@ -416,22 +420,16 @@ impl Ledger {
 pub struct Lookup {
     conn: Connection,
     path: PathBuf,
+    /// No earlier run recorded a message: a fresh ledger answers every
+    /// lookup at once, without a query per planned message.
+    empty: bool,
 }
 
 impl Lookup {
-    /// No earlier run recorded any message: every lookup would miss.
-    pub fn is_empty(&self) -> Result<bool, LedgerError> {
-        self.conn
-            .query_row("SELECT NOT EXISTS (SELECT 1 FROM messages)", [], |r| {
-                r.get(0)
-            })
-            .map_err(|source| LedgerError::Sqlite {
-                path: self.path.display().to_string(),
-                source,
-            })
-    }
-
     pub fn prior(&self, key: &ContentKey, occurrence: u32) -> Result<Option<Prior>, LedgerError> {
+        if self.empty {
+            return Ok(None);
+        }
         prior(&self.conn, key, occurrence).map_err(|source| LedgerError::Sqlite {
             path: self.path.display().to_string(),
             source,
@@ -493,11 +491,15 @@ struct Folded {
 /// Fold a sealed journal file into `messages` and delete it. The file's
 /// number is stored in the same commit, so a file folded before a crash
 /// (and not yet deleted) is never counted twice.
-fn fold_journal(conn: &Connection, sealed: &Sealed, folded: u64) -> Result<(), LedgerError> {
+fn fold_journal(conn: &Connection, sealed: &Sealed) -> Result<(), LedgerError> {
     let io = |path: &Path, source| LedgerError::Io {
         path: path.display().to_string(),
         source,
     };
+    let folded = journal_folded(conn).map_err(|source| LedgerError::Sqlite {
+        path: sealed.paths[0].display().to_string(),
+        source,
+    })?;
     if sealed.seq > folded {
         let mut run_id = 0;
         let mut records = Vec::new();
