@@ -1,6 +1,5 @@
 //! The `run` and `check` commands: the pipeline from inputs to report.
 
-use std::path::Path;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -115,7 +114,7 @@ pub fn run(cfg: RunConfig) -> anyhow::Result<ExitCode> {
         Some(path) => {
             let format = ReportFormat::from_path(path).map_err(anyhow::Error::msg)?;
             let dir = report::report_dir(path);
-            Spool::new(Some(format), cfg.inputs.clone(), &dir).with_context(|| {
+            Spool::for_report(format, cfg.inputs.clone(), &dir).with_context(|| {
                 format!(
                     "--report {}: cannot write in {}",
                     path.display(),
@@ -123,7 +122,7 @@ pub fn run(cfg: RunConfig) -> anyhow::Result<ExitCode> {
                 )
             })?
         }
-        None => Spool::new(None, cfg.inputs.clone(), Path::new("."))?,
+        None => Spool::counting(cfg.inputs.clone()),
     };
     let mut ledger = Ledger::open(&cfg.state, &target)?;
     if !cfg.bookkeeping {
