@@ -20,6 +20,7 @@
 //! intent was never followed by its request, and a cut outcome leaves the
 //! message in flight, so `uncertain`, which is safe.
 
+use std::borrow::Cow;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -72,19 +73,20 @@ impl State {
 }
 
 /// One journal record: a message about to be sent, or what came of it.
+/// Borrowed when written (no allocation per request), owned when read.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Record {
+pub struct Record<'a> {
     pub key: ContentKey,
     pub occurrence: u32,
-    pub conversation_id: String,
+    pub conversation_id: Cow<'a, str>,
     pub state: State,
     /// Requests this record accounts for (0 for an intent).
     pub attempts: u32,
-    pub message_id: Option<String>,
+    pub message_id: Option<Cow<'a, str>>,
 }
 
 /// Append `record` to `buf`, framed and checksummed.
-pub fn encode(buf: &mut Vec<u8>, record: &Record) {
+pub fn encode(buf: &mut Vec<u8>, record: &Record<'_>) {
     let start = buf.len();
     buf.extend_from_slice(&[0; 4]);
     buf.extend_from_slice(&record.key.0);
@@ -105,7 +107,7 @@ fn put_str(buf: &mut Vec<u8>, s: &str) {
 }
 
 /// Decode one payload; `None` if it is not a well-formed record.
-fn decode(mut p: &[u8]) -> Option<Record> {
+fn decode(mut p: &[u8]) -> Option<Record<'static>> {
     fn take<'a>(p: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
         if p.len() < n {
             return None;
@@ -130,10 +132,10 @@ fn decode(mut p: &[u8]) -> Option<Record> {
     p.is_empty().then_some(Record {
         key,
         occurrence,
-        conversation_id,
+        conversation_id: Cow::Owned(conversation_id),
         state,
         attempts,
-        message_id: (!message_id.is_empty()).then_some(message_id),
+        message_id: (!message_id.is_empty()).then_some(Cow::Owned(message_id)),
     })
 }
 
@@ -368,7 +370,7 @@ pub fn files(state: &Path) -> io::Result<Vec<Sealed>> {
 }
 
 /// A journal file's run id and records, up to the first damaged record.
-pub fn read(path: &Path) -> io::Result<(i64, Vec<Record>)> {
+pub fn read(path: &Path) -> io::Result<(i64, Vec<Record<'static>>)> {
     let mut bytes = Vec::new();
     File::open(path)?.read_to_end(&mut bytes)?;
     if bytes.len() < HEADER_LEN as usize || &bytes[..4] != MAGIC {
@@ -404,14 +406,14 @@ pub fn read(path: &Path) -> io::Result<(i64, Vec<Record>)> {
 mod tests {
     use super::*;
 
-    fn record(n: u8, state: State) -> Record {
+    fn record(n: u8, state: State) -> Record<'static> {
         Record {
             key: ContentKey([n; 16]),
             occurrence: u32::from(n),
-            conversation_id: format!("C{n}"),
+            conversation_id: format!("C{n}").into(),
             state,
             attempts: u32::from(n) % 3,
-            message_id: (state == State::Created).then(|| format!("M{n}")),
+            message_id: (state == State::Created).then(|| format!("M{n}").into()),
         }
     }
 

@@ -18,6 +18,7 @@
 
 pub mod journal;
 
+use std::borrow::Cow;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -517,17 +518,17 @@ fn fold_journal(conn: &Connection, sealed: &Sealed) -> Result<(), LedgerError> {
             let id = (r.key, r.occurrence);
             match messages.last_mut() {
                 Some((last, m)) if *last == id => {
-                    m.conversation_id = r.conversation_id;
+                    m.conversation_id = r.conversation_id.into_owned();
                     m.state = r.state;
-                    m.message_id = r.message_id.or(m.message_id.take());
+                    m.message_id = r.message_id.map(Cow::into_owned).or(m.message_id.take());
                     m.attempts += r.attempts;
                 }
                 _ => messages.push((
                     id,
                     Folded {
-                        conversation_id: r.conversation_id,
+                        conversation_id: r.conversation_id.into_owned(),
                         state: r.state,
-                        message_id: r.message_id,
+                        message_id: r.message_id.map(Cow::into_owned),
                         attempts: r.attempts,
                     },
                 )),
@@ -686,7 +687,7 @@ impl Recorder {
             &Record {
                 key,
                 occurrence,
-                conversation_id: conversation_id.to_string(),
+                conversation_id: conversation_id.into(),
                 state: State::InFlight,
                 attempts: 0,
                 message_id: None,
@@ -711,10 +712,10 @@ impl Recorder {
                 &Record {
                     key,
                     occurrence,
-                    conversation_id: outcome.conversation_id.clone(),
+                    conversation_id: outcome.conversation_id.as_str().into(),
                     state,
                     attempts: outcome.attempts,
-                    message_id: outcome.message_id.clone(),
+                    message_id: outcome.message_id.as_deref().map(Into::into),
                 },
             );
         }
@@ -876,13 +877,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.db");
         drop(Ledger::open(&path, "emulator").unwrap());
-        let record = |n: u8, state, message_id: Option<&str>| Record {
+        let record = |n: u8, state, message_id: Option<&'static str>| Record {
             key: ContentKey([n; 16]),
             occurrence: 0,
             conversation_id: "C1".into(),
             state,
             attempts: u32::from(state != State::InFlight),
-            message_id: message_id.map(str::to_string),
+            message_id: message_id.map(Into::into),
         };
         // What a run killed mid-request leaves: one message answered, one in flight.
         let mut bytes = Vec::new();
