@@ -2,7 +2,7 @@
 //! `cargo bench --bench pipeline`
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use transcript_import::model::SourceId;
+use transcript_import::model::{ConversationMode, SourceId};
 use transcript_import::plan;
 use transcript_import::read::{self, ReadOptions};
 use transcript_import::validate::{self, ValidateOptions};
@@ -15,7 +15,7 @@ const ROWS: usize = 100_000;
 fn read_validate_plan(path: &std::path::Path) -> usize {
     let source = read::open(SourceId(0), path.to_str().unwrap(), &ReadOptions::default()).unwrap();
     let opts = ValidateOptions::default();
-    let mut builder = plan::Builder::new(None);
+    let mut builder = plan::Builder::new(None, ConversationMode::Existing);
     for rec in source.records().unwrap() {
         let rec = rec.unwrap();
         if let Ok(fields) = rec.fields {

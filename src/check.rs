@@ -4,50 +4,78 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::time::Duration;
 
-use crate::cli::CheckArgs;
-use crate::config;
+use crate::config::CheckConfig;
+use crate::error::Error;
 use crate::exit::ExitCode;
 use crate::lint::Linter;
 use crate::model::RowRef;
-use crate::run::read_all;
+use crate::plan::{self, inputs::same_content};
 
 /// Row numbers shown per reason.
 const EXAMPLES: usize = 5;
 
-pub fn check(args: &CheckArgs, out: &mut impl Write) -> anyhow::Result<ExitCode> {
-    let (read_opts, validate_opts) = config::input_options(&args.input)?;
+pub fn check(mut cfg: CheckConfig, out: &mut impl Write) -> Result<ExitCode, Error> {
+    // `check` says what `run` would refuse, and goes on.
+    let duplicates = !cfg.input.allow_duplicates;
+    cfg.input.allow_duplicates = true;
+    let inputs = cfg.input.inputs.clone();
+    let name = |pos: &RowRef| {
+        let name = inputs
+            .get(pos.source.0 as usize)
+            .map(String::as_str)
+            .unwrap_or("?");
+        format!("{name}:{} (line {})", pos.record, pos.line)
+    };
     let mut reasons: BTreeMap<String, (u64, Vec<String>)> = BTreeMap::new();
-    let inputs = &args.input.inputs;
     let mut linter = Linter::new(chrono::Utc::now());
-    let read = read_all(
-        inputs,
-        &read_opts,
-        &validate_opts,
-        args.shard,
+    let read = plan::read_all::<Error>(
+        &cfg.input,
         |row| linter.row(row),
-        |o| {
-            let reason = o.error_message.clone().unwrap_or_default();
-            // Group by the reason without its value excerpt.
-            let key = reason.split(": \"").next().unwrap_or(&reason).to_string();
-            let e = reasons.entry(key).or_default();
+        |row| {
+            let e = reasons.entry(row.reason.kind()).or_default();
             e.0 += 1;
             if e.1.len() < EXAMPLES {
-                let name = inputs
-                    .get(o.pos.source.0 as usize)
-                    .map(String::as_str)
-                    .unwrap_or("?");
-                e.1.push(format!("{name}:{} (line {})", o.pos.record, o.pos.line));
+                e.1.push(name(&row.pos));
             }
             Ok(())
         },
     )?;
-    let valid: u64 = read
-        .conversations
-        .iter()
-        .map(|c| c.entries.len() as u64)
-        .sum();
+    let mut warnings = Vec::new();
+    if duplicates {
+        if let Err(e) = crate::config::paths::check_inputs(&inputs, false) {
+            warnings.push(e.to_string());
+        } else if let Some(d) = same_content(&read.sources)? {
+            warnings.push(d.to_string().lines().next().unwrap_or_default().to_string());
+        }
+    }
+    for empty in read.empty_sources() {
+        warnings.push(format!("{empty}: no rows"));
+    }
+    let result = report(&cfg, &read, reasons, linter, &warnings, &name, out);
+    match result {
+        // A reader that stopped reading (`check ... | head`) is no failure.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        Err(e) => return Err(Error::Output(e)),
+        Ok(()) => {}
+    }
+    Ok(if read.invalid > 0 {
+        ExitCode::RowsNotCreated
+    } else {
+        ExitCode::Success
+    })
+}
+
+fn report(
+    cfg: &CheckConfig,
+    read: &plan::Inputs,
+    reasons: BTreeMap<String, (u64, Vec<String>)>,
+    linter: Linter,
+    warnings: &[String],
+    name: &dyn Fn(&RowRef) -> String,
+    out: &mut impl Write,
+) -> std::io::Result<()> {
+    let valid = read.valid();
     writeln!(out, "rows:          {}", read.rows)?;
     writeln!(out, "valid:         {valid}")?;
     writeln!(out, "invalid:       {}", read.invalid)?;
@@ -72,23 +100,22 @@ pub fn check(args: &CheckArgs, out: &mut impl Write) -> anyhow::Result<ExitCode>
             writeln!(out, "            e.g. {}", examples.join(", "))?;
         }
     }
-    let where_ = |pos: &RowRef| {
-        let name = inputs
-            .get(pos.source.0 as usize)
-            .map(String::as_str)
-            .unwrap_or("?");
-        format!("{name}:{} (line {})", pos.record, pos.line)
-    };
-    let warnings = linter.finish();
     if !warnings.is_empty() {
+        writeln!(out, "input warnings:")?;
+        for w in warnings {
+            writeln!(out, "  {w}")?;
+        }
+    }
+    let lints = linter.finish();
+    if !lints.is_empty() {
         writeln!(
             out,
             "warnings (valid rows that look suspicious; they do not block a run):"
         )?;
-        for w in &warnings {
+        for w in &lints {
             writeln!(out, "  {:>8}  {}", w.count, w.message)?;
             if !w.examples.is_empty() {
-                let examples: Vec<String> = w.examples.iter().map(where_).collect();
+                let examples: Vec<String> = w.examples.iter().map(name).collect();
                 writeln!(out, "            e.g. {}", examples.join(", "))?;
             }
         }
@@ -97,33 +124,30 @@ pub fn check(args: &CheckArgs, out: &mut impl Write) -> anyhow::Result<ExitCode>
     // Estimate: a conversation is a chain of round trips; the run takes at
     // least its longest chain, at least the total spread over the workers,
     // and at least the total at the rate.
-    let latency = Duration::from_millis(args.latency_ms).as_secs_f64();
+    let latency = cfg.latency.as_secs_f64();
     let longest = read.conversations.first().map_or(0, |c| c.entries.len()) as f64;
-    let concurrency = f64::from(args.concurrency.max(1));
+    let concurrency = cfg.pace.concurrency as f64;
+    let rate = cfg.pace.rate.map_or(f64::INFINITY, |r| r.per_second());
     let secs = (longest * latency)
         .max(valid as f64 * latency / concurrency)
-        .max(valid as f64 / args.rate.max(0.001));
+        .max(valid as f64 / rate);
     writeln!(out, "requests:      {valid} (one per valid row)")?;
     writeln!(
         out,
         "estimate:      {} at --concurrency {} --rate {} with {} ms latency",
         human(secs),
-        args.concurrency,
-        args.rate,
-        args.latency_ms
+        cfg.pace.concurrency,
+        cfg.pace.rate.map_or("none".to_string(), |r| r.to_string()),
+        cfg.latency.as_millis()
     )?;
-    if let Some(quota) = args.daily_quota {
-        let days = valid.div_ceil(quota.max(1));
+    if let Some(quota) = cfg.pace.daily_quota {
+        let days = valid.div_ceil(quota);
         writeln!(
             out,
             "quota:         {days} day(s) at {quota} requests a day"
         )?;
     }
-    Ok(if read.invalid > 0 {
-        ExitCode::RowsNotCreated
-    } else {
-        ExitCode::Success
-    })
+    out.flush()
 }
 
 fn human(secs: f64) -> String {

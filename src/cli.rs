@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::config::values::{self, Rate};
 use crate::model::ConversationMode;
+use crate::plan::Shard;
 use crate::read::Format;
 
 /// Backfill historical chat transcripts into the ASAPP Conversations API.
@@ -75,6 +77,44 @@ pub struct InputArgs {
     /// offset, or epoch numbers are not affected.
     #[arg(long, value_name = "ZONE", default_value = "UTC")]
     pub timezone: String,
+
+    /// Keep only the conversations of shard K of N (e.g. `2/4`).
+    ///
+    /// The shard is FNV-1a 64 of the conversation id, modulo N, plus one: N
+    /// hosts can split one backfill with no overlap and no coordination,
+    /// each with its own ledger. A row with no readable conversation id
+    /// belongs to shard 1. `index/N` takes K from JOB_COMPLETION_INDEX
+    /// (0-based, as a Kubernetes Indexed Job sets it).
+    #[arg(long, value_name = "K/N", value_parser = values::shard)]
+    pub shard: Option<Shard>,
+
+    /// Accept an input named twice (the same file, or the same content
+    /// under another name). Without it such a run is refused: every
+    /// message would go twice.
+    #[arg(long)]
+    pub allow_duplicate_input: bool,
+}
+
+/// How fast, and how much: shared by `run` (to send) and `check` (to estimate).
+#[derive(Debug, Args)]
+pub struct PaceArgs {
+    /// Conversations sent at once (1 to 1024).
+    ///
+    /// Messages inside one conversation are always sent one after another.
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=1024), allow_negative_numbers = true)]
+    pub concurrency: u16,
+
+    /// Requests per second, all workers together (a positive number).
+    ///
+    /// Default: 100 (the API's documented spike limit) for remote URLs, none
+    /// for loopback. Either way the rate adapts down on 429 and probes back up.
+    #[arg(long, value_name = "N", value_parser = values::rate, allow_negative_numbers = true)]
+    pub rate: Option<Rate>,
+
+    /// Stop (exit 4) before today's requests, counted in the ledger across
+    /// runs, reach N; the next run after 00:00 UTC continues.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), allow_negative_numbers = true)]
+    pub daily_quota: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -88,7 +128,8 @@ pub struct RunArgs {
     #[arg(
         long,
         value_name = "URL",
-        default_value = "https://api.sandbox.asapp.com"
+        default_value = "https://api.sandbox.asapp.com",
+        conflicts_with = "emulator"
     )]
     pub api_url: String,
 
@@ -115,23 +156,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "PATH", default_value = "transcript-import.db")]
     pub state: PathBuf,
 
-    /// Conversations sent at once.
-    ///
-    /// Messages inside one conversation are always sent one after another.
-    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=1024))]
-    pub concurrency: u16,
-
-    /// Requests per second, all workers together.
-    ///
-    /// Default: 100 (the API's documented spike limit) for remote URLs, none
-    /// for loopback. Either way the rate adapts down on 429 and probes back up.
-    #[arg(long, value_name = "N")]
-    pub rate: Option<f64>,
-
-    /// Stop (exit 4) before today's requests, counted in the ledger across
-    /// runs, reach N; the next run after 00:00 UTC continues.
-    #[arg(long, value_name = "N")]
-    pub daily_quota: Option<u64>,
+    #[command(flatten)]
+    pub pace: PaceArgs,
 
     /// Send again the messages an earlier run left `uncertain`.
     ///
@@ -140,18 +166,10 @@ pub struct RunArgs {
     #[arg(long)]
     pub resend_uncertain: bool,
 
-    /// Per-request timeout in seconds. A request that times out after being
-    /// sent is `uncertain`.
-    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    /// Per-request timeout in seconds (1 to 3600). A request that times
+    /// out after being sent is `uncertain`.
+    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600), allow_negative_numbers = true)]
     pub timeout: u64,
-
-    /// Keep only the conversations of shard K of N (e.g. `2/4`).
-    ///
-    /// The shard is FNV-1a 64 of the conversation id, modulo N, plus one: N
-    /// hosts can split one backfill with no overlap and no coordination,
-    /// each with its own ledger.
-    #[arg(long, value_name = "K/N")]
-    pub shard: Option<crate::plan::Shard>,
 
     /// Read credentials from this file instead of the environment.
     ///
@@ -164,12 +182,12 @@ pub struct RunArgs {
     #[arg(long, short)]
     pub quiet: bool,
 
-    /// Without a terminal, log a progress line this often (seconds).
-    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    /// Without a terminal, log a progress line this often (seconds, at least 1).
+    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..), allow_negative_numbers = true)]
     pub progress_every: u64,
 
     /// Multiply every retry wait by this (rehearsals and tests; 1 in production).
-    #[arg(long, value_name = "X", default_value_t = 1.0, hide = true)]
+    #[arg(long, value_name = "X", default_value_t = 1.0, hide = true, value_parser = values::scale)]
     pub backoff_scale: f64,
 }
 
@@ -178,25 +196,12 @@ pub struct CheckArgs {
     #[command(flatten)]
     pub input: InputArgs,
 
-    /// Conversations sent at once, for the duration estimate.
-    #[arg(long, value_name = "N", default_value_t = 8)]
-    pub concurrency: u16,
-
-    /// Requests per second, for the duration estimate (default: 100, the API's spike limit).
-    #[arg(long, value_name = "N", default_value_t = 100.0)]
-    pub rate: f64,
+    #[command(flatten)]
+    pub pace: PaceArgs,
 
     /// Assumed API latency in milliseconds, for the duration estimate.
     #[arg(long, value_name = "MS", default_value_t = 150)]
     pub latency_ms: u64,
-
-    /// Daily request quota, to say how many days the import takes.
-    #[arg(long, value_name = "N")]
-    pub daily_quota: Option<u64>,
-
-    /// Keep only the conversations of shard K of N, as `run` would.
-    #[arg(long, value_name = "K/N")]
-    pub shard: Option<crate::plan::Shard>,
 }
 
 /// `transcript-import emulator`. Credentials come from `ASAPP_API_ID` and

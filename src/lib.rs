@@ -2,20 +2,24 @@
 //! Conversations API.
 //!
 //! The pipeline runs one way, one stage a module:
-//! `read` → `validate` → `plan` → `send` → `record` → `report`.
+//! `read` → `validate` → `plan` → `send` → `record` → `report`, meeting
+//! only through the nouns in `model`; `run` wires them.
 
 pub mod check;
 pub mod cli;
 pub mod config;
 pub mod emulator;
+pub mod error;
 pub mod exit;
-pub mod lint;
+pub mod failure;
+mod lint;
 pub mod model;
 pub mod plan;
 pub mod read;
-pub mod record;
+mod record;
 pub mod report;
 pub mod run;
 pub mod send;
+mod signals;
 pub mod timestamp;
 pub mod validate;

@@ -200,7 +200,7 @@ impl Linter {
             .map(|(id, s)| {
                 format!(
                     "{} ({} days)",
-                    crate::validate::excerpt(id),
+                    crate::model::excerpt(id),
                     (s.last - s.first).num_days()
                 )
             })

@@ -5,9 +5,10 @@ use clap::Parser;
 
 use transcript_import::cli::{Cli, Command};
 use transcript_import::exit::ExitCode;
-use transcript_import::{check, config, emulator, run};
+use transcript_import::{check, config, emulator, failure, run};
 
 fn main() -> std::process::ExitCode {
+    failure::install();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -22,7 +23,8 @@ fn main() -> std::process::ExitCode {
     };
     let result = match cli.command {
         Command::Run(args) => config::run_config(&args).and_then(run::run),
-        Command::Check(args) => check::check(&args, &mut std::io::stdout().lock()),
+        Command::Check(args) => config::check_config(&args)
+            .and_then(|cfg| check::check(cfg, &mut std::io::stdout().lock())),
         Command::Emulator(args) => emulator::emulator_config(&args)
             .and_then(emulator::run)
             .map(|()| ExitCode::Success),
@@ -30,9 +32,27 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(code) => code.into(),
         Err(e) => {
-            eprintln!("error: {e:#}");
-            // Errors that reach here happened before anything was sent.
-            ExitCode::Usage.into()
+            eprintln!("error: {}", e_chain(&e));
+            if let Some(hint) = e.hint() {
+                eprintln!("  hint: {hint}");
+            }
+            e.exit_code().into()
         }
     }
+}
+
+/// The error with its causes, as one line (`a: b: c`).
+fn e_chain(e: &transcript_import::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        let c_text = c.to_string();
+        // Transparent wrappers repeat their cause's text.
+        if !text.ends_with(&c_text) {
+            text.push_str(": ");
+            text.push_str(&c_text);
+        }
+        cause = c.source();
+    }
+    text
 }

@@ -18,9 +18,7 @@
 use chrono::{DateTime, Datelike, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 
-use crate::model::Timestamp;
-use crate::read::Field;
-use crate::validate::{excerpt, Invalid};
+use crate::model::{excerpt, Field, Invalid, Timestamp};
 
 /// Epoch values below this are seconds; from here on, milliseconds.
 pub const EPOCH_MILLIS_FROM: u64 = 100_000_000_000;

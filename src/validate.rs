@@ -2,38 +2,29 @@
 //! `Invalid` with a precise reason. A bad row is data, never an error: it is
 //! reported and never sent. Reasons never carry a whole message text.
 
-use std::fmt;
-
-use crate::model::{ConversationMode, Role, RowRef, Timestamp};
-use crate::read::{Field, RawFields};
-
-/// Why a row cannot be sent. `field` and `problem` group reasons (for
-/// `check`); `excerpt` is a short, truncated piece of the offending value.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Invalid {
-    pub field: Option<Field>,
-    pub problem: String,
-    pub excerpt: Option<String>,
-}
-
-impl fmt::Display for Invalid {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(field) = self.field {
-            write!(f, "{}: ", field.name())?;
-        }
-        f.write_str(&self.problem)?;
-        if let Some(excerpt) = &self.excerpt {
-            write!(f, ": {excerpt:?}")?;
-        }
-        Ok(())
-    }
-}
+use crate::model::{
+    check_external_id, ContentKey, ConversationId, ConversationMode, Field, Invalid, MessageBody,
+    Role, RowRef, Sender, Timestamp,
+};
+use crate::read::RawFields;
 
 /// Maps the input's role vocabulary onto the API's roles.
 #[derive(Debug, Clone, Default)]
 pub struct RoleMap {
     /// Extra names (lowercased) from `--role-map`.
     pub extra: Vec<(String, Role)>,
+}
+
+impl RoleMap {
+    /// The API role for an input role value: `--role-map` names first, then
+    /// the API's own names; case-insensitive, surrounding space ignored.
+    pub fn get(&self, value: &str) -> Option<Role> {
+        let v = value.trim().to_lowercase();
+        if let Some((_, role)) = self.extra.iter().find(|(name, _)| *name == v) {
+            return Some(*role);
+        }
+        v.parse().ok()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -54,6 +45,11 @@ impl Default for ValidateOptions {
     }
 }
 
+/// The largest request body a message may make, in bytes: the emulator's
+/// default limit, which the API's 413 answers are modelled on. A row past
+/// it is refused before sending rather than sent to be refused.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
 /// A row ready to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Row {
@@ -65,71 +61,29 @@ pub struct Row {
     pub text: String,
 }
 
-/// At most this many characters of a bad value are shown in a reason.
-pub const EXCERPT_CHARS: usize = 32;
-
-/// A short piece of a value for a reason: at most `EXCERPT_CHARS` characters,
-/// `…` when cut. Message texts are never excerpted.
-pub fn excerpt(value: &str) -> String {
-    let mut chars = value.char_indices();
-    match chars.nth(EXCERPT_CHARS) {
-        Some((cut, _)) => format!("{}…", value.get(..cut).unwrap_or_default()),
-        None => value.to_string(),
-    }
-}
-
-impl Invalid {
-    /// A reason about one field, without an excerpt.
-    pub fn field(field: Field, problem: impl Into<String>) -> Self {
-        Invalid {
-            field: Some(field),
-            problem: problem.into(),
-            excerpt: None,
-        }
+impl Row {
+    /// The message's identity in the ledger.
+    pub fn key(&self) -> ContentKey {
+        ContentKey::of(
+            &self.conversation_id,
+            self.role,
+            &self.sender_id,
+            &self.text,
+            self.timestamp.instant,
+        )
     }
 
-    /// A reason about one field, showing a short excerpt of its value.
-    pub fn value(field: Field, problem: impl Into<String>, value: &str) -> Self {
-        Invalid {
-            field: Some(field),
-            problem: problem.into(),
-            excerpt: Some(excerpt(value)),
+    /// The request body that sends this row.
+    pub fn into_body(self) -> MessageBody {
+        MessageBody {
+            timestamp: self.timestamp.to_rfc3339(),
+            text: self.text,
+            sender: Sender {
+                role: self.role,
+                external_id: self.sender_id,
+            },
         }
     }
-
-    /// A reason about the record as a whole (ragged row, malformed line).
-    pub fn record(problem: impl Into<String>) -> Self {
-        Invalid {
-            field: None,
-            problem: problem.into(),
-            excerpt: None,
-        }
-    }
-}
-
-impl RoleMap {
-    /// The API role for an input role value: `--role-map` names first, then
-    /// the API's own names; case-insensitive, surrounding space ignored.
-    pub fn get(&self, value: &str) -> Option<Role> {
-        let v = value.trim().to_lowercase();
-        if let Some((_, role)) = self.extra.iter().find(|(name, _)| *name == v) {
-            return Some(*role);
-        }
-        match v.as_str() {
-            "agent" => Some(Role::Agent),
-            "customer" => Some(Role::Customer),
-            "system" => Some(Role::System),
-            _ => None,
-        }
-    }
-}
-
-/// True for an API conversation id: `^[A-Z0-9]+$`.
-pub fn is_api_conversation_id(id: &str) -> bool {
-    !id.is_empty()
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
 }
 
 /// Check one record's fields. The first problem found is the reason, in
@@ -141,15 +95,16 @@ pub fn row(pos: RowRef, fields: RawFields, opts: &ValidateOptions) -> Result<Row
 
     let conversation = present(Field::ConversationId, fields.conversation_id)?;
     let conversation_id = conversation.trim();
-    if conversation_id.is_empty() {
-        return Err(Invalid::field(Field::ConversationId, "empty"));
-    }
-    if opts.mode == ConversationMode::Existing && !is_api_conversation_id(conversation_id) {
-        return Err(Invalid::value(
-            Field::ConversationId,
-            "not an API conversation id (A-Z, 0-9 only; use --conversations create for your own ids)",
-            conversation_id,
-        ));
+    let checked = match opts.mode {
+        ConversationMode::Existing => ConversationId::try_from(conversation_id).map(|_| ()),
+        ConversationMode::Create => check_external_id(conversation_id),
+    };
+    if let Err(problem) = checked {
+        return Err(if conversation_id.is_empty() {
+            Invalid::field(Field::ConversationId, problem.to_string())
+        } else {
+            Invalid::value(Field::ConversationId, problem.to_string(), conversation_id)
+        });
     }
 
     let timestamp = present(Field::Timestamp, fields.timestamp)?;
@@ -178,14 +133,41 @@ pub fn row(pos: RowRef, fields: RawFields, opts: &ValidateOptions) -> Result<Row
         return Err(Invalid::field(Field::Text, "empty"));
     }
 
-    Ok(Row {
+    let row = Row {
         pos,
         conversation_id: conversation_id.to_string(),
         timestamp,
         role,
         sender_id: sender_id.to_string(),
         text,
-    })
+    };
+    let size = body_len(&row);
+    if size > MAX_BODY_BYTES {
+        return Err(Invalid::field(
+            Field::Text,
+            format!(
+                "too long: the request would be {size} bytes, over the API's limit of {MAX_BODY_BYTES}"
+            ),
+        ));
+    }
+    Ok(row)
+}
+
+/// The size of the request body that sends `row`, without building it.
+fn body_len(row: &Row) -> usize {
+    // Only a long text can reach the limit; short rows skip the count.
+    if row.text.len() + row.sender_id.len() < MAX_BODY_BYTES / 8 {
+        return 0;
+    }
+    MessageBody {
+        timestamp: row.timestamp.to_rfc3339(),
+        text: row.text.clone(),
+        sender: Sender {
+            role: row.role,
+            external_id: row.sender_id.clone(),
+        },
+    }
+    .json_len()
 }
 
 #[cfg(test)]
@@ -308,9 +290,7 @@ mod tests {
         })
         .unwrap_err();
         assert!(e.ends_with(&format!("\"{}…\"", "X".repeat(32))), "{e}");
-        assert_eq!(excerpt("short"), "short");
-        assert_eq!(excerpt(&"é".repeat(33)), format!("{}…", "é".repeat(32)));
-        assert_eq!(excerpt(&"é".repeat(32)), "é".repeat(32));
+        assert_eq!(crate::model::excerpt("short"), "short");
     }
 
     #[test]
@@ -495,6 +475,21 @@ mod tests {
         )
         .unwrap();
         assert_eq!(r.timestamp.to_rfc3339(), "2021-06-01T10:00:00Z");
+    }
+
+    #[test]
+    fn a_body_over_the_limit_is_refused_before_sending() {
+        let e = check(RawFields {
+            text: Some("\"".repeat(MAX_BODY_BYTES / 2)),
+            ..good()
+        })
+        .unwrap_err();
+        assert!(e.starts_with("text: too long: the request would be"), "{e}");
+        assert!(check(RawFields {
+            text: Some("x".repeat(MAX_BODY_BYTES - 200)),
+            ..good()
+        })
+        .is_ok());
     }
 
     #[test]

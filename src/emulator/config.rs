@@ -3,14 +3,19 @@
 
 use std::time::Duration;
 
-use anyhow::bail;
-
 use super::Config;
 use crate::cli::EmulatorArgs;
+use crate::error::Error;
+
+macro_rules! bail {
+    ($($t:tt)*) => {
+        return Err(Error::usage(format!($($t)*)))
+    };
+}
 
 /// The emulator's configuration from its flags, with credentials from
 /// `ASAPP_API_ID` / `ASAPP_API_SECRET`.
-pub fn emulator_config(args: &EmulatorArgs) -> anyhow::Result<Config> {
+pub fn emulator_config(args: &EmulatorArgs) -> Result<Config, Error> {
     let id = std::env::var("ASAPP_API_ID").ok();
     let secret = std::env::var("ASAPP_API_SECRET").ok();
     from_args(args, id, secret)
@@ -20,7 +25,7 @@ fn from_args(
     args: &EmulatorArgs,
     id: Option<String>,
     secret: Option<String>,
-) -> anyhow::Result<Config> {
+) -> Result<Config, Error> {
     let credentials = match (id, secret) {
         (None, None) => None,
         (Some(id), Some(secret)) if !id.is_empty() && !secret.is_empty() => Some((id, secret)),

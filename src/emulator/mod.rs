@@ -238,23 +238,26 @@ fn write_stats(path: &std::path::Path, stats: &Stats) -> io::Result<()> {
 /// `transcript-import emulator`: serve in the foreground, print
 /// `listening on ADDR` as the first line of stdout, stop on SIGINT/SIGTERM
 /// (writing the stats file, if any).
-pub fn run(config: Config) -> anyhow::Result<()> {
-    use anyhow::Context;
+pub fn run(config: Config) -> Result<(), crate::error::Error> {
+    use crate::error::Error;
 
     let (signal, signalled) = std::sync::mpsc::channel();
-    ctrlc::set_handler(move || {
+    crate::signals::on_stop(move || {
         let _ = signal.send(());
     })
-    .context("cannot install the signal handler")?;
+    .map_err(Error::Output)?;
     let addr = config.addr;
-    let emulator = Emulator::start(config).with_context(|| match addr {
-        Some(addr) => format!("cannot listen on {addr}"),
-        None => "cannot listen".to_string(),
+    let emulator = Emulator::start(config).map_err(|e| {
+        Error::usage(match addr {
+            Some(addr) => format!("cannot listen on {addr}: {e}"),
+            None => format!("cannot listen: {e}"),
+        })
     })?;
     {
         let mut out = io::stdout().lock();
-        writeln!(out, "listening on {}", emulator.addr())?;
-        out.flush()?;
+        writeln!(out, "listening on {}", emulator.addr())
+            .and_then(|()| out.flush())
+            .map_err(Error::Output)?;
     }
     let _ = signalled.recv();
     emulator.shutdown();

@@ -12,7 +12,7 @@
 //! both, which `--map` resolves. Columns named by `--map` are not
 //! considered for any other field. Other columns are ignored.
 
-use super::Field;
+use crate::model::Field;
 
 /// Accepted names per field, normalized (see `normalize`), canonical first.
 pub fn aliases(field: Field) -> &'static [&'static str] {

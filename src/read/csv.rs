@@ -12,9 +12,8 @@ use std::path::Path;
 use csv::{ByteRecord, Position, ReaderBuilder};
 
 use super::columns::{self, index};
-use super::{Field, RawFields, RawRecord, ReadError, ReadOptions, Source, BOM};
-use crate::model::RowRef;
-use crate::validate::Invalid;
+use super::{RawFields, RawRecord, ReadError, ReadOptions, Source, BOM};
+use crate::model::{Field, Invalid, RowRef};
 
 /// Delimiters tried when detecting, in order of preference on a tie.
 const CANDIDATES: [u8; 4] = [b',', b';', b'\t', b'|'];
@@ -187,7 +186,7 @@ fn shown_names(names: &[String]) -> String {
     let shown: Vec<String> = names
         .iter()
         .take(12)
-        .map(|n| format!("`{}`", crate::validate::excerpt(n)))
+        .map(|n| format!("`{}`", crate::model::excerpt(n)))
         .collect();
     format!("columns: {}", shown.join(", "))
 }

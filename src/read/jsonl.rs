@@ -15,9 +15,8 @@ use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use serde_json::{Map, Value};
 
 use super::columns::{self, index};
-use super::{Field, RawFields, RawRecord, ReadError, Source, BOM};
-use crate::model::{json_kind as kind, RowRef};
-use crate::validate::Invalid;
+use super::{RawFields, RawRecord, ReadError, Source, BOM};
+use crate::model::{json_kind as kind, Field, Invalid, RowRef};
 
 /// One line (without its line break) to fields.
 pub(crate) fn fields(line: &[u8], map: &[(Field, String)]) -> Result<RawFields, Invalid> {

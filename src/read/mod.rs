@@ -14,8 +14,7 @@
 
 use std::path::PathBuf;
 
-use crate::model::{RowRef, SourceId};
-use crate::validate::Invalid;
+use crate::model::{Field, Invalid, RowRef, SourceId};
 
 pub mod columns;
 mod csv;
@@ -33,37 +32,6 @@ pub(crate) const BOM: &[u8] = b"\xEF\xBB\xBF";
 pub enum Format {
     Csv,
     Jsonl,
-}
-
-/// The five fields a message is made of, by their canonical column names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Field {
-    ConversationId,
-    Timestamp,
-    SenderRole,
-    SenderId,
-    Text,
-}
-
-impl Field {
-    pub const ALL: [Field; 5] = [
-        Field::ConversationId,
-        Field::Timestamp,
-        Field::SenderRole,
-        Field::SenderId,
-        Field::Text,
-    ];
-
-    /// The canonical column name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Field::ConversationId => "conversation_id",
-            Field::Timestamp => "timestamp",
-            Field::SenderRole => "sender_role",
-            Field::SenderId => "sender_id",
-            Field::Text => "text",
-        }
-    }
 }
 
 /// How to read: everything that is not per-source.

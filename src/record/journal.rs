@@ -29,46 +29,31 @@ use std::sync::Mutex;
 
 use memmap2::MmapMut;
 
-use crate::plan::ContentKey;
+use super::private_file;
+use crate::model::{ContentKey, MessageKey};
 
 const MAGIC: &[u8; 4] = b"TIJ1";
 const HEADER_LEN: u64 = 12;
 
-/// A message's state in the ledger; the journal stores it as a byte.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum State {
-    InFlight,
-    Created,
-    Exists,
-    Failed,
-    Uncertain,
+crate::model::string_enum! {
+    /// A message's state in the ledger: its name in the `messages` table,
+    /// its position in [`State::ALL`] as a byte in the journal.
+    pub enum State {
+        InFlight = "in_flight",
+        Created = "created",
+        Exists = "exists",
+        Failed = "failed",
+        Uncertain = "uncertain",
+    }
 }
 
 impl State {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            State::InFlight => "in_flight",
-            State::Created => "created",
-            State::Exists => "exists",
-            State::Failed => "failed",
-            State::Uncertain => "uncertain",
-        }
-    }
-
     fn code(self) -> u8 {
-        self as u8
+        State::ALL.iter().position(|s| *s == self).unwrap_or(0) as u8
     }
 
     fn from_code(c: u8) -> Option<State> {
-        [
-            State::InFlight,
-            State::Created,
-            State::Exists,
-            State::Failed,
-            State::Uncertain,
-        ]
-        .get(usize::from(c))
-        .copied()
+        State::ALL.get(usize::from(c)).copied()
     }
 }
 
@@ -76,8 +61,7 @@ impl State {
 /// Borrowed when written (no allocation per request), owned when read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record<'a> {
-    pub key: ContentKey,
-    pub occurrence: u32,
+    pub key: MessageKey,
     pub conversation_id: Cow<'a, str>,
     pub state: State,
     /// Requests this record accounts for (0 for an intent).
@@ -89,8 +73,8 @@ pub struct Record<'a> {
 pub fn encode(buf: &mut Vec<u8>, record: &Record<'_>) {
     let start = buf.len();
     buf.extend_from_slice(&[0; 4]);
-    buf.extend_from_slice(&record.key.0);
-    buf.extend_from_slice(&record.occurrence.to_le_bytes());
+    buf.extend_from_slice(&record.key.content.0);
+    buf.extend_from_slice(&record.key.occurrence.to_le_bytes());
     buf.push(record.state.code());
     buf.extend_from_slice(&record.attempts.to_le_bytes());
     put_str(buf, &record.conversation_id);
@@ -123,15 +107,17 @@ fn decode(mut p: &[u8]) -> Option<Record<'static>> {
         let n = u32_of(p)? as usize;
         String::from_utf8(take(p, n)?.to_vec()).ok()
     }
-    let key = ContentKey(take(&mut p, 16)?.try_into().ok()?);
+    let content = ContentKey(take(&mut p, 16)?.try_into().ok()?);
     let occurrence = u32_of(&mut p)?;
     let state = State::from_code(take(&mut p, 1)?[0])?;
     let attempts = u32_of(&mut p)?;
     let conversation_id = str_of(&mut p)?;
     let message_id = str_of(&mut p)?;
     p.is_empty().then_some(Record {
-        key,
-        occurrence,
+        key: MessageKey {
+            content,
+            occurrence,
+        },
         conversation_id: Cow::Owned(conversation_id),
         state,
         attempts,
@@ -177,11 +163,9 @@ struct LaneFile {
 
 impl LaneFile {
     fn create(path: &Path, run_id: i64) -> io::Result<LaneFile> {
-        let mut file = OpenOptions::new()
-            .create_new(true)
-            .read(true)
-            .write(true)
-            .open(path)?;
+        let mut options = OpenOptions::new();
+        options.create_new(true).read(true).write(true);
+        let mut file = private_file(&mut options).open(path)?;
         let mut header = Vec::with_capacity(HEADER_LEN as usize);
         header.extend_from_slice(MAGIC);
         header.extend_from_slice(&run_id.to_le_bytes());
@@ -408,8 +392,10 @@ mod tests {
 
     fn record(n: u8, state: State) -> Record<'static> {
         Record {
-            key: ContentKey([n; 16]),
-            occurrence: u32::from(n),
+            key: MessageKey {
+                content: ContentKey([n; 16]),
+                occurrence: u32::from(n),
+            },
             conversation_id: format!("C{n}").into(),
             state,
             attempts: u32::from(n) % 3,
@@ -508,7 +494,7 @@ mod tests {
         while written < 3 * MAX_GROW {
             buf.clear();
             let mut r = record(1, State::Created);
-            r.occurrence = n;
+            r.key.occurrence = n;
             encode(&mut buf, &r);
             journal.append(lane, &buf).unwrap();
             written += buf.len();
@@ -517,7 +503,7 @@ mod tests {
         let sealed = journal.close().unwrap();
         let records = read(&sealed.paths[0]).unwrap().1;
         assert_eq!(records.len(), n as usize);
-        assert_eq!(records.last().unwrap().occurrence, n - 1);
+        assert_eq!(records.last().unwrap().key.occurrence, n - 1);
     }
 
     #[test]
@@ -536,7 +522,7 @@ mod tests {
                     for n in 0..each {
                         buf.clear();
                         let mut r = record(1, State::InFlight);
-                        r.occurrence = w * each + n;
+                        r.key.occurrence = w * each + n;
                         encode(&mut buf, &r);
                         journal.append(lane, &buf).unwrap();
                     }
@@ -552,7 +538,7 @@ mod tests {
             .iter()
             .flat_map(|s| &s.paths)
             .flat_map(|p| read(p).unwrap().1)
-            .map(|r| r.occurrence)
+            .map(|r| r.key.occurrence)
             .collect();
         seen.sort_unstable();
         assert_eq!(seen, (0..writers * each).collect::<Vec<_>>());

@@ -1,6 +1,8 @@
 //! Report: the results report, one line per input row in input order.
-//! Each format is a [`Reporter`] over any writer, so each is tested
-//! without a file; the [`Spool`] gathers rows during the run.
+//! Each format renders one row into bytes (`encode`), so each is tested
+//! without a file; the [`Spool`] gathers rendered rows during the run and
+//! writes them in input order at its end; [`progress`] draws the run as
+//! outcomes arrive.
 
 mod csv;
 mod jsonl;
@@ -10,11 +12,8 @@ mod spool;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-pub use self::csv::CsvReporter;
-pub use self::jsonl::JsonlReporter;
-pub use self::spool::{Spool, SpoolWriter, Summary};
-use crate::model::Status;
-use crate::record::Outcome;
+pub use self::spool::{ReportError, Spool, SpoolWriter, Summary};
+use crate::model::{Outcome, Status};
 
 /// One line of the results report, as DESIGN.md defines its columns.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -36,20 +35,21 @@ pub struct ReportRow {
 
 impl ReportRow {
     /// The report line of an outcome; `source` names its input.
-    pub fn new(o: Outcome, source: &str) -> ReportRow {
+    pub fn new(o: &Outcome<'_>, source: &str) -> ReportRow {
+        let text = |s: &Option<String>| s.clone().unwrap_or_default();
         ReportRow {
             source: source.to_string(),
             record: o.pos.record,
             line: o.pos.line,
-            conversation_id: o.conversation_id,
-            api_conversation_id: o.api_conversation_id,
-            timestamp: o.timestamp,
+            conversation_id: o.conversation_id.to_string(),
+            api_conversation_id: o.api_conversation_id.unwrap_or_default().to_string(),
+            timestamp: o.timestamp.map(|t| t.to_rfc3339()).unwrap_or_default(),
             status: o.status,
-            message_id: o.message_id.unwrap_or_default(),
+            message_id: text(&o.message_id),
             http_status: o.http_status,
-            error_code: o.error_code.unwrap_or_default(),
-            error_message: o.error_message.unwrap_or_default(),
-            request_id: o.request_id.unwrap_or_default(),
+            error_code: text(&o.error_code),
+            error_message: text(&o.error_message),
+            request_id: text(&o.request_id),
             attempts: o.attempts,
         }
     }
@@ -71,11 +71,6 @@ pub const COLUMNS: [&str; 13] = [
     "request_id",
     "attempts",
 ];
-
-pub trait Reporter {
-    fn row(&mut self, row: &ReportRow) -> io::Result<()>;
-    fn finish(&mut self) -> io::Result<()>;
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReportFormat {
@@ -101,18 +96,13 @@ impl ReportFormat {
         }
     }
 
-    pub fn reporter<'w, W: Write + 'w>(self, out: W) -> Box<dyn Reporter + 'w> {
-        match self {
-            ReportFormat::Csv => Box::new(CsvReporter::new(out)),
-            ReportFormat::Jsonl => Box::new(JsonlReporter::new(out)),
-        }
-    }
-
     /// What a report holds before its first row (a CSV header).
     pub fn header(self) -> Vec<u8> {
         let mut out = Vec::new();
-        // Writing to memory cannot fail.
-        let _ = self.reporter(&mut out).finish();
+        if self == ReportFormat::Csv {
+            // Writing to memory cannot fail.
+            let _ = csv::header(&mut out);
+        }
         out
     }
 
@@ -127,20 +117,20 @@ impl ReportFormat {
 
 /// Write this run's report from the spool to `path`, atomically: the rows
 /// go to a temporary file beside it, renamed into place when complete, so
-/// nobody ever reads a half-written report.
-pub fn write(spool: &Spool, path: &Path) -> anyhow::Result<u64> {
-    use anyhow::Context;
-    let dir = report_dir(path);
-    let tmp = tempfile::NamedTempFile::new_in(&dir)
-        .with_context(|| format!("{}: cannot write the report here", dir.display()))?;
+/// nobody ever reads a half-written report. The report is its owner's only.
+pub fn write(spool: &Spool, path: &Path) -> Result<u64, ReportError> {
+    let err = |source| ReportError::Write {
+        path: path.display().to_string(),
+        source,
+    };
+    let tmp = tempfile::NamedTempFile::new_in(report_dir(path)).map_err(err)?;
     let mut out = io::BufWriter::new(tmp.as_file());
     let count = spool
         .write_to(&mut out)
         .and_then(|n| out.flush().map(|()| n))
-        .with_context(|| format!("{}: writing the report", path.display()))?;
+        .map_err(err)?;
     drop(out);
-    tmp.persist(path)
-        .with_context(|| format!("{}: cannot write the report", path.display()))?;
+    tmp.persist(path).map_err(|e| err(e.error))?;
     Ok(count)
 }
 
@@ -192,13 +182,9 @@ mod tests {
     }
 
     fn render(format: ReportFormat) -> String {
-        let mut out = Vec::new();
-        {
-            let mut r = format.reporter(&mut out);
-            for row in sample() {
-                r.row(&row).unwrap();
-            }
-            r.finish().unwrap();
+        let mut out = format.header();
+        for row in sample() {
+            format.encode(&row, &mut out).unwrap();
         }
         String::from_utf8(out).unwrap()
     }

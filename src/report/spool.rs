@@ -14,7 +14,23 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use super::{ReportFormat, ReportRow};
-use crate::model::Status;
+use crate::model::{Outcome, Status};
+
+/// The report could not be gathered or written.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("{path}: cannot write the report")]
+    Write {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot write the report's spool file")]
+    Spool(#[source] io::Error),
+    /// A bug, never the input's doing: every row is reported exactly once.
+    #[error("record {record} of input {source_index} was reported twice")]
+    Twice { source_index: u32, record: u64 },
+}
 
 /// Rows a worker renders before handing them to the spool.
 const CHUNK_BYTES: usize = 64 * 1024;
@@ -100,21 +116,23 @@ struct Index {
 }
 
 impl Index {
-    fn set(&mut self, source: u32, record: u64, offset: u64, len: u32) -> Result<(), String> {
+    fn set(&mut self, source: u32, record: u64, offset: u64, len: u32) -> Result<(), ReportError> {
         let s = source as usize;
         if self.offsets.len() <= s {
             self.offsets.resize_with(s + 1, Vec::new);
             self.lens.resize_with(s + 1, Vec::new);
         }
-        let r = usize::try_from(record.saturating_sub(1)).map_err(|e| e.to_string())?;
+        // Records are numbered from 1 and fit in memory's index.
+        let r = record.saturating_sub(1) as usize;
         if self.offsets[s].len() <= r {
             self.offsets[s].resize(r + 1, 0);
             self.lens[s].resize(r + 1, 0);
         }
         if self.lens[s][r] != 0 {
-            return Err(format!(
-                "record {record} of source {source} was reported twice"
-            ));
+            return Err(ReportError::Twice {
+                source_index: source,
+                record,
+            });
         }
         self.offsets[s][r] = offset;
         self.lens[s][r] = len;
@@ -253,13 +271,13 @@ pub struct SpoolWriter<'a> {
 impl SpoolWriter<'_> {
     /// Add one row. Errors are I/O errors of the spool file, and a row
     /// reported twice (a bug: every row must be reported exactly once).
-    pub fn row(&mut self, row: &ReportRow, source: u32, record: u64) -> Result<(), String> {
+    pub fn row(&mut self, row: &ReportRow, source: u32, record: u64) -> Result<(), ReportError> {
         self.tally.add(row);
         if let Some(format) = self.spool.format {
             let start = self.buf.len();
             format
                 .encode(row, &mut self.buf)
-                .map_err(|e| format!("cannot render a report row: {e}"))?;
+                .map_err(ReportError::Spool)?;
             let len = (self.buf.len() - start) as u32;
             self.placed.push((source, record, start, len));
             if self.buf.len() >= CHUNK_BYTES {
@@ -276,7 +294,7 @@ impl SpoolWriter<'_> {
     }
 
     /// Add the report row of an outcome.
-    pub fn outcome(&mut self, outcome: crate::record::Outcome) -> Result<(), String> {
+    pub fn outcome(&mut self, outcome: &Outcome<'_>) -> Result<(), ReportError> {
         let (source, record) = (outcome.pos.source.0, outcome.pos.record);
         let name = self
             .spool
@@ -288,13 +306,12 @@ impl SpoolWriter<'_> {
     }
 
     /// Hand everything buffered to the spool.
-    pub fn flush(&mut self) -> Result<(), String> {
+    pub fn flush(&mut self) -> Result<(), ReportError> {
         let mut shared = self.spool.lock();
         let shared = &mut *shared;
         let base = shared.len;
         if let Some(file) = shared.file.as_mut() {
-            file.write_all(&self.buf)
-                .map_err(|e| format!("cannot write the report's spool file: {e}"))?;
+            file.write_all(&self.buf).map_err(ReportError::Spool)?;
             shared.len += self.buf.len() as u64;
         }
         for (source, record, offset, len) in self.placed.drain(..) {
@@ -375,7 +392,10 @@ mod tests {
             let mut w = spool.writer();
             w.row(&row(1, Status::Skipped, ""), 0, 1).unwrap();
             w.row(&row(1, Status::Skipped, ""), 0, 1).unwrap();
-            assert!(w.flush().unwrap_err().contains("reported twice"));
+            assert!(matches!(
+                w.flush().unwrap_err(),
+                ReportError::Twice { record: 1, .. }
+            ));
         }
     }
 }

@@ -32,6 +32,9 @@ pub struct RetryPolicy {
     pub max_wait: Duration,
     /// Multiplies every wait (1.0 in production; rehearsals may shorten waits).
     pub scale: f64,
+    /// 429s on this many attempts in a row (the first and the API's three
+    /// advised retries) mean they persist for this worker.
+    pub persist_after: u32,
 }
 
 impl Default for RetryPolicy {
@@ -42,6 +45,7 @@ impl Default for RetryPolicy {
             max_elapsed: Duration::from_secs(300),
             max_wait: Duration::from_secs(60),
             scale: 1.0,
+            persist_after: 4,
         }
     }
 }

@@ -2,8 +2,9 @@
 //! library API, on the files under `tests/data/input/` and
 //! `tests/data/malformed/`.
 
+use transcript_import::model::Field;
 use transcript_import::model::{Role, SourceId};
-use transcript_import::read::{self, Field, Format, RawRecord, ReadError, ReadOptions, Source};
+use transcript_import::read::{self, Format, RawRecord, ReadError, ReadOptions, Source};
 use transcript_import::validate::{self, RoleMap, ValidateOptions};
 
 fn data(path: &str) -> String {

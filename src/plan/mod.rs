@@ -1,76 +1,27 @@
-//! Plan: group valid rows by conversation, stable-sort each by instant (ties
-//! keep input order), number identical messages, optionally keep one shard,
-//! and order conversations longest first.
+//! Plan: read and validate every input ([`inputs`]), group valid rows by
+//! conversation, stable-sort each by instant (ties keep input order),
+//! number identical messages, optionally keep one shard, order
+//! conversations longest first, and decide from what earlier runs left
+//! what to do with each message ([`decide`]). [`texts`] reads a planned
+//! message's text back when it is sent.
 //!
 //! A plan entry is small (place, instant, content key), never the text: the
 //! text is read back by offset when the message is sent, so memory grows with
 //! the number of rows, not with the size of the transcripts.
 
+pub mod inputs;
+pub mod texts;
+
 use std::collections::HashMap;
-use std::fmt;
 use std::str::FromStr;
 
-use sha2::{Digest, Sha256};
-
-use crate::model::RowRef;
+use crate::model::{
+    ContentKey, Conversation, ConversationId, ConversationMode, Entry, MessageKey, Prior, Todo,
+};
 use crate::validate::Row;
 
-/// A message's identity for exactly-once bookkeeping: a hash of its content
-/// (conversation, instant, role, sender, text). Stable across runs, machines
-/// and versions: it is stored in the ledger.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ContentKey(pub [u8; 16]);
-
-impl ContentKey {
-    pub fn of(row: &Row) -> ContentKey {
-        let mut h = Sha256::new();
-        // Length-prefix every field so that no two different rows can
-        // concatenate to the same bytes.
-        for field in [
-            row.conversation_id.as_bytes(),
-            row.role.as_str().as_bytes(),
-            row.sender_id.as_bytes(),
-            row.text.as_bytes(),
-        ] {
-            h.update((field.len() as u64).to_le_bytes());
-            h.update(field);
-        }
-        h.update(row.timestamp.instant.timestamp().to_le_bytes());
-        h.update(row.timestamp.instant.timestamp_subsec_nanos().to_le_bytes());
-        let digest = h.finalize();
-        let mut key = [0u8; 16];
-        key.copy_from_slice(&digest[..16]);
-        ContentKey(key)
-    }
-}
-
-impl fmt::Display for ContentKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for b in self.0 {
-            write!(f, "{b:02x}")?;
-        }
-        Ok(())
-    }
-}
-
-/// One message to send, in its conversation's order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Entry {
-    pub pos: RowRef,
-    /// Nanoseconds since the epoch: the sort key.
-    pub instant: i128,
-    /// Fractional-second digits of the input, to report the instant as sent.
-    pub digits: u8,
-    pub key: ContentKey,
-    /// 0 for the first of identical messages in this conversation, 1 for the second, ...
-    pub occurrence: u32,
-}
-
-#[derive(Debug, Clone)]
-pub struct Conversation {
-    pub id: Box<str>,
-    pub entries: Vec<Entry>,
-}
+pub use inputs::{read_all, InputConfig, Inputs};
+pub use texts::{Changed, TextReader, Texts};
 
 /// `--shard K/N`: keep the conversations whose id hashes to K (1-based) of N.
 /// The hash is FNV-1a 64 of the conversation id's UTF-8 bytes, mod N: stable
@@ -91,6 +42,16 @@ impl Shard {
 
     pub fn contains(&self, conversation_id: &str) -> bool {
         (fnv1a64(conversation_id.as_bytes()) % u64::from(self.n)) as u32 == self.k - 1
+    }
+
+    /// Whether a row, valid or not, belongs to this shard: by its
+    /// conversation id, or to shard 1 when it has none that can be read.
+    /// So the N shards' reports hold every input row exactly once.
+    pub fn owns(&self, conversation_id: Option<&str>) -> bool {
+        match conversation_id {
+            Some(id) => self.contains(id),
+            None => self.k == 1,
+        }
     }
 }
 
@@ -127,14 +88,16 @@ pub struct Builder {
     index: HashMap<Box<str>, usize>,
     conversations: Vec<Conversation>,
     shard: Option<Shard>,
+    mode: ConversationMode,
     /// Rows dropped because their conversation belongs to another shard.
     pub other_shards: u64,
 }
 
 impl Builder {
-    pub fn new(shard: Option<Shard>) -> Builder {
+    pub fn new(shard: Option<Shard>, mode: ConversationMode) -> Builder {
         Builder {
             shard,
+            mode,
             ..Builder::default()
         }
     }
@@ -143,11 +106,13 @@ impl Builder {
     pub fn add(&mut self, row: &Row) -> bool {
         let entry = Entry {
             pos: row.pos,
-            instant: i128::from(row.timestamp.instant.timestamp()) * 1_000_000_000
-                + i128::from(row.timestamp.instant.timestamp_subsec_nanos()),
+            instant: row.timestamp.nanos(),
             digits: row.timestamp.digits,
-            key: ContentKey::of(row),
-            occurrence: 0,
+            key: MessageKey {
+                content: row.key(),
+                occurrence: 0,
+            },
+            todo: Todo::Send,
         };
         let i = match self.index.get(row.conversation_id.as_str()) {
             Some(&i) => i,
@@ -160,8 +125,16 @@ impl Builder {
                 }
                 let id: Box<str> = row.conversation_id.as_str().into();
                 self.index.insert(id.clone(), self.conversations.len());
+                // Existing mode: validation has checked the id against
+                // the API's pattern, so this only fails in create mode,
+                // where the API's id comes from creating the conversation.
+                let api = match self.mode {
+                    ConversationMode::Existing => ConversationId::try_from(&*id).ok(),
+                    ConversationMode::Create => None,
+                };
                 self.conversations.push(Conversation {
                     id,
+                    api,
                     entries: Vec::new(),
                 });
                 self.conversations.len() - 1
@@ -181,8 +154,8 @@ impl Builder {
                 .sort_by_key(|e| (e.instant, e.pos.source, e.pos.record));
             let mut seen: HashMap<ContentKey, u32> = HashMap::new();
             for e in &mut c.entries {
-                let n = seen.entry(e.key).or_insert(0);
-                e.occurrence = *n;
+                let n = seen.entry(e.key.content).or_insert(0);
+                e.key.occurrence = *n;
                 *n += 1;
             }
         }
@@ -198,10 +171,45 @@ impl Builder {
     }
 }
 
+/// What the plan holds once earlier runs are taken into account.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Decided {
+    /// Messages to send now.
+    pub to_send: u64,
+    /// Messages an earlier run stored: reported, not sent.
+    pub already_imported: u64,
+    /// Messages an earlier run sent without an answer: reported, not sent.
+    pub uncertain: u64,
+}
+
+/// Decide per message from what an earlier run left for it (`prior`, the
+/// ledger's lookup): stored ones are not sent again, uncertain ones only
+/// when `resend_uncertain` says so, everything else is sent.
+pub fn decide<E>(
+    conversations: &mut [Conversation],
+    resend_uncertain: bool,
+    mut prior: impl FnMut(&MessageKey) -> Result<Option<Prior>, E>,
+) -> Result<Decided, E> {
+    let mut decided = Decided::default();
+    for entry in conversations.iter_mut().flat_map(|c| c.entries.iter_mut()) {
+        entry.todo = match prior(&entry.key)? {
+            Some(Prior::Stored { message_id }) => Todo::AlreadyImported { message_id },
+            Some(Prior::Uncertain) if !resend_uncertain => Todo::Uncertain,
+            _ => Todo::Send,
+        };
+        match entry.todo {
+            Todo::Send => decided.to_send += 1,
+            Todo::AlreadyImported { .. } => decided.already_imported += 1,
+            Todo::Uncertain => decided.uncertain += 1,
+        }
+    }
+    Ok(decided)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Role, SourceId, Timestamp};
+    use crate::model::{Role, RowRef, SourceId, Timestamp};
     use chrono::{TimeZone, Utc};
     use proptest::prelude::*;
 
@@ -223,7 +231,7 @@ mod tests {
 
     #[test]
     fn sorts_by_instant_and_ties_keep_input_order() {
-        let mut b = Builder::new(None);
+        let mut b = Builder::new(None, ConversationMode::Existing);
         b.add(&row("A", 1, 30, "x"));
         b.add(&row("A", 2, 10, "y"));
         b.add(&row("A", 3, 10, "z"));
@@ -237,26 +245,78 @@ mod tests {
 
     #[test]
     fn identical_messages_get_occurrence_numbers() {
-        let mut b = Builder::new(None);
+        let mut b = Builder::new(None, ConversationMode::Existing);
         b.add(&row("A", 1, 10, "ok"));
         b.add(&row("A", 2, 10, "ok"));
         b.add(&row("A", 3, 11, "ok"));
         let plan = b.finish();
-        let occ: Vec<u32> = plan[0].entries.iter().map(|e| e.occurrence).collect();
+        let occ: Vec<u32> = plan[0].entries.iter().map(|e| e.key.occurrence).collect();
         assert_eq!(occ, vec![0, 1, 0]);
-        assert_eq!(plan[0].entries[0].key, plan[0].entries[1].key);
-        assert_ne!(plan[0].entries[0].key, plan[0].entries[2].key);
+        let content: Vec<ContentKey> = plan[0].entries.iter().map(|e| e.key.content).collect();
+        assert_eq!(content[0], content[1]);
+        assert_ne!(content[0], content[2]);
     }
 
     #[test]
-    fn content_key_is_stable() {
-        // Stored in ledgers: this value must never change.
-        let k = ContentKey::of(&row("A", 1, 10, "hello"));
+    fn content_key_ignores_the_row_number() {
         assert_eq!(
-            k.to_string(),
-            ContentKey::of(&row("A", 99, 10, "hello")).to_string()
+            row("A", 1, 10, "hello").key(),
+            row("A", 99, 10, "hello").key()
         );
-        assert_eq!(k.to_string(), "b9367a8c7cb88f72fd36eda71020f9e8");
+        assert_eq!(
+            row("A", 1, 10, "hello").key().to_string(),
+            "b9367a8c7cb88f72fd36eda71020f9e8"
+        );
+    }
+
+    #[test]
+    fn decide_follows_what_earlier_runs_left() {
+        let mut b = Builder::new(None, ConversationMode::Existing);
+        for (i, text) in ["a", "b", "c", "d"].iter().enumerate() {
+            b.add(&row("A", i as u64 + 1, i as i64, text));
+        }
+        let mut plan = b.finish();
+        let keys: Vec<MessageKey> = plan[0].entries.iter().map(|e| e.key).collect();
+        let prior = |k: &MessageKey| -> Result<Option<Prior>, ()> {
+            Ok(match keys.iter().position(|x| x == k) {
+                Some(0) => Some(Prior::Stored {
+                    message_id: Some("M1".into()),
+                }),
+                Some(1) => Some(Prior::Uncertain),
+                Some(2) => Some(Prior::Failed),
+                _ => None,
+            })
+        };
+        let d = decide(&mut plan, false, prior).unwrap();
+        assert_eq!(
+            d,
+            Decided {
+                to_send: 2,
+                already_imported: 1,
+                uncertain: 1
+            }
+        );
+        assert_eq!(
+            plan[0].entries[0].todo,
+            Todo::AlreadyImported {
+                message_id: Some("M1".into())
+            }
+        );
+        assert_eq!(plan[0].entries[1].todo, Todo::Uncertain);
+        let d = decide(&mut plan, true, prior).unwrap();
+        assert_eq!((d.to_send, d.uncertain), (3, 0));
+    }
+
+    #[test]
+    fn rows_without_an_id_belong_to_shard_one() {
+        let one = Shard::new(1, 3).unwrap();
+        let two = Shard::new(2, 3).unwrap();
+        assert!(one.owns(None) && !two.owns(None));
+        let id = "CONV7";
+        let owners = (1..=3)
+            .filter(|k| Shard::new(*k, 3).unwrap().owns(Some(id)))
+            .count();
+        assert_eq!(owners, 1);
     }
 
     #[test]
@@ -285,7 +345,7 @@ mod tests {
                 .map(|(i, (c, t))| row(&format!("C{c}"), i as u64, *t, &format!("m{i}")))
                 .collect();
             let order = |rows: &[Row]| {
-                let mut b = Builder::new(None);
+                let mut b = Builder::new(None, ConversationMode::Existing);
                 for r in rows {
                     b.add(r);
                 }

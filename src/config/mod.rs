@@ -1,0 +1,196 @@
+//! From command-line arguments to typed configuration, in one place.
+//! Stages receive these types and never see clap. `run` and `check` share
+//! [`InputConfig`] and the pace flags, so a flag means (and is refused)
+//! the same in both.
+
+pub mod credentials;
+pub mod paths;
+pub mod values;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::cli::{CheckArgs, InputArgs, PaceArgs, RunArgs};
+use crate::error::Error;
+pub use crate::plan::InputConfig;
+use crate::read::ReadOptions;
+use crate::report::ReportFormat;
+use crate::send::client::{ApiUrl, Credentials};
+use crate::send::retry::RetryPolicy;
+use crate::validate::ValidateOptions;
+use values::Rate;
+
+/// Reading and validation options from the input flags. A bad value here is
+/// a usage error (exit 2) whose message names the flag.
+pub fn input_config(args: &InputArgs) -> Result<InputConfig, Error> {
+    let read = ReadOptions {
+        format: args.format,
+        delimiter: args
+            .delimiter
+            .as_deref()
+            .map(values::delimiter)
+            .transpose()
+            .map_err(Error::usage)?,
+        columns: values::map(&args.map).map_err(Error::usage)?,
+    };
+    let validate = ValidateOptions {
+        mode: args.conversations,
+        timezone: values::timezone(&args.timezone).map_err(Error::usage)?,
+        roles: values::role_map(&args.role_map).map_err(Error::usage)?,
+    };
+    Ok(InputConfig {
+        inputs: args.inputs.clone(),
+        read,
+        validate,
+        shard: args.shard,
+        allow_duplicates: args.allow_duplicate_input,
+    })
+}
+
+/// How fast, and how much.
+#[derive(Debug, Clone)]
+pub struct Pace {
+    pub concurrency: usize,
+    /// `None`: no ceiling (loopback without `--rate`).
+    pub rate: Option<Rate>,
+    pub daily_quota: Option<u64>,
+}
+
+fn pace(args: &PaceArgs, loopback: bool) -> Pace {
+    // The API's documented spike limit applies to the real API; loopback
+    // (the emulator, a local proxy) has none unless one is asked for.
+    let default = (!loopback).then_some(Rate::API_SPIKE_LIMIT);
+    Pace {
+        concurrency: usize::from(args.concurrency),
+        rate: args.rate.or(default),
+        daily_quota: args.daily_quota,
+    }
+}
+
+/// Everything `run` needs, checked.
+#[derive(Debug)]
+pub struct RunConfig {
+    pub input: InputConfig,
+    /// `None` with `--emulator`: the emulator's URL is known once it listens.
+    pub api_url: Option<ApiUrl>,
+    pub credentials: Option<Credentials>,
+    pub report: Option<PathBuf>,
+    pub state: PathBuf,
+    pub pace: Pace,
+    pub resend_uncertain: bool,
+    pub timeout: Duration,
+    pub quiet: bool,
+    pub progress_every: Duration,
+    pub policy: RetryPolicy,
+    /// Off only in the end-to-end benchmark, to measure what the ledger's
+    /// bookkeeping costs; no flag reaches it (see `Ledger::without_bookkeeping`).
+    pub bookkeeping: bool,
+}
+
+/// Turn `run`'s flags into a [`RunConfig`]. Errors name the flag or file to fix.
+pub fn run_config(args: &RunArgs) -> Result<RunConfig, Error> {
+    let input = input_config(&args.input)?;
+    if input.validate.mode == crate::model::ConversationMode::Create {
+        return Err(Error::usage_with_hint(
+            "--conversations create is not supported yet",
+            "use the API's conversation ids (--conversations existing)",
+        ));
+    }
+    if let Some(report) = &args.report {
+        ReportFormat::from_path(report).map_err(|e| Error::usage(format!("--report {e}")))?;
+    }
+    let (api_url, credentials) = if args.emulator {
+        (None, None)
+    } else {
+        let url =
+            ApiUrl::parse(&args.api_url).map_err(|e| Error::usage(format!("--api-url {e}")))?;
+        let credentials = credentials::load(args.credentials_file.as_deref())?;
+        (Some(url), Some(credentials))
+    };
+    let outputs: Vec<(&str, &std::path::Path)> = args
+        .report
+        .iter()
+        .map(|r| ("--report", r.as_path()))
+        .collect();
+    paths::check_outputs(&outputs, &input.inputs, Some(&args.state))?;
+    paths::check_inputs(&input.inputs, input.allow_duplicates)?;
+    let loopback = api_url.as_ref().is_none_or(ApiUrl::is_loopback);
+    Ok(RunConfig {
+        input,
+        api_url,
+        credentials,
+        report: args.report.clone(),
+        state: args.state.clone(),
+        pace: pace(&args.pace, loopback),
+        resend_uncertain: args.resend_uncertain,
+        timeout: Duration::from_secs(args.timeout),
+        quiet: args.quiet,
+        progress_every: Duration::from_secs(args.progress_every),
+        policy: RetryPolicy {
+            scale: args.backoff_scale,
+            ..RetryPolicy::default()
+        },
+        bookkeeping: true,
+    })
+}
+
+/// Everything `check` needs, checked as `run` checks it.
+#[derive(Debug)]
+pub struct CheckConfig {
+    pub input: InputConfig,
+    /// The pace a remote run would have.
+    pub pace: Pace,
+    pub latency: Duration,
+}
+
+pub fn check_config(args: &CheckArgs) -> Result<CheckConfig, Error> {
+    Ok(CheckConfig {
+        input: input_config(&args.input)?,
+        pace: pace(&args.pace, false),
+        latency: Duration::from_millis(args.latency_ms),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+
+    fn check(extra: &[&str]) -> Result<CheckConfig, String> {
+        let mut argv = vec!["transcript-import", "check", "in.csv"];
+        argv.extend_from_slice(extra);
+        let cli = Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
+        let Command::Check(args) = cli.command else {
+            unreachable!()
+        };
+        check_config(&args).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults() {
+        let c = check(&[]).unwrap();
+        assert_eq!(c.input.read.delimiter, None);
+        assert!(c.input.read.columns.is_empty());
+        assert_eq!(c.input.validate.timezone, chrono_tz::UTC);
+        assert_eq!(c.pace.concurrency, 8);
+        assert_eq!(c.pace.rate, Some(Rate::API_SPIKE_LIMIT));
+    }
+
+    #[test]
+    fn check_refuses_what_run_refuses_naming_the_flag() {
+        for (flag, value) in [
+            ("--concurrency", "0"),
+            ("--concurrency", "-3"),
+            ("--concurrency", "5000"),
+            ("--rate", "-1"),
+            ("--rate", "0"),
+            ("--daily-quota", "0"),
+        ] {
+            let e = check(&[flag, value]).unwrap_err();
+            assert!(e.contains(flag) && e.contains(value), "{flag} {value}: {e}");
+        }
+        let e = check(&["--delimiter", "::"]).unwrap_err();
+        assert!(e.starts_with("invalid value for --delimiter"), "{e}");
+    }
+}

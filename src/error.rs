@@ -1,0 +1,97 @@
+//! What ends a command early, and the exit code each failure means
+//! (DESIGN.md, "Exit codes"). Bad rows are not errors: they are report
+//! lines. Every message names the flag, file, line or column to fix.
+
+use crate::exit::ExitCode;
+
+/// A failure that ends a command. `main` prints it and exits with
+/// [`Error::exit_code`].
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A flag's value, a credentials file or an output path is unusable.
+    #[error("{message}")]
+    Usage {
+        message: String,
+        hint: Option<String>,
+    },
+    #[error(transparent)]
+    Read(#[from] crate::read::ReadError),
+    #[error(transparent)]
+    Duplicate(#[from] crate::plan::inputs::Duplicate),
+    #[error(transparent)]
+    Ledger(#[from] crate::record::LedgerError),
+    #[error(transparent)]
+    Report(#[from] crate::report::ReportError),
+    #[error(transparent)]
+    Send(#[from] crate::send::SendError),
+    #[error("cannot start the built-in emulator")]
+    Emulator(#[source] std::io::Error),
+    #[error("cannot write the output")]
+    Output(#[source] std::io::Error),
+    /// Any of the above once requests were made: the ledger keeps what was
+    /// sent, and the next run with it resumes.
+    #[error("{0}")]
+    AfterSending(Box<Error>),
+}
+
+impl Error {
+    /// A usage error, with the flag or file named in `message`.
+    pub fn usage(message: impl Into<String>) -> Error {
+        Error::Usage {
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    /// A usage error with something the user can do about it.
+    pub fn usage_with_hint(message: impl Into<String>, hint: impl Into<String>) -> Error {
+        Error::Usage {
+            message: message.into(),
+            hint: Some(hint.into()),
+        }
+    }
+
+    /// What the process exits with: 2 when nothing was sent, 3 once
+    /// requests were made.
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            Error::AfterSending(_) => ExitCode::Aborted,
+            Error::Usage { .. }
+            | Error::Read(_)
+            | Error::Duplicate(_)
+            | Error::Ledger(_)
+            | Error::Report(_)
+            | Error::Send(_)
+            | Error::Emulator(_)
+            | Error::Output(_) => ExitCode::Usage,
+        }
+    }
+
+    /// A line the user can act on, printed after the error.
+    pub fn hint(&self) -> Option<&str> {
+        match self {
+            Error::Usage { hint, .. } => hint.as_deref(),
+            Error::AfterSending(inner) => inner.hint(),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_error_knows_its_exit_code() {
+        let before = Error::usage("--rate 0: must be positive");
+        assert_eq!(before.exit_code(), ExitCode::Usage);
+        let after = Error::AfterSending(Box::new(Error::Output(std::io::Error::other("x"))));
+        assert_eq!(after.exit_code(), ExitCode::Aborted);
+        let hinted = Error::usage_with_hint("no credentials", "use --emulator");
+        assert_eq!(hinted.hint(), Some("use --emulator"));
+        assert_eq!(
+            Error::AfterSending(Box::new(hinted)).hint(),
+            Some("use --emulator")
+        );
+    }
+}

@@ -1,0 +1,190 @@
+//! Read and validate every input, streaming: valid rows go into the plan,
+//! invalid ones to the caller as they are found (with the conversation id
+//! they name, when it could be read), so nothing is held per invalid row.
+
+use super::{Builder, Shard};
+use crate::model::{Conversation, Invalid, RowRef, SourceId};
+use crate::read::{self, ReadError, ReadOptions, Source};
+use crate::validate::{self, Row, ValidateOptions};
+
+/// What to read, and how.
+#[derive(Debug, Clone)]
+pub struct InputConfig {
+    pub inputs: Vec<String>,
+    pub read: ReadOptions,
+    pub validate: ValidateOptions,
+    pub shard: Option<Shard>,
+    /// `--allow-duplicate-input`.
+    pub allow_duplicates: bool,
+}
+
+/// What reading and validating every input yields.
+pub struct Inputs {
+    pub sources: Vec<Source>,
+    /// Records read per source, in every shard.
+    pub rows_per_source: Vec<u64>,
+    /// Longest first, each in send order.
+    pub conversations: Vec<Conversation>,
+    /// Rows read, in every shard.
+    pub rows: u64,
+    /// Invalid rows of this shard.
+    pub invalid: u64,
+    /// Rows, valid or not, that belong to other shards.
+    pub other_shards: u64,
+}
+
+impl Inputs {
+    /// Valid rows of this shard.
+    pub fn valid(&self) -> u64 {
+        self.conversations
+            .iter()
+            .map(|c| c.entries.len() as u64)
+            .sum()
+    }
+
+    /// The inputs that had no rows at all.
+    pub fn empty_sources(&self) -> impl Iterator<Item = &str> {
+        self.sources
+            .iter()
+            .zip(&self.rows_per_source)
+            .filter(|(_, n)| **n == 0)
+            .map(|(s, _)| s.name.as_str())
+    }
+}
+
+/// An invalid row as reading and validation found it.
+pub struct InvalidRow<'a> {
+    pub pos: RowRef,
+    /// The conversation id, trimmed, when the row had a readable one.
+    pub conversation_id: Option<&'a str>,
+    pub reason: Invalid,
+}
+
+/// Read and validate every input. Valid rows of this shard go to the plan
+/// (and to `on_valid`), invalid ones of this shard to `on_invalid`. A fatal
+/// reading problem (unreadable file, missing column) is an error: nothing
+/// has been sent. An error from `on_invalid` stops the reading.
+pub fn read_all<E: From<ReadError> + From<Duplicate>>(
+    cfg: &InputConfig,
+    mut on_valid: impl FnMut(&Row),
+    mut on_invalid: impl FnMut(InvalidRow<'_>) -> Result<(), E>,
+) -> Result<Inputs, E> {
+    let (validate_opts, shard) = (&cfg.validate, cfg.shard);
+    let mut sources = Vec::with_capacity(cfg.inputs.len());
+    for (i, input) in cfg.inputs.iter().enumerate() {
+        sources.push(read::open(SourceId(i as u32), input, &cfg.read)?);
+    }
+    if !cfg.allow_duplicates {
+        if let Some(duplicate) = same_content(&sources)? {
+            return Err(duplicate.into());
+        }
+    }
+    let mut builder = Builder::new(shard, validate_opts.mode);
+    let (mut rows, mut invalid) = (0u64, 0u64);
+    let mut rows_per_source = vec![0u64; sources.len()];
+    for (source, per_source) in sources.iter().zip(&mut rows_per_source) {
+        for record in source.records()? {
+            let record = record?;
+            rows += 1;
+            *per_source += 1;
+            // The conversation id is kept aside (it is small) for the
+            // report of an invalid row and for its shard.
+            let mut conversation = None::<String>;
+            let checked = record.fields.and_then(|fields| {
+                conversation = fields
+                    .conversation_id
+                    .as_deref()
+                    .map(|id| id.trim().to_string());
+                validate::row(record.pos, fields, validate_opts)
+            });
+            match checked {
+                Ok(row) => {
+                    if builder.add(&row) {
+                        on_valid(&row);
+                    }
+                }
+                Err(reason) => {
+                    let id = conversation.as_deref().filter(|id| !id.is_empty());
+                    if shard.is_some_and(|s| !s.owns(id)) {
+                        builder.other_shards += 1;
+                        continue;
+                    }
+                    invalid += 1;
+                    on_invalid(InvalidRow {
+                        pos: record.pos,
+                        conversation_id: id,
+                        reason,
+                    })?;
+                }
+            }
+        }
+    }
+    let other_shards = builder.other_shards;
+    Ok(Inputs {
+        sources,
+        rows_per_source,
+        conversations: builder.finish(),
+        rows,
+        invalid,
+        other_shards,
+    })
+}
+
+/// Two inputs with the same content under different names: every message
+/// would be sent twice.
+#[derive(Debug, thiserror::Error)]
+#[error("{second}: the same content as {first}: every message in it would be sent twice\n  hint: name each input once, or pass --allow-duplicate-input if it is meant")]
+pub struct Duplicate {
+    pub first: String,
+    pub second: String,
+}
+
+/// The first pair of sources with the same bytes (as read, after
+/// decompressing or spooling). Only sources of equal size are hashed.
+pub fn same_content(sources: &[Source]) -> Result<Option<Duplicate>, ReadError> {
+    use sha2::{Digest, Sha256};
+    let unreadable = |s: &Source| {
+        let name = s.name.clone();
+        move |source| ReadError::Open { path: name, source }
+    };
+    let sizes: Vec<u64> = sources
+        .iter()
+        .map(|s| {
+            std::fs::metadata(&s.path)
+                .map(|m| m.len())
+                .map_err(unreadable(s))
+        })
+        .collect::<Result<_, _>>()?;
+    let mut hashes: Vec<Option<[u8; 32]>> = vec![None; sources.len()];
+    let mut hash = |i: usize| -> Result<[u8; 32], ReadError> {
+        if let Some(h) = hashes[i] {
+            return Ok(h);
+        }
+        let source = &sources[i];
+        let mut hasher = Sha256::new();
+        let mut file = std::fs::File::open(&source.path).map_err(unreadable(source))?;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match std::io::Read::read(&mut file, &mut buf) {
+                Ok(0) => break,
+                Ok(n) => hasher.update(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(unreadable(source)(e)),
+            }
+        }
+        let h: [u8; 32] = hasher.finalize().into();
+        hashes[i] = Some(h);
+        Ok(h)
+    };
+    for j in 0..sources.len() {
+        for i in 0..j {
+            if sizes[i] == sizes[j] && sizes[i] > 0 && hash(i)? == hash(j)? {
+                return Ok(Some(Duplicate {
+                    first: sources[i].name.clone(),
+                    second: sources[j].name.clone(),
+                }));
+            }
+        }
+    }
+    Ok(None)
+}

@@ -1,0 +1,76 @@
+//! What can go wrong with the ledger; every error names the file.
+
+/// A ledger problem. Before sending it stops the run with exit 2; once
+/// requests were made, with exit 3 (what was sent is in the journal, which
+/// the next run folds).
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("{path}: another run holds this ledger ({holder}); wait for it to finish, or use another --state")]
+    Locked { path: String, holder: String },
+    #[error("{path}: this ledger records imports into {recorded}, not {requested}: its ids mean nothing there\n  hint: use another --state for {requested}")]
+    OtherApi {
+        path: String,
+        recorded: String,
+        requested: String,
+    },
+    #[error("{path}: the ledger is damaged ({source})\n  hint: restore it from a backup if there is one; a new ledger (another --state) forgets what earlier runs sent, so a run with it sends every message again")]
+    Corrupt {
+        path: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("{path}: the ledger")]
+    Sqlite {
+        path: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("{path}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: cannot write the ledger's journal")]
+    Journal {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The ledger thread failed earlier (its own error is reported when it
+    /// is closed) or is gone.
+    #[error("{path}: the ledger stopped recording: {cause}")]
+    Stopped { path: String, cause: String },
+}
+
+impl LedgerError {
+    /// A SQLite error of the file at `path`, told apart when it says the
+    /// file is damaged.
+    pub(crate) fn sqlite(path: &std::path::Path, source: rusqlite::Error) -> LedgerError {
+        use rusqlite::ErrorCode::{DatabaseCorrupt, NotADatabase};
+        let path = path.display().to_string();
+        match source.sqlite_error_code() {
+            Some(DatabaseCorrupt | NotADatabase) => LedgerError::Corrupt { path, source },
+            _ => LedgerError::Sqlite { path, source },
+        }
+    }
+
+    pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> LedgerError {
+        LedgerError::Io {
+            path: path.display().to_string(),
+            source,
+        }
+    }
+}
+
+/// An error and its causes on one line, `a: b: c`.
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}

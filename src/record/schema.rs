@@ -1,0 +1,150 @@
+//! The ledger's tables, how the file is opened, and which API it belongs to.
+
+use std::path::Path;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::{private_file, LedgerError};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    pid INTEGER NOT NULL,
+    exit_code INTEGER
+);
+-- One row per message ever sent, keyed by content and occurrence.
+-- state: one of `State`'s names (in_flight, created, exists, failed, uncertain).
+CREATE TABLE IF NOT EXISTS messages (
+    key BLOB NOT NULL,
+    occurrence INTEGER NOT NULL,
+    conversation_id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    message_id TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    run_id INTEGER NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (key, occurrence)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sources (
+    run_id INTEGER NOT NULL,
+    source INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    PRIMARY KEY (run_id, source)
+);
+-- `target`: which API this ledger's ids belong to; `journal_folded`: the
+-- journal sequence number folded last.
+CREATE TABLE IF NOT EXISTS meta (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+-- Requests made per UTC day, across runs, for the daily quota.
+CREATE TABLE IF NOT EXISTS requests_per_day (
+    day TEXT PRIMARY KEY,
+    count INTEGER NOT NULL
+);
+";
+
+/// What a ledger of any loopback API records as its target: a local
+/// server (the built-in emulator, one started by hand, a proxy) is one
+/// target whatever its port, and never the same as a remote API.
+pub const LOOPBACK: &str = "loopback";
+
+/// Open (or create, readable by its owner only) the database at `path`
+/// and make sure its tables exist.
+pub fn open(path: &Path) -> Result<Connection, LedgerError> {
+    let sql = |e| LedgerError::sqlite(path, e);
+    // Created here first so that it is 0600: SQLite gives its -wal and -shm
+    // files the database file's permissions.
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(false);
+    private_file(&mut options)
+        .open(path)
+        .map_err(|e| LedgerError::io(path, e))?;
+    let conn = Connection::open(path).map_err(sql)?;
+    // WAL with synchronous=NORMAL: a commit survives the process being
+    // killed (it is in the WAL before commit returns), at no fsync cost.
+    conn.execute_batch(
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;
+         PRAGMA cache_size=-65536;",
+    )
+    .map_err(sql)?;
+    conn.execute_batch(SCHEMA).map_err(sql)?;
+    Ok(conn)
+}
+
+/// Bind a new ledger to `target`, or check that an old one was used with
+/// it: what a ledger knows about another API's ids would wrongly mark
+/// messages as already imported.
+pub fn bind_target(conn: &Connection, path: &Path, target: &str) -> Result<(), LedgerError> {
+    let sql = |e| LedgerError::sqlite(path, e);
+    let recorded: Option<String> = conn
+        .query_row("SELECT value FROM meta WHERE name = 'target'", [], |r| {
+            r.get(0)
+        })
+        .optional()
+        .map_err(sql)?;
+    match recorded {
+        Some(recorded) if same_target(&recorded, target) => Ok(()),
+        Some(recorded) => Err(LedgerError::OtherApi {
+            path: path.display().to_string(),
+            recorded,
+            requested: target.to_string(),
+        }),
+        None => conn
+            .execute(
+                "INSERT INTO meta (name, value) VALUES ('target', ?1)",
+                params![target],
+            )
+            .map(|_| ())
+            .map_err(sql),
+    }
+}
+
+/// Ledgers written before loopback targets were one name recorded the
+/// emulator as `emulator` and other local servers by their URL.
+fn same_target(recorded: &str, requested: &str) -> bool {
+    let loopback = |t: &str| {
+        t == LOOPBACK
+            || t == "emulator"
+            || ["http://127.", "http://localhost", "http://[::1]"]
+                .iter()
+                .any(|p| t.starts_with(p))
+    };
+    recorded == requested || (loopback(recorded) && loopback(requested))
+}
+
+/// The journal sequence number folded last (0: none yet).
+pub fn journal_folded(conn: &Connection) -> rusqlite::Result<u64> {
+    conn.query_row(
+        "SELECT value FROM meta WHERE name = 'journal_folded'",
+        [],
+        |r| r.get::<_, String>(0),
+    )
+    .optional()
+    .map(|v| v.and_then(|v| v.parse().ok()).unwrap_or(0))
+}
+
+/// Today's UTC day, as `requests_per_day` keys it.
+pub fn today() -> String {
+    chrono::Utc::now().format("%Y-%m-%d").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_is_one_target_whatever_its_port() {
+        assert!(same_target("loopback", "loopback"));
+        assert!(same_target("emulator", LOOPBACK));
+        assert!(same_target("http://127.0.0.1:4242", LOOPBACK));
+        assert!(!same_target("https://api.sandbox.asapp.com", LOOPBACK));
+        assert!(!same_target(LOOPBACK, "https://api.sandbox.asapp.com"));
+        assert!(same_target(
+            "https://api.sandbox.asapp.com",
+            "https://api.sandbox.asapp.com"
+        ));
+    }
+}

@@ -1,0 +1,181 @@
+use super::journal::Record;
+use super::*;
+use crate::model::{ContentKey, MessageKey, Outcome, Prior, RowRef, SourceId, Status};
+
+fn pos(record: u64) -> RowRef {
+    RowRef {
+        source: SourceId(0),
+        record,
+        line: record + 1,
+        offset: 0,
+    }
+}
+
+fn key(n: u8, occurrence: u32) -> MessageKey {
+    MessageKey {
+        content: ContentKey([n; 16]),
+        occurrence,
+    }
+}
+
+#[test]
+fn second_open_is_refused_while_the_first_holds_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let first = Ledger::open(&path, LOOPBACK).unwrap();
+    match Ledger::open(&path, LOOPBACK) {
+        Err(LedgerError::Locked { holder, .. }) => {
+            assert!(
+                holder.contains(&format!("pid {}", std::process::id())),
+                "{holder}"
+            )
+        }
+        other => panic!("expected Locked, got {:?}", other.map(|_| ())),
+    }
+    drop(first);
+    Ledger::open(&path, LOOPBACK).unwrap();
+}
+
+#[test]
+fn in_flight_becomes_uncertain_and_created_is_remembered() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let (created, other) = (key(7, 0), key(8, 0));
+    {
+        let mut ledger = Ledger::open(&path, LOOPBACK).unwrap();
+        ledger.add_sources(&["a.csv".into()]).unwrap();
+        let writer = ledger.into_writer().unwrap();
+        let mut rec = writer.recorder();
+        rec.intent(created, "C1").unwrap();
+        rec.intent(other, "C1").unwrap();
+        let mut o = Outcome::bare(pos(1), "C1", Status::Created);
+        o.message_id = Some("M1".into());
+        o.sent = Some(created);
+        o.attempts = 1;
+        rec.outcome(&o);
+        rec.flush().unwrap();
+        // `other` stays in flight: as if the process died mid-request.
+        drop(rec);
+        let ledger = writer.close().unwrap();
+        assert_eq!(
+            ledger.prior(&created),
+            Some(Prior::Stored {
+                message_id: Some("M1".into())
+            })
+        );
+    }
+    let ledger = Ledger::open(&path, LOOPBACK).unwrap();
+    assert_eq!(ledger.recovered_in_flight, 1);
+    assert_eq!(ledger.prior(&other), Some(Prior::Uncertain));
+    assert_eq!(ledger.prior(&key(7, 1)), None);
+    assert_eq!(ledger.requests_today().unwrap(), 1);
+}
+
+#[test]
+fn a_killed_runs_journal_is_folded_on_open_and_only_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    drop(Ledger::open(&path, LOOPBACK).unwrap());
+    let record = |n: u8, state, message_id: Option<&'static str>| Record {
+        key: key(n, 0),
+        conversation_id: "C1".into(),
+        state,
+        attempts: u32::from(state != State::InFlight),
+        message_id: message_id.map(Into::into),
+    };
+    // What a run killed mid-request leaves: one message answered, one in flight.
+    let mut bytes = Vec::new();
+    journal::encode(&mut bytes, &record(1, State::InFlight, None));
+    journal::encode(&mut bytes, &record(1, State::Created, Some("M1")));
+    journal::encode(&mut bytes, &record(2, State::InFlight, None));
+    let killed = Journal::new(&path, 1, 5);
+    killed.append(killed.lane(), &bytes).unwrap();
+    drop(killed);
+
+    let ledger = Ledger::open(&path, LOOPBACK).unwrap();
+    assert_eq!(ledger.recovered_in_flight, 1);
+    assert_eq!(
+        ledger.prior(&key(1, 0)),
+        Some(Prior::Stored {
+            message_id: Some("M1".into())
+        })
+    );
+    assert_eq!(ledger.prior(&key(2, 0)), Some(Prior::Uncertain));
+    assert_eq!(ledger.requests_today().unwrap(), 1);
+    drop(ledger);
+
+    // A file folded before a crash that kept it from being deleted.
+    let stale = Journal::new(&path, 1, 5);
+    let mut bytes = Vec::new();
+    journal::encode(&mut bytes, &record(3, State::Created, Some("M3")));
+    stale.append(stale.lane(), &bytes).unwrap();
+    drop(stale);
+    let ledger = Ledger::open(&path, LOOPBACK).unwrap();
+    assert_eq!(ledger.prior(&key(3, 0)), None);
+    assert_eq!(ledger.requests_today().unwrap(), 1, "not counted twice");
+    drop(ledger);
+    let left: Vec<_> = journal::files(&path).unwrap();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn a_ledger_is_bound_to_one_api_and_loopback_is_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    drop(Ledger::open(&path, LOOPBACK).unwrap());
+    match Ledger::open(&path, "https://api.sandbox.asapp.com") {
+        Err(LedgerError::OtherApi { recorded, .. }) => assert_eq!(recorded, LOOPBACK),
+        other => panic!("expected OtherApi, got {:?}", other.map(|_| ())),
+    }
+    drop(Ledger::open(&path, LOOPBACK).unwrap());
+}
+
+#[cfg(unix)]
+#[test]
+fn the_ledger_and_its_files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let ledger = Ledger::open(&path, LOOPBACK).unwrap();
+    let writer = ledger.into_writer().unwrap();
+    let mut rec = writer.recorder();
+    rec.intent(key(1, 0), "C1").unwrap();
+    let mut seen = 0;
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let entry = entry.unwrap();
+        let mode = entry.metadata().unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", entry.path().display());
+        seen += 1;
+    }
+    // The database, its -wal and -shm, the lock and a journal lane.
+    assert!(seen >= 5, "{seen} files");
+    drop(rec);
+    writer.close().unwrap();
+}
+
+#[test]
+fn a_damaged_ledger_is_refused_with_a_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    std::fs::write(&path, vec![0x5a; 8192]).unwrap();
+    let e = Ledger::open(&path, LOOPBACK).err().expect("refused");
+    assert!(matches!(e, LedgerError::Corrupt { .. }), "{e:?}");
+    let text = e.to_string();
+    assert!(text.contains("damaged") && text.contains("hint:"), "{text}");
+}
+
+#[test]
+fn side_files_are_recognised() {
+    let state = std::path::Path::new("/d/state.db");
+    for side in [
+        "/d/state.db.lock",
+        "/d/state.db-wal",
+        "/d/state.db-shm",
+        "/d/state.db.journal.3.0",
+    ] {
+        assert!(is_side_file(state, std::path::Path::new(side)), "{side}");
+    }
+    for other in ["/d/state.db.csv", "/e/state.db-wal", "/d/other.db-wal"] {
+        assert!(!is_side_file(state, std::path::Path::new(other)), "{other}");
+    }
+}

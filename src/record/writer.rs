@@ -1,0 +1,229 @@
+//! The sending phase: one thread owns the SQLite connection and folds the
+//! journal every second, whenever a worker flushes, and at the end; each
+//! worker holds a [`Recorder`] that appends to its own journal lane.
+
+use std::sync::{mpsc, Arc};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use super::error::chain;
+use super::fold::fold_journal;
+use super::journal::{self, Journal, Record, State};
+use super::{Ledger, LedgerError};
+use crate::model::{MessageKey, Outcome, Status};
+
+/// How often the journal is folded into `messages` during a run. Each fold
+/// rewrites the table pages its keys land on (random keys: most of them,
+/// in a small ledger), so not too often; the end stays small anyway, as
+/// every worker's last flush folds what it wrote.
+const FOLD_EVERY: Duration = Duration::from_secs(1);
+
+enum Msg {
+    /// Answer once the journal so far is folded into the ledger.
+    Flush {
+        ack: mpsc::SyncSender<Result<(), String>>,
+    },
+    /// Sent by `Writer::close`: fold what came before, and stop, even if
+    /// some recorder is still alive.
+    Close,
+}
+
+/// The sending side of the ledger thread. Take a [`Recorder`] per worker.
+pub struct Writer {
+    tx: mpsc::Sender<Msg>,
+    journal: Option<Arc<Journal>>,
+    path: String,
+    handle: thread::JoinHandle<(Ledger, Result<(), LedgerError>)>,
+}
+
+impl Ledger {
+    /// Hand the connection to a writer thread for the sending phase.
+    pub fn into_writer(self) -> Result<Writer, LedgerError> {
+        let (tx, rx) = mpsc::channel::<Msg>();
+        let journal = self.journal.clone();
+        let path = self.path.display().to_string();
+        let handle = thread::Builder::new()
+            .name("ledger".into())
+            .spawn(move || {
+                let mut ledger = self;
+                let result = ledger.serve(rx);
+                (ledger, result)
+            })
+            .map_err(|source| LedgerError::Io {
+                path: path.clone(),
+                source,
+            })?;
+        Ok(Writer {
+            tx,
+            journal,
+            path,
+            handle,
+        })
+    }
+
+    fn serve(&mut self, rx: mpsc::Receiver<Msg>) -> Result<(), LedgerError> {
+        let mut first_error: Option<LedgerError> = None;
+        let mut last_fold = Instant::now();
+        loop {
+            let ack = match rx.recv_timeout(FOLD_EVERY) {
+                Ok(Msg::Close) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Ok(Msg::Flush { ack }) => Some(ack),
+                Err(mpsc::RecvTimeoutError::Timeout) => None,
+            };
+            if first_error.is_none() && (ack.is_some() || last_fold.elapsed() >= FOLD_EVERY) {
+                if let Err(e) = self.fold_rotated() {
+                    first_error = Some(e);
+                }
+                last_fold = Instant::now();
+            }
+            if let Some(ack) = ack {
+                // A worker that gave up waiting is not an error here.
+                let _ = ack.send(first_error.as_ref().map_or(Ok(()), |e| Err(chain(e))));
+            }
+        }
+        if let Some(e) = first_error {
+            return Err(e);
+        }
+        match self.journal.as_ref().and_then(|j| j.close()) {
+            Some(sealed) => fold_journal(&self.conn, &sealed),
+            None => Ok(()),
+        }
+    }
+
+    /// Seal the journal files the workers are appending to and fold them.
+    fn fold_rotated(&mut self) -> Result<(), LedgerError> {
+        match self.journal.as_ref().and_then(|j| j.rotate()) {
+            Some(sealed) => fold_journal(&self.conn, &sealed),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Writer {
+    pub fn recorder(&self) -> Recorder {
+        let (ack_tx, ack_rx) = mpsc::sync_channel(1);
+        Recorder {
+            tx: self.tx.clone(),
+            lane: self.journal.as_ref().map_or(0, |j| j.lane()),
+            journal: self.journal.clone(),
+            path: self.path.clone(),
+            ack_tx,
+            ack_rx,
+            unwritten: Vec::new(),
+        }
+    }
+
+    /// Wait for everything sent so far to be stored and folded, and get the
+    /// ledger back.
+    pub fn close(self) -> Result<Ledger, LedgerError> {
+        let _ = self.tx.send(Msg::Close);
+        match self.handle.join() {
+            Ok((ledger, result)) => result.map(|()| ledger),
+            Err(_) => Err(LedgerError::Stopped {
+                path: self.path,
+                cause: "the ledger thread failed".into(),
+            }),
+        }
+    }
+}
+
+/// One worker's handle on the ledger. A request's outcome is journaled
+/// with the same worker's next intent (or on flush or drop): one append
+/// per request.
+pub struct Recorder {
+    tx: mpsc::Sender<Msg>,
+    journal: Option<Arc<Journal>>,
+    /// This recorder's file in the journal.
+    lane: usize,
+    path: String,
+    ack_tx: mpsc::SyncSender<Result<(), String>>,
+    ack_rx: mpsc::Receiver<Result<(), String>>,
+    /// Journal records not yet written.
+    unwritten: Vec<u8>,
+}
+
+impl Recorder {
+    /// Record that this message is about to be sent, together with the
+    /// outcomes before it; returns once the journal holds it.
+    pub fn intent(&mut self, key: MessageKey, conversation_id: &str) -> Result<(), LedgerError> {
+        if self.journal.is_none() {
+            return Ok(());
+        }
+        journal::encode(
+            &mut self.unwritten,
+            &Record {
+                key,
+                conversation_id: conversation_id.into(),
+                state: State::InFlight,
+                attempts: 0,
+                message_id: None,
+            },
+        );
+        self.write_journal()
+    }
+
+    /// Record what came of a sent message (outcomes of rows never sent have
+    /// nothing to record). It reaches the journal no later than this
+    /// worker's next intent; its attempts count against the daily quota.
+    pub fn outcome(&mut self, outcome: &Outcome<'_>) {
+        let (Some(key), Some(_)) = (outcome.sent, &self.journal) else {
+            return;
+        };
+        let state = match outcome.status {
+            Status::Created => State::Created,
+            Status::Exists => State::Exists,
+            Status::Uncertain => State::Uncertain,
+            _ => State::Failed,
+        };
+        journal::encode(
+            &mut self.unwritten,
+            &Record {
+                key,
+                conversation_id: outcome.conversation_id.into(),
+                state,
+                attempts: outcome.attempts,
+                message_id: outcome.message_id.as_deref().map(Into::into),
+            },
+        );
+    }
+
+    /// Wait until everything recorded so far is in the ledger.
+    pub fn flush(&mut self) -> Result<(), LedgerError> {
+        self.write_journal()?;
+        let stopped = |cause: &str| LedgerError::Stopped {
+            path: self.path.clone(),
+            cause: cause.to_string(),
+        };
+        self.tx
+            .send(Msg::Flush {
+                ack: self.ack_tx.clone(),
+            })
+            .map_err(|_| stopped("the ledger thread is gone"))?;
+        match self.ack_rx.recv() {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(cause)) => Err(stopped(&cause)),
+            Err(_) => Err(stopped("the ledger thread is gone")),
+        }
+    }
+
+    fn write_journal(&mut self) -> Result<(), LedgerError> {
+        let Some(journal) = &self.journal else {
+            return Ok(());
+        };
+        let written = journal.append(self.lane, &self.unwritten);
+        self.unwritten.clear();
+        written.map_err(|source| LedgerError::Journal {
+            path: self.path.clone(),
+            source,
+        })
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        // Nobody is left to hear an error here; the ledger thread reports
+        // its own failures when it is closed, and an outcome that did not
+        // reach the journal leaves its message `uncertain`, never resent.
+        let _ = self.write_journal();
+    }
+}

@@ -1,0 +1,302 @@
+//! `run`: wire the stages (read and plan, send, record, report) and map
+//! how the run ended to an exit code. Read it top to bottom: that is the
+//! order things happen in.
+
+mod fanout;
+mod summary;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::config::RunConfig;
+use crate::emulator::{self, Emulator};
+use crate::error::Error;
+use crate::exit::ExitCode;
+use crate::model::{ConversationMode, Outcome, Status};
+use crate::plan::{self, inputs::InvalidRow, Texts};
+use crate::record::{Ledger, LOOPBACK};
+use crate::report::{self, progress::Counters, progress::Progress, ReportFormat, Spool};
+use crate::send::client::{ApiUrl, Client, Credentials};
+use crate::send::rate::RateLimiter;
+use crate::send::{self, SinkHandle, Stop, StopReason};
+use fanout::Fanout;
+
+/// With no good answer for this long while requests keep failing, the API
+/// is taken as down (scaled with `--backoff-scale` in rehearsals).
+const DOWN_AFTER: Duration = Duration::from_secs(15);
+
+/// `run`: import, and say how it went.
+pub fn run(cfg: RunConfig) -> Result<ExitCode, Error> {
+    let started = Instant::now();
+    let stop = Arc::new(Stop::default());
+    let watching = Arc::clone(&stop);
+    crate::signals::on_stop(move || {
+        eprintln!("\ninterrupted: finishing requests in flight (again to quit at once)");
+        watching.set(StopReason::Interrupted);
+    })
+    .map_err(Error::Output)?;
+
+    // Where to send. The emulator, when asked for, lives as long as the run.
+    let (emulator, api_url, credentials) = match (&cfg.api_url, &cfg.credentials) {
+        (Some(url), Some(creds)) => (None, url.clone(), creds.clone()),
+        _ => {
+            let emu = Emulator::start(emulator::Config::default()).map_err(Error::Emulator)?;
+            let url = ApiUrl::parse(&emu.url()).map_err(Error::usage)?;
+            let creds = Credentials {
+                id: "emulator".into(),
+                secret: "emulator".into(),
+            };
+            (Some(emu), url, creds)
+        }
+    };
+    let target = if api_url.is_loopback() {
+        LOOPBACK
+    } else {
+        api_url.as_str()
+    };
+
+    // Before the ledger: a report that cannot be written fails the run
+    // before anything is sent.
+    let inputs = &cfg.input.inputs;
+    let spool = match &cfg.report {
+        Some(path) => {
+            let format = ReportFormat::from_path(path).map_err(Error::usage)?;
+            let dir = report::report_dir(path);
+            Spool::for_report(format, inputs.clone(), &dir).map_err(|e| {
+                Error::usage(format!(
+                    "--report {}: cannot write in {}: {e}",
+                    path.display(),
+                    dir.display()
+                ))
+            })?
+        }
+        None => Spool::counting(inputs.clone()),
+    };
+    let mut ledger = Ledger::open(&cfg.state, target)?;
+    if !cfg.bookkeeping {
+        ledger.without_bookkeeping();
+    }
+    ledger.add_sources(inputs)?;
+    let lookup = ledger.lookup()?;
+    let requests_today = ledger.requests_today()?;
+    if ledger.recovered_in_flight > 0 && !cfg.quiet {
+        eprintln!(
+            "note: {} message(s) were in flight when an earlier run stopped; they are `uncertain`{}",
+            ledger.recovered_in_flight,
+            if cfg.resend_uncertain { " and will be sent again (--resend-uncertain)" } else { " and will not be re-sent" }
+        );
+    }
+    let writer = ledger.into_writer()?;
+    let counters = Arc::new(Counters::default());
+    let fanout = Fanout {
+        ledger: &writer,
+        report: &spool,
+        counters: &counters,
+    };
+
+    // Read, validate, plan. Invalid rows are reported as they are found.
+    let mode = cfg.input.validate.mode;
+    let mut invalid_rows = fanout.lane();
+    let planned = plan::read_all::<Error>(
+        &cfg.input,
+        |_| {},
+        |row| {
+            invalid_rows
+                .outcome(invalid_outcome(&row, mode))
+                .map_err(|e| Error::Output(std::io::Error::other(e)))
+        },
+    )
+    .and_then(|mut inputs| {
+        let decided = plan::decide(&mut inputs.conversations, cfg.resend_uncertain, |k| {
+            lookup.prior(k)
+        })?;
+        Ok((inputs, decided))
+    });
+    drop(lookup);
+    let (inputs_read, decided) = match planned {
+        Ok(planned) => planned,
+        Err(e) => {
+            // Nothing was sent; close the ledger cleanly before reporting.
+            drop(invalid_rows);
+            if let Ok(ledger) = writer.close() {
+                let _ = ledger.finish(ExitCode::Usage.code());
+            }
+            return Err(e);
+        }
+    };
+    if !cfg.quiet {
+        eprintln!(
+            "{} rows in {} conversations from {} input(s): {} to send, {} already imported, {} uncertain, {} invalid{}",
+            inputs_read.rows,
+            inputs_read.conversations.len(),
+            inputs_read.sources.len(),
+            decided.to_send,
+            decided.already_imported,
+            decided.uncertain,
+            inputs_read.invalid,
+            if inputs_read.other_shards > 0 { format!(", {} in other shards", inputs_read.other_shards) } else { String::new() }
+        );
+        for name in inputs_read.empty_sources() {
+            eprintln!("warning: {name}: no rows");
+        }
+    }
+
+    // Send.
+    let progress = Progress::start(
+        Arc::clone(&counters),
+        inputs_read.rows - inputs_read.other_shards,
+        cfg.quiet,
+        cfg.progress_every,
+    );
+    let client = Client::new(api_url, credentials, cfg.pace.concurrency, cfg.timeout);
+    let limiter = RateLimiter::new(cfg.pace.rate.map(|r| r.per_second()));
+    let settings = send::Settings {
+        concurrency: cfg.pace.concurrency,
+        policy: cfg.policy,
+        daily_quota: cfg.pace.daily_quota,
+        requests_today,
+        down_after: DOWN_AFTER
+            .mul_f64(cfg.policy.scale.min(1.0))
+            .max(Duration::from_millis(200)),
+    };
+    let texts = Texts::new(&inputs_read.sources, &cfg.input.validate);
+    let job = send::Job {
+        plan: &inputs_read.conversations,
+        bodies: &texts,
+        sink: &fanout,
+    };
+    let sent = send::run(&job, &client, &limiter, &settings, &stop);
+    progress.finish();
+    let flushed = invalid_rows.flush();
+    drop(invalid_rows);
+
+    // From here on requests were made: a failure is not a usage error
+    // (exit 2 says nothing was sent); the ledger holds the truth.
+    let mut failure = None;
+    let mut stopped = match sent {
+        Ok(stopped) => stopped,
+        Err(e) => {
+            failure = Some(Error::from(e));
+            Some(StopReason::Sink)
+        }
+    };
+    if let Err(e) = flushed {
+        failure.get_or_insert(Error::Output(std::io::Error::other(e)));
+        stopped = Some(StopReason::Sink);
+    }
+    let ledger = match writer.close() {
+        Ok(ledger) => Some(ledger),
+        Err(e) => {
+            // What was sent is in its journal, which the next run folds
+            // before it plans anything.
+            failure.get_or_insert(Error::Ledger(e));
+            stopped = Some(StopReason::Sink);
+            None
+        }
+    };
+    let summary = spool.summary();
+    let code = exit_code(stopped.as_ref(), summary.all_success());
+    let mut written = Ok(());
+    if let Some(path) = &cfg.report {
+        match report::write(&spool, path) {
+            Ok(n) if !cfg.quiet => eprintln!("report: {} ({n} rows)", path.display()),
+            Ok(_) => {}
+            Err(e) => written = Err(e),
+        }
+    }
+    summary::print(
+        &summary,
+        stopped.as_ref(),
+        started.elapsed(),
+        cfg.report.is_none(),
+    );
+    if let Some(ledger) = &ledger {
+        let code = if failure.is_some() || written.is_err() {
+            ExitCode::Aborted
+        } else {
+            code
+        };
+        if let Err(e) = ledger.finish(code.code()) {
+            failure.get_or_insert(Error::Ledger(e));
+        }
+    }
+    drop(emulator);
+    match failure.or(written.err().map(Error::Report)) {
+        Some(e) => Err(Error::AfterSending(Box::new(e))),
+        None => Ok(code),
+    }
+}
+
+/// Planned messages' bodies, read back from the inputs by the workers.
+impl send::Bodies for Texts<'_> {
+    fn reader(&self) -> Box<dyn send::BodyReader + '_> {
+        Box::new(Texts::reader(self))
+    }
+}
+
+impl send::BodyReader for plan::TextReader<'_> {
+    fn body(
+        &mut self,
+        entry: &crate::model::Entry,
+    ) -> Result<crate::model::MessageBody, send::BoxError> {
+        Ok(plan::TextReader::body(self, entry)?)
+    }
+}
+
+/// The report line of a row that failed validation. In `existing` mode the
+/// input's conversation id is the API's, by definition.
+fn invalid_outcome<'a>(row: &'a InvalidRow<'a>, mode: ConversationMode) -> Outcome<'a> {
+    let id = row.conversation_id.unwrap_or_default();
+    let mut o = Outcome::bare(row.pos, id, Status::Invalid).because(row.reason.to_string());
+    if mode == ConversationMode::Existing {
+        o.api_conversation_id = Some(id);
+    }
+    o
+}
+
+/// How the run ended, as the process says it (DESIGN.md, "Exit codes").
+fn exit_code(stopped: Option<&StopReason>, all_success: bool) -> ExitCode {
+    match stopped {
+        Some(StopReason::Interrupted) => ExitCode::Interrupted,
+        Some(
+            StopReason::Unauthorized { .. }
+            | StopReason::ApiDown { .. }
+            | StopReason::InputChanged { .. }
+            | StopReason::Sink,
+        ) => ExitCode::Aborted,
+        Some(StopReason::Quota { .. }) => ExitCode::QuotaPaused,
+        None if all_success => ExitCode::Success,
+        None => ExitCode::RowsNotCreated,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_stop_has_its_exit_code() {
+        assert_eq!(exit_code(None, true), ExitCode::Success);
+        assert_eq!(exit_code(None, false), ExitCode::RowsNotCreated);
+        assert_eq!(
+            exit_code(Some(&StopReason::Interrupted), true),
+            ExitCode::Interrupted
+        );
+        for aborted in [
+            StopReason::Unauthorized { status: 401 },
+            StopReason::ApiDown {
+                cause: "refused".into(),
+            },
+            StopReason::InputChanged { what: "x".into() },
+            StopReason::Sink,
+        ] {
+            assert_eq!(exit_code(Some(&aborted), true), ExitCode::Aborted);
+        }
+        for quota in [true, false] {
+            assert_eq!(
+                exit_code(Some(&StopReason::Quota { flag: quota }), true),
+                ExitCode::QuotaPaused
+            );
+        }
+    }
+}

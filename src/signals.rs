@@ -1,0 +1,59 @@
+//! Stop signals. SIGTERM and SIGHUP are always handled; SIGINT too, unless
+//! the process was started with SIGINT ignored, which is how a shell
+//! starts a background job (`cmd &` in a script, `nohup`, cron wrappers):
+//! that choice is kept, and SIGTERM still stops the run cleanly (it used
+//! to be lost in that case, issue "Hardening", item 5). The first signal
+//! calls the handler; a second one exits at once with 130.
+
+use std::sync::{Mutex, Once};
+
+use signal_hook::consts::signal::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+type Handler = Box<dyn Fn() + Send>;
+
+static HANDLER: Mutex<Option<Handler>> = Mutex::new(None);
+static INSTALL: Once = Once::new();
+
+/// Call `handler` on the first stop signal from now on (replacing an
+/// earlier handler of this process); exit with 130 on the second.
+pub fn on_stop(handler: impl Fn() + Send + 'static) -> std::io::Result<()> {
+    *HANDLER.lock().unwrap_or_else(|e| e.into_inner()) = Some(Box::new(handler));
+    let mut installed = Ok(());
+    INSTALL.call_once(|| installed = install());
+    installed
+}
+
+fn install() -> std::io::Result<()> {
+    let mut wanted = vec![SIGTERM, SIGHUP];
+    if !ignored(SIGINT) {
+        wanted.push(SIGINT);
+    }
+    let mut signals = Signals::new(&wanted)?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            let mut seen = 0u32;
+            for _ in signals.forever() {
+                seen += 1;
+                if seen > 1 {
+                    std::process::exit(crate::exit::ExitCode::Interrupted.code());
+                }
+                if let Some(handler) = &*HANDLER.lock().unwrap_or_else(|e| e.into_inner()) {
+                    handler();
+                }
+            }
+        })?;
+    Ok(())
+}
+
+/// Whether the process inherited `signal` as ignored.
+fn ignored(signal: libc::c_int) -> bool {
+    // SAFETY: sigaction with a null new action only reads the current
+    // disposition into `old`, which is a plain C struct we own.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(signal, std::ptr::null(), &mut old) == 0
+            && old.sa_sigaction == libc::SIG_IGN
+    }
+}
