@@ -85,6 +85,10 @@ pub struct RunConfig {
     /// Off only in the end-to-end benchmark, to measure what the ledger's
     /// bookkeeping costs; no flag reaches it (see `Ledger::without_bookkeeping`).
     pub bookkeeping: bool,
+    /// A panic injected after this many outcomes (0: before sending), from
+    /// `TRANSCRIPT_IMPORT_PANIC_AFTER`: how the test of the panic path
+    /// reaches it in the real binary. No flag.
+    pub panic_after: Option<u64>,
 }
 
 /// Turn `run`'s flags into a [`RunConfig`]. Errors name the flag or file to fix.
@@ -131,6 +135,9 @@ pub fn run_config(args: &RunArgs) -> Result<RunConfig, Error> {
             ..RetryPolicy::default()
         },
         bookkeeping: true,
+        panic_after: std::env::var("TRANSCRIPT_IMPORT_PANIC_AFTER")
+            .ok()
+            .and_then(|v| v.parse().ok()),
     })
 }
 

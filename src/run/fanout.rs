@@ -3,6 +3,8 @@
 //! of outcomes (another report, a rejects file) is one more field here;
 //! no worker code changes.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use crate::model::{MessageKey, Outcome};
 use crate::record::{Recorder, Writer};
 use crate::report::progress::Counters;
@@ -13,6 +15,9 @@ pub struct Fanout<'a> {
     pub ledger: &'a Writer,
     pub report: &'a Spool,
     pub counters: &'a Counters,
+    /// See `RunConfig::panic_after`.
+    pub panic_after: Option<u64>,
+    pub outcomes: AtomicU64,
 }
 
 impl Sink for Fanout<'_> {
@@ -21,13 +26,14 @@ impl Sink for Fanout<'_> {
     }
 }
 
-impl<'a> Fanout<'a> {
+impl Fanout<'_> {
     /// A handle of its own, for one worker or for the reading thread.
-    pub fn lane(&self) -> Lane<'a> {
+    pub fn lane(&self) -> Lane<'_> {
         Lane {
             ledger: self.ledger.recorder(),
             report: self.report.writer(),
             counters: self.counters,
+            panic_after: self.panic_after.map(|n| (n, &self.outcomes)),
         }
     }
 }
@@ -36,6 +42,7 @@ pub struct Lane<'a> {
     ledger: Recorder,
     report: SpoolWriter<'a>,
     counters: &'a Counters,
+    panic_after: Option<(u64, &'a AtomicU64)>,
 }
 
 impl SinkHandle for Lane<'_> {
@@ -46,6 +53,11 @@ impl SinkHandle for Lane<'_> {
     fn outcome(&mut self, outcome: Outcome<'_>) -> Result<(), BoxError> {
         self.ledger.outcome(&outcome);
         self.counters.outcome(&outcome);
+        if let Some((n, seen)) = self.panic_after {
+            if seen.fetch_add(1, Ordering::SeqCst) + 1 == n {
+                panic!("injected failure after {n} outcomes (TRANSCRIPT_IMPORT_PANIC_AFTER)");
+            }
+        }
         Ok(self.report.outcome(&outcome)?)
     }
 

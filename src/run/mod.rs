@@ -24,6 +24,9 @@ use fanout::Fanout;
 /// With no good answer for this long while requests keep failing, the API
 /// is taken as down (scaled with `--backoff-scale` in rehearsals).
 const DOWN_AFTER: Duration = Duration::from_secs(15);
+/// However short rehearsals make the waits: a busy machine can stall a
+/// run for a moment without the API being down.
+const MIN_DOWN_AFTER: Duration = Duration::from_secs(2);
 
 /// `run`: import, and say how it went.
 pub fn run(cfg: RunConfig) -> Result<ExitCode, Error> {
@@ -92,6 +95,8 @@ pub fn run(cfg: RunConfig) -> Result<ExitCode, Error> {
         ledger: &writer,
         report: &spool,
         counters: &counters,
+        panic_after: cfg.panic_after,
+        outcomes: Default::default(),
     };
 
     // Read, validate, plan. Invalid rows are reported as they are found.
@@ -142,6 +147,10 @@ pub fn run(cfg: RunConfig) -> Result<ExitCode, Error> {
     }
 
     // Send.
+    if cfg.panic_after == Some(0) {
+        panic!("injected failure before sending (TRANSCRIPT_IMPORT_PANIC_AFTER=0)");
+    }
+    crate::failure::sending(&cfg.state);
     let progress = Progress::start(
         Arc::clone(&counters),
         inputs_read.rows - inputs_read.other_shards,
@@ -157,7 +166,7 @@ pub fn run(cfg: RunConfig) -> Result<ExitCode, Error> {
         requests_today,
         down_after: DOWN_AFTER
             .mul_f64(cfg.policy.scale.min(1.0))
-            .max(Duration::from_millis(200)),
+            .max(MIN_DOWN_AFTER),
     };
     let texts = Texts::new(&inputs_read.sources, &cfg.input.validate);
     let job = send::Job {

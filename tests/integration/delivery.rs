@@ -19,7 +19,7 @@ use crate::util::{self, Row};
 
 /// `conversations` conversations of `per` messages each, every text unique,
 /// rows interleaved across conversations (so the importer has to group them).
-fn corpus(prefix: &str, conversations: usize, per: usize) -> Vec<Row> {
+pub(crate) fn corpus(prefix: &str, conversations: usize, per: usize) -> Vec<Row> {
     let mut rows = Vec::with_capacity(conversations * per);
     for m in 0..per {
         for c in 0..conversations {
@@ -45,13 +45,13 @@ fn corpus(prefix: &str, conversations: usize, per: usize) -> Vec<Row> {
     rows
 }
 
-fn write_csv(path: &Path, rows: &[Row]) {
+pub(crate) fn write_csv(path: &Path, rows: &[Row]) {
     std::fs::write(path, util::csv(rows)).unwrap();
 }
 
 /// A temporary directory holding `corpus(prefix, conversations, per)` as
 /// the CSV `name`: the opening of most tests here.
-fn written(
+pub(crate) fn written(
     prefix: &str,
     conversations: usize,
     per: usize,
@@ -64,12 +64,12 @@ fn written(
     (dir, rows, input)
 }
 
-fn start(config: Config) -> Emulator {
+pub(crate) fn start(config: Config) -> Emulator {
     Emulator::start(config).expect("start the emulator")
 }
 
 /// The importer's `run` command, not yet started.
-fn importer(url: &str, dir: &Path, inputs: &[&Path], extra: &[&str]) -> Command {
+pub(crate) fn importer(url: &str, dir: &Path, inputs: &[&Path], extra: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_transcript-import"));
     cmd.arg("run")
         .arg("--api-url")
@@ -87,11 +87,11 @@ fn importer(url: &str, dir: &Path, inputs: &[&Path], extra: &[&str]) -> Command 
     cmd
 }
 
-fn run(url: &str, dir: &Path, inputs: &[&Path], extra: &[&str]) -> Output {
+pub(crate) fn run(url: &str, dir: &Path, inputs: &[&Path], extra: &[&str]) -> Output {
     importer(url, dir, inputs, extra).output().unwrap()
 }
 
-fn spawn(url: &str, dir: &Path, inputs: &[&Path], extra: &[&str]) -> Child {
+pub(crate) fn spawn(url: &str, dir: &Path, inputs: &[&Path], extra: &[&str]) -> Child {
     importer(url, dir, inputs, extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -99,22 +99,22 @@ fn spawn(url: &str, dir: &Path, inputs: &[&Path], extra: &[&str]) -> Child {
         .unwrap()
 }
 
-fn code(out: &Output) -> i32 {
+pub(crate) fn code(out: &Output) -> i32 {
     out.status.code().unwrap_or(-1)
 }
 
-fn stderr(out: &Output) -> String {
+pub(crate) fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-fn report(dir: &Path) -> Vec<ReportRow> {
+pub(crate) fn report(dir: &Path) -> Vec<ReportRow> {
     let mut r = csv::Reader::from_path(dir.join("report.csv")).unwrap();
     r.deserialize().map(|row| row.unwrap()).collect()
 }
 
 /// Every input row of `source` reported exactly once, in order; returns the
 /// report rows indexed like the input.
-fn one_per_row(report: &[ReportRow], rows: usize) -> Vec<&ReportRow> {
+pub(crate) fn one_per_row(report: &[ReportRow], rows: usize) -> Vec<&ReportRow> {
     assert_eq!(report.len(), rows, "one report row per input row");
     let mut seen = HashSet::new();
     for (i, r) in report.iter().enumerate() {
@@ -124,11 +124,11 @@ fn one_per_row(report: &[ReportRow], rows: usize) -> Vec<&ReportRow> {
     report.iter().collect()
 }
 
-fn count(report: &[ReportRow], status: Status) -> usize {
+pub(crate) fn count(report: &[ReportRow], status: Status) -> usize {
     report.iter().filter(|r| r.status == status).count()
 }
 
-fn statuses(report: &[ReportRow]) -> HashMap<Status, usize> {
+pub(crate) fn statuses(report: &[ReportRow]) -> HashMap<Status, usize> {
     let mut m = HashMap::new();
     for r in report {
         *m.entry(r.status).or_insert(0) += 1;
@@ -138,18 +138,20 @@ fn statuses(report: &[ReportRow]) -> HashMap<Status, usize> {
 
 /// What the emulator saw: nothing stored twice, every conversation stored
 /// in timestamp order, never two requests of one conversation at once.
-fn assert_sent_soundly(stats: &Stats) {
+pub(crate) fn assert_sent_soundly(stats: &Stats) {
     assert_eq!(stats.duplicates, 0, "{stats:?}");
     assert_eq!(stats.order_violations, 0, "{stats:?}");
     assert!(stats.max_in_flight_per_conversation <= 1, "{stats:?}");
 }
 
-fn http(stats: &Stats, status: &str) -> u64 {
+pub(crate) fn http(stats: &Stats, status: &str) -> u64 {
     stats.requests_by_status.get(status).copied().unwrap_or(0)
 }
 
 /// Stored messages by (conversation, text); panics on a duplicate.
-fn stored_by_key(messages: &[StoredMessage]) -> HashMap<(String, String), &StoredMessage> {
+pub(crate) fn stored_by_key(
+    messages: &[StoredMessage],
+) -> HashMap<(String, String), &StoredMessage> {
     let mut m = HashMap::new();
     for s in messages {
         let old = m.insert((s.conversation_id.clone(), s.text.clone()), s);
@@ -160,7 +162,7 @@ fn stored_by_key(messages: &[StoredMessage]) -> HashMap<(String, String), &Store
 
 /// Rows of each conversation in send order (the corpus is already in
 /// timestamp order within a conversation), as indexes into `rows`.
-fn by_conversation(rows: &[Row]) -> HashMap<&str, Vec<usize>> {
+pub(crate) fn by_conversation(rows: &[Row]) -> HashMap<&str, Vec<usize>> {
     let mut m: HashMap<&str, Vec<usize>> = HashMap::new();
     for (i, r) in rows.iter().enumerate() {
         m.entry(r.conversation_id.as_str()).or_default().push(i);
@@ -170,7 +172,7 @@ fn by_conversation(rows: &[Row]) -> HashMap<&str, Vec<usize>> {
 
 /// Within each conversation, every row after the first `uncertain` or
 /// `failed` one is `skipped` (or `not_attempted`, once the run stops).
-fn skipped_after_first_trouble(rows: &[Row], report: &[&ReportRow]) {
+pub(crate) fn skipped_after_first_trouble(rows: &[Row], report: &[&ReportRow]) {
     for (conv, idx) in by_conversation(rows) {
         let mut blocked = None;
         for &i in &idx {
@@ -189,7 +191,7 @@ fn skipped_after_first_trouble(rows: &[Row], report: &[&ReportRow]) {
 }
 
 /// Poll `cond` every 10 ms until it holds or `limit` passes.
-fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+pub(crate) fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let until = Instant::now() + limit;
     while Instant::now() < until {
         if cond() {
@@ -200,7 +202,7 @@ fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     cond()
 }
 
-fn wait_child(child: &mut Child, limit: Duration) -> Output {
+pub(crate) fn wait_child(child: &mut Child, limit: Duration) -> Output {
     let until = Instant::now() + limit;
     loop {
         if child.try_wait().unwrap().is_some() {
@@ -217,7 +219,7 @@ fn wait_child(child: &mut Child, limit: Duration) -> Output {
     out.wait_with_output().unwrap()
 }
 
-fn signal(child: &Child, sig: &str) {
+pub(crate) fn signal(child: &Child, sig: &str) {
     let ok = Command::new("kill")
         .arg(format!("-{sig}"))
         .arg(child.id().to_string())

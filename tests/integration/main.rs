@@ -5,4 +5,5 @@ mod delivery;
 mod emulator;
 mod input;
 mod pipeline;
+mod regression;
 mod util;

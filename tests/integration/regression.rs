@@ -1,0 +1,492 @@
+//! Regressions of the issue "Hardening: every way a real file, shell or
+//! server broke the tool", one test per item the run stage owns, through
+//! the real binary against the emulator on loopback.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use transcript_import::emulator::Config;
+use transcript_import::model::Status;
+
+use crate::delivery::{
+    assert_sent_soundly, code, count, importer, one_per_row, report, run, spawn, start, statuses,
+    stderr, wait_child, wait_for, written,
+};
+use crate::util;
+
+/// Item 2: an output path that resolves to an input, the ledger or its
+/// side files is refused before anything is read, however it is named.
+#[test]
+fn item_2_an_output_that_is_an_input_or_the_ledger_is_refused() {
+    let (dir, _, input) = written("OUT", 3, 2, "t.csv");
+    let before = std::fs::read(&input).unwrap();
+    let d = dir.path();
+    std::fs::create_dir(d.join("sub")).unwrap();
+    std::os::unix::fs::symlink(&input, d.join("link.csv")).unwrap();
+    std::fs::hard_link(&input, d.join("hard.csv")).unwrap();
+    let emu = start(Config::default());
+    for target in [
+        "t.csv",
+        "./t.csv",
+        "sub/../t.csv",
+        "link.csv",
+        "hard.csv",
+        "state.db",
+        "state.db-wal",
+        "state.db.lock",
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_transcript-import"))
+            .current_dir(d)
+            .args([
+                "run",
+                "--api-url",
+                &emu.url(),
+                "--quiet",
+                "--state",
+                "state.db",
+            ])
+            .args(["--report", target, "t.csv"])
+            .env("ASAPP_API_ID", "x")
+            .env("ASAPP_API_SECRET", "y")
+            .output()
+            .unwrap();
+        assert_eq!(code(&out), 2, "{target}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("--report"),
+            "{target}: {}",
+            stderr(&out)
+        );
+        assert_eq!(std::fs::read(&input).unwrap(), before, "{target}");
+    }
+    assert_eq!(emu.stats().requests_total, 0);
+    // The same through the JSONL report extension, and the ledger on the input.
+    let out = run(
+        &emu.url(),
+        d,
+        &[&input],
+        &["--state", input.to_str().unwrap()],
+    );
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert_eq!(std::fs::read(&input).unwrap(), before);
+}
+
+/// Item 4: the same input twice (by name, by link, or by content) would
+/// send every message twice; it is refused unless the user says so.
+#[test]
+fn item_4_the_same_input_twice_is_refused_unless_meant() {
+    let (dir, rows, input) = written("TW", 4, 3, "t.csv");
+    let d = dir.path();
+    let copy = d.join("copy.csv");
+    std::fs::copy(&input, &copy).unwrap();
+    let jsonl = d.join("t.jsonl");
+    std::fs::write(&jsonl, util::jsonl(&rows)).unwrap();
+    let jsonl_copy = d.join("again.jsonl");
+    std::fs::copy(&jsonl, &jsonl_copy).unwrap();
+    let emu = start(Config::default());
+    for pair in [[&input, &input], [&input, &copy], [&jsonl, &jsonl_copy]] {
+        let out = run(&emu.url(), d, &[pair[0], pair[1]], &[]);
+        assert_eq!(code(&out), 2, "{}", stderr(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains("sent twice") && err.contains("--allow-duplicate-input"),
+            "{err}"
+        );
+    }
+    assert_eq!(emu.stats().requests_total, 0);
+    // Said to be meant: every message goes twice, as asked.
+    let out = run(
+        &emu.url(),
+        d,
+        &[&input, &copy],
+        &["--allow-duplicate-input"],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(emu.stats().stored as usize, 2 * rows.len());
+}
+
+/// Item 5: a shell script's background job inherits SIGINT as ignored;
+/// SIGTERM must still stop it cleanly (exit 130, a full report, no journal
+/// left), and SIGINT stays ignored as the shell asked.
+#[test]
+fn item_5_sigterm_stops_a_background_job_of_a_script() {
+    let (dir, rows, input) = written("BG", 20, 50, "bg.csv");
+    let d = dir.path();
+    // 20 ms an answer, 4 at a time: 1,000 rows take at least 5 s, so the
+    // run is surely still going when the signals come.
+    let emu = start(Config {
+        latency: Duration::from_millis(20),
+        ..Config::default()
+    });
+    let cmd = importer(&emu.url(), d, &[&input], &["--concurrency", "4"]);
+    let argv: Vec<String> = std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| format!("'{}'", a.to_str().unwrap()))
+        .collect();
+    let script = format!(
+        "{} & echo $! > {}/pid; wait $!; echo exit=$?",
+        argv.join(" "),
+        d.display()
+    );
+    let mut shell = Command::new("bash")
+        .args(["-c", &script])
+        .env("ASAPP_API_ID", "x")
+        .env("ASAPP_API_SECRET", "y")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(wait_for(Duration::from_secs(60), || emu.stats().stored >= 20));
+    let pid = std::fs::read_to_string(d.join("pid")).unwrap();
+    let kill = |sig: &str| {
+        assert!(Command::new("kill")
+            .args([sig, pid.trim()])
+            .status()
+            .unwrap()
+            .success())
+    };
+    kill("-INT");
+    // Ignored: the run goes on storing.
+    let stored = emu.stats().stored;
+    assert!(wait_for(Duration::from_secs(60), || emu.stats().stored
+        >= stored + 20));
+    kill("-TERM");
+    let out = wait_child(&mut shell, Duration::from_secs(60));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("exit=130"), "{stdout} {}", stderr(&out));
+    let r = report(d);
+    one_per_row(&r, rows.len());
+    assert!(count(&r, Status::NotAttempted) > 0, "{:?}", statuses(&r));
+    assert_eq!(count(&r, Status::Created) as u64, emu.stats().stored);
+    let left: Vec<_> = std::fs::read_dir(d)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains(".journal."))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+/// Item 6: a fifth, or even half, of the answers 503 is not a spent quota:
+/// the run goes to its end (exit 0 or 1, never 4) and reports every row.
+#[test]
+fn item_6_503s_are_never_read_as_a_spent_quota() {
+    for (share, prefix) in [(0.2, "FA"), (0.5, "FB")] {
+        let (dir, rows, input) = written(prefix, 200, 10, "f.csv");
+        let emu = start(Config {
+            error_503: share,
+            seed: Some(1),
+            ..Config::default()
+        });
+        let out = run(
+            &emu.url(),
+            dir.path(),
+            &[&input],
+            &["--concurrency", "16", "--backoff-scale", "0.01"],
+        );
+        assert!([0, 1].contains(&code(&out)), "{share}: {}", stderr(&out));
+        let r = report(dir.path());
+        one_per_row(&r, rows.len());
+        assert_eq!(count(&r, Status::NotAttempted), 0, "{:?}", statuses(&r));
+        assert_sent_soundly(&emu.stats());
+    }
+}
+
+/// Item 9: an API that cannot be reached stops the run within a bounded
+/// time, even at a low rate, with one line naming the failure.
+#[test]
+fn item_9_an_unreachable_api_stops_soon_and_says_why() {
+    let (dir, rows, input) = written("DN", 10, 5, "d.csv");
+    // A loopback port nobody listens on: connections are refused.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let started = Instant::now();
+    let out = run(
+        &format!("http://127.0.0.1:{port}"),
+        dir.path(),
+        &[&input],
+        &["--rate", "0.5", "--backoff-scale", "0.1"],
+    );
+    let took = started.elapsed();
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    let err = stderr(&out);
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("stopped:"))
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(
+        line.contains("cannot be reached") && line.contains("refused"),
+        "{line}"
+    );
+    // Down after 1.5 s without a good answer (15 s scaled by 0.1), at a
+    // request every 2 s: a few seconds, far from the minutes it used to take.
+    assert!(took < Duration::from_secs(60), "{took:?}");
+    one_per_row(&report(dir.path()), rows.len());
+}
+
+/// Item 9: a spent daily quota (every call 429 until midnight) is
+/// recognised within seconds (exit 4), and a run after the reset finishes
+/// without sending anything twice.
+#[test]
+fn item_9_a_spent_quota_is_recognised_at_once_and_resumed() {
+    let (dir, rows, input) = written("QT", 50, 10, "q.csv");
+    let emu = start(Config {
+        daily_quota: Some(300),
+        ..Config::default()
+    });
+    let started = Instant::now();
+    let out = run(&emu.url(), dir.path(), &[&input], &["--concurrency", "8"]);
+    assert_eq!(code(&out), 4, "{}", stderr(&out));
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(stderr(&out).contains("run again after"), "{}", stderr(&out));
+    let first = report(dir.path());
+    one_per_row(&first, rows.len());
+    assert_eq!(
+        count(&first, Status::Created),
+        300,
+        "{:?}",
+        statuses(&first)
+    );
+    // The next day: the other 200 go, and only they.
+    emu.reset_quota();
+    let out = run(&emu.url(), dir.path(), &[&input], &["--concurrency", "8"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(count(&report(dir.path()), Status::AlreadyImported), 300);
+    let stats = emu.stats();
+    assert_eq!(stats.stored as usize, rows.len());
+    assert_sent_soundly(&stats);
+}
+
+/// Item 10: flag values out of range are refused for their value, naming
+/// the flag, by `run` and `check` alike; `--emulator` with `--api-url` is
+/// refused; a closed stdout ends `check` quietly.
+#[test]
+fn item_10_flags_pairs_and_a_closed_stdout() {
+    let dir = util::Dir::new();
+    let input = dir.write("t.csv", util::csv(&crate::delivery::corpus("FL", 2, 2)));
+    for (cmd, flag, value) in [
+        ("run", "--rate", "-1"),
+        ("run", "--timeout", "-1"),
+        ("run", "--concurrency", "0"),
+        ("check", "--rate", "-1"),
+        ("check", "--concurrency", "0"),
+    ] {
+        let mut args = vec![cmd, flag, value, input.as_str()];
+        if cmd == "run" {
+            args.push("--emulator");
+        }
+        let out = util::run(&args);
+        assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
+        assert!(
+            out.stderr.contains(flag) && out.stderr.contains(value),
+            "{args:?}: {}",
+            out.stderr
+        );
+        assert!(
+            !out.stderr.contains("unexpected argument"),
+            "{}",
+            out.stderr
+        );
+    }
+    let out = util::run(&[
+        "run",
+        "--emulator",
+        "--api-url",
+        "http://127.0.0.1:9",
+        &input,
+    ]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("--api-url"), "{}", out.stderr);
+
+    let mut check = Command::new(util::bin())
+        .args(["check", &input])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Close the reading end at once, as `| head -0` would.
+    drop(check.stdout.take());
+    let out = check.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("Broken pipe"), "{err}");
+    assert!([0, 1].contains(&out.status.code().unwrap()), "{err}");
+}
+
+/// Item 10: a ledger used against a separate emulator is still its ledger
+/// after the emulator restarts on another loopback port; never mixed with
+/// a remote API. Its files are its owner's only.
+#[test]
+fn item_10_loopback_is_one_target_and_ledger_files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let (dir, rows, input) = written("LB", 5, 4, "l.csv");
+    let first = start(Config::default());
+    let out = run(&first.url(), dir.path(), &[&input], &[]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    drop(first);
+    let second = start(Config::default());
+    let out = run(&second.url(), dir.path(), &[&input], &[]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        count(&report(dir.path()), Status::AlreadyImported),
+        rows.len()
+    );
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with("state.db") || name == "report.csv" {
+            let mode = entry.metadata().unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{name}");
+        }
+    }
+    let out = Command::new(util::bin())
+        .args(["run", "--quiet", "--api-url", "https://api.example.invalid"])
+        .arg("--state")
+        .arg(dir.path().join("state.db"))
+        .arg(&input)
+        .env("ASAPP_API_ID", "x")
+        .env("ASAPP_API_SECRET", "y")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(stderr(&out).contains("another --state"), "{}", stderr(&out));
+}
+
+/// Item 10: without a terminal, progress lines carry the time of day and
+/// an estimate of the end.
+#[test]
+fn item_10_log_progress_has_time_of_day_and_eta() {
+    let (dir, _, input) = written("PG", 10, 30, "p.csv");
+    let emu = start(Config {
+        latency: Duration::from_millis(20),
+        ..Config::default()
+    });
+    // Not `importer`: that one is --quiet.
+    let out = Command::new(util::bin())
+        .args(["run", "--api-url", &emu.url(), "--concurrency", "2"])
+        .args(["--progress-every", "1", "--state"])
+        .arg(dir.path().join("state2.db"))
+        .arg(&input)
+        .env("ASAPP_API_ID", "x")
+        .env("ASAPP_API_SECRET", "y")
+        .output()
+        .unwrap();
+    assert!([0, 1].contains(&code(&out)), "{}", stderr(&out));
+    let err = stderr(&out);
+    let line = err
+        .lines()
+        .find(|l| l.contains(" progress: "))
+        .unwrap_or_else(|| panic!("no progress line: {err}"));
+    let clock = line.split(' ').next().unwrap();
+    assert!(
+        clock.len() == 9 && clock.ends_with('Z') && clock.as_bytes()[2] == b':',
+        "{line}"
+    );
+    assert!(line.contains(", eta "), "{line}");
+}
+
+/// Item 11: an input rewritten while it is imported stops the run (exit 3)
+/// with one line naming the file and the row; nothing of the new text is
+/// sent, the rest is `not_attempted`, and a rerun with the old file sends
+/// only what was not sent.
+#[test]
+fn item_11_an_input_rewritten_during_the_run_stops_it() {
+    for jsonl in [false, true] {
+        let prefix = if jsonl { "RJ" } else { "RC" };
+        let dir = tempfile::tempdir().unwrap();
+        let rows = crate::delivery::corpus(prefix, 100, 20);
+        let name = if jsonl { "w.jsonl" } else { "w.csv" };
+        let input = dir.path().join(name);
+        let bytes = |rows: &[util::Row]| {
+            if jsonl {
+                util::jsonl(rows)
+            } else {
+                util::csv(rows)
+            }
+        };
+        std::fs::write(&input, bytes(&rows)).unwrap();
+        // Same length, other text: what an export still being written, or
+        // rotated under the run, looks like.
+        let changed: Vec<util::Row> = rows
+            .iter()
+            .map(|r| util::Row {
+                text: r.text.replace("hello", "HOLA!"),
+                ..r.clone()
+            })
+            .collect();
+        let emu = start(Config {
+            latency: Duration::from_millis(10),
+            ..Config::default()
+        });
+        // 2,000 rows, 4 at a time, 10 ms each: 5 s at least.
+        let mut child = spawn(&emu.url(), dir.path(), &[&input], &["--concurrency", "4"]);
+        assert!(wait_for(Duration::from_secs(60), || emu.stats().stored >= 40));
+        std::fs::write(&input, bytes(&changed)).unwrap();
+        let out = wait_child(&mut child, Duration::from_secs(120));
+        assert_eq!(code(&out), 3, "{}", stderr(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains("changed while importing") && err.contains(name),
+            "{err}"
+        );
+        let stored = emu.messages();
+        assert!(
+            stored.iter().all(|m| !m.text.contains("HOLA")),
+            "new text was sent"
+        );
+        let r = report(dir.path());
+        one_per_row(&r, rows.len());
+        assert!(count(&r, Status::NotAttempted) > 0, "{:?}", statuses(&r));
+        assert_eq!(count(&r, Status::Created), stored.len());
+        // The old file again: a rerun sends exactly the rest.
+        std::fs::write(&input, bytes(&rows)).unwrap();
+        let out = crate::delivery::run(&emu.url(), dir.path(), &[&input], &[]);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        let stats = emu.stats();
+        assert_eq!(stats.stored as usize, rows.len());
+        assert_sent_soundly(&stats);
+    }
+}
+
+/// Item 11: a damaged ledger is refused, saying what a new one forgets.
+#[test]
+fn item_11_a_damaged_ledger_is_refused_with_a_hint() {
+    let (dir, _, input) = written("CR", 2, 2, "c.csv");
+    std::fs::write(dir.path().join("state.db"), vec![0x42u8; 16384]).unwrap();
+    let emu = start(Config::default());
+    let out = run(&emu.url(), dir.path(), &[&input], &[]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("damaged") && err.contains("hint:"), "{err}");
+    assert_eq!(emu.stats().requests_total, 0);
+}
+
+/// A panic anywhere prints one line and exits 3 once sending started, 2
+/// before: never Rust's 101.
+#[test]
+fn a_panic_is_one_line_and_the_exit_code_says_what_was_sent() {
+    let (dir, _, input) = written("PN", 10, 10, "p.csv");
+    for (after, want) in [("0", 2), ("25", 3)] {
+        let emu = start(Config::default());
+        let out = importer(&emu.url(), dir.path(), &[&input], &[])
+            .env("TRANSCRIPT_IMPORT_PANIC_AFTER", after)
+            .output()
+            .unwrap();
+        assert_eq!(code(&out), want, "{}", stderr(&out));
+        let err = stderr(&out);
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(lines.len(), 1, "{err}");
+        assert!(lines[0].starts_with("error: internal failure"), "{err}");
+        assert!(
+            !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+            "{err}"
+        );
+        if want == 3 {
+            assert!(err.contains("state.db") && err.contains("resume"), "{err}");
+        }
+    }
+}
