@@ -5,11 +5,11 @@
 
 pub mod credentials;
 pub mod paths;
-pub mod values;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::cli::values::{self, Rate};
 use crate::cli::{CheckArgs, InputArgs, PaceArgs, RunArgs};
 use crate::error::Error;
 pub use crate::plan::InputConfig;
@@ -18,7 +18,6 @@ use crate::report::ReportFormat;
 use crate::send::client::{ApiUrl, Credentials};
 use crate::send::retry::RetryPolicy;
 use crate::validate::ValidateOptions;
-use values::Rate;
 
 /// Reading and validation options from the input flags. A bad value here is
 /// a usage error (exit 2) whose message names the flag.

@@ -1,14 +1,17 @@
-//! The command line: clap derive structs and their help text, nothing else.
-//! `main` turns these into typed configuration; no stage sees clap.
+//! The command line: clap derive structs and their help text, and
+//! ([`values`]) the parsers that check each flag's value where it is read.
+//! `config` turns these into typed configuration; no stage sees clap.
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::values::{self, Rate};
+pub mod values;
+
 use crate::model::ConversationMode;
 use crate::plan::Shard;
 use crate::read::Format;
+use values::Rate;
 
 /// Backfill historical chat transcripts into the ASAPP Conversations API.
 #[derive(Debug, Parser)]
