@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 use rusqlite::{params, Connection};
 
-use super::journal::{self, Sealed, State};
+use super::journal::{self, Message, Record, Sealed, State};
 use super::schema::{journal_folded, today};
 use super::{now, LedgerError};
 use crate::model::MessageKey;
@@ -33,7 +33,28 @@ pub fn fold_journal(conn: &Connection, sealed: &Sealed) -> Result<(), LedgerErro
             run_id = run_id.max(run);
             records.append(&mut more);
         }
-        let requests: u64 = records.iter().map(|r| u64::from(r.attempts)).sum();
+        let mut requests = 0u64;
+        let mut conversations = Vec::new();
+        let mut records: Vec<Message<'static>> = records
+            .into_iter()
+            .filter_map(|r| match r {
+                Record::Message(m) => {
+                    requests += u64::from(m.attempts);
+                    Some(m)
+                }
+                Record::Conversation {
+                    external_id,
+                    api_id,
+                } => {
+                    conversations.push((external_id, api_id));
+                    None
+                }
+                Record::Requests { count } => {
+                    requests += u64::from(count);
+                    None
+                }
+            })
+            .collect();
         // Key order, so the upserts walk the table's B-tree instead of
         // jumping; a stable sort keeps each message's records in file order.
         records.sort_by_key(|r| r.key);
@@ -85,6 +106,18 @@ pub fn fold_journal(conn: &Connection, sealed: &Sealed) -> Result<(), LedgerErro
                         run_id,
                         stamp
                     ])
+                    .map_err(sql)?;
+            }
+            let mut conversation = tx
+                .prepare_cached(
+                    "INSERT INTO conversations (external_id, api_id, run_id, created_at)
+                     VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (external_id) DO UPDATE SET api_id = excluded.api_id",
+                )
+                .map_err(sql)?;
+            for (external_id, api_id) in &conversations {
+                conversation
+                    .execute(params![external_id, api_id, run_id, stamp])
                     .map_err(sql)?;
             }
             if requests > 0 {

@@ -32,7 +32,10 @@ use memmap2::MmapMut;
 use super::private_file;
 use crate::model::{ContentKey, MessageKey};
 
-const MAGIC: &[u8; 4] = b"TIJ1";
+/// Version 2 payloads start with a kind byte ([`Record`]); version 1 files,
+/// which a killed run of an older build may have left, hold messages only.
+const MAGIC: &[u8; 4] = b"TIJ2";
+const MAGIC_V1: &[u8; 4] = b"TIJ1";
 const HEADER_LEN: u64 = 12;
 
 crate::model::string_enum! {
@@ -57,10 +60,10 @@ impl State {
     }
 }
 
-/// One journal record: a message about to be sent, or what came of it.
-/// Borrowed when written (no allocation per request), owned when read.
+/// A message about to be sent, or what came of it. Borrowed when written
+/// (no allocation per request), owned when read.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Record<'a> {
+pub struct Message<'a> {
     pub key: MessageKey,
     pub conversation_id: Cow<'a, str>,
     pub state: State,
@@ -69,20 +72,61 @@ pub struct Record<'a> {
     pub message_id: Option<Cow<'a, str>>,
 }
 
+/// One journal record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Record<'a> {
+    Message(Message<'a>),
+    /// A conversation the API created (or found) for an external id.
+    Conversation {
+        external_id: Cow<'a, str>,
+        api_id: Cow<'a, str>,
+    },
+    /// Requests that belong to no one row (creating a conversation,
+    /// reading one back), for the daily quota.
+    Requests {
+        count: u32,
+    },
+}
+
+const KIND_MESSAGE: u8 = 0;
+const KIND_CONVERSATION: u8 = 1;
+const KIND_REQUESTS: u8 = 2;
+
 /// Append `record` to `buf`, framed and checksummed.
 pub fn encode(buf: &mut Vec<u8>, record: &Record<'_>) {
     let start = buf.len();
     buf.extend_from_slice(&[0; 4]);
-    buf.extend_from_slice(&record.key.content.0);
-    buf.extend_from_slice(&record.key.occurrence.to_le_bytes());
-    buf.push(record.state.code());
-    buf.extend_from_slice(&record.attempts.to_le_bytes());
-    put_str(buf, &record.conversation_id);
-    put_str(buf, record.message_id.as_deref().unwrap_or(""));
+    match record {
+        Record::Message(m) => {
+            buf.push(KIND_MESSAGE);
+            encode_message(buf, m);
+        }
+        Record::Conversation {
+            external_id,
+            api_id,
+        } => {
+            buf.push(KIND_CONVERSATION);
+            put_str(buf, external_id);
+            put_str(buf, api_id);
+        }
+        Record::Requests { count } => {
+            buf.push(KIND_REQUESTS);
+            buf.extend_from_slice(&count.to_le_bytes());
+        }
+    }
     let len = (buf.len() - start - 4) as u32;
     buf[start..start + 4].copy_from_slice(&len.to_le_bytes());
     let crc = crc32fast::hash(&buf[start + 4..]);
     buf.extend_from_slice(&crc.to_le_bytes());
+}
+
+fn encode_message(buf: &mut Vec<u8>, m: &Message<'_>) {
+    buf.extend_from_slice(&m.key.content.0);
+    buf.extend_from_slice(&m.key.occurrence.to_le_bytes());
+    buf.push(m.state.code());
+    buf.extend_from_slice(&m.attempts.to_le_bytes());
+    put_str(buf, &m.conversation_id);
+    put_str(buf, m.message_id.as_deref().unwrap_or(""));
 }
 
 fn put_str(buf: &mut Vec<u8>, s: &str) {
@@ -90,30 +134,54 @@ fn put_str(buf: &mut Vec<u8>, s: &str) {
     buf.extend_from_slice(s.as_bytes());
 }
 
-/// Decode one payload; `None` if it is not a well-formed record.
-fn decode(mut p: &[u8]) -> Option<Record<'static>> {
-    fn take<'a>(p: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
-        if p.len() < n {
-            return None;
-        }
-        let (head, rest) = p.split_at(n);
-        *p = rest;
-        Some(head)
+fn take<'a>(p: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+    if p.len() < n {
+        return None;
     }
-    fn u32_of(p: &mut &[u8]) -> Option<u32> {
-        Some(u32::from_le_bytes(take(p, 4)?.try_into().ok()?))
-    }
-    fn str_of(p: &mut &[u8]) -> Option<String> {
-        let n = u32_of(p)? as usize;
-        String::from_utf8(take(p, n)?.to_vec()).ok()
-    }
-    let content = ContentKey(take(&mut p, 16)?.try_into().ok()?);
-    let occurrence = u32_of(&mut p)?;
-    let state = State::from_code(take(&mut p, 1)?[0])?;
-    let attempts = u32_of(&mut p)?;
-    let conversation_id = str_of(&mut p)?;
-    let message_id = str_of(&mut p)?;
-    p.is_empty().then_some(Record {
+    let (head, rest) = p.split_at(n);
+    *p = rest;
+    Some(head)
+}
+
+fn u32_of(p: &mut &[u8]) -> Option<u32> {
+    Some(u32::from_le_bytes(take(p, 4)?.try_into().ok()?))
+}
+
+fn str_of(p: &mut &[u8]) -> Option<String> {
+    let n = u32_of(p)? as usize;
+    String::from_utf8(take(p, n)?.to_vec()).ok()
+}
+
+/// Decode one payload of a file of `version`; `None` if it is not a
+/// well-formed record.
+fn decode(mut p: &[u8], version: u8) -> Option<Record<'static>> {
+    let kind = if version == 1 {
+        KIND_MESSAGE
+    } else {
+        take(&mut p, 1)?[0]
+    };
+    let record = match kind {
+        KIND_MESSAGE => Record::Message(decode_message(&mut p)?),
+        KIND_CONVERSATION => Record::Conversation {
+            external_id: Cow::Owned(str_of(&mut p)?),
+            api_id: Cow::Owned(str_of(&mut p)?),
+        },
+        KIND_REQUESTS => Record::Requests {
+            count: u32_of(&mut p)?,
+        },
+        _ => return None,
+    };
+    p.is_empty().then_some(record)
+}
+
+fn decode_message(p: &mut &[u8]) -> Option<Message<'static>> {
+    let content = ContentKey(take(p, 16)?.try_into().ok()?);
+    let occurrence = u32_of(p)?;
+    let state = State::from_code(take(p, 1)?[0])?;
+    let attempts = u32_of(p)?;
+    let conversation_id = str_of(p)?;
+    let message_id = str_of(p)?;
+    Some(Message {
         key: MessageKey {
             content,
             occurrence,
@@ -357,10 +425,12 @@ pub fn files(state: &Path) -> io::Result<Vec<Sealed>> {
 pub fn read(path: &Path) -> io::Result<(i64, Vec<Record<'static>>)> {
     let mut bytes = Vec::new();
     File::open(path)?.read_to_end(&mut bytes)?;
-    if bytes.len() < HEADER_LEN as usize || &bytes[..4] != MAGIC {
+    let version = match bytes.get(..4) {
+        Some(m) if m == MAGIC && bytes.len() >= HEADER_LEN as usize => 2,
+        Some(m) if m == MAGIC_V1 && bytes.len() >= HEADER_LEN as usize => 1,
         // Created, then killed before its header was written: nothing in it.
-        return Ok((0, Vec::new()));
-    }
+        _ => return Ok((0, Vec::new())),
+    };
     let run_id = i64::from_le_bytes(bytes[4..12].try_into().expect("8 bytes"));
     let mut records = Vec::new();
     let mut rest = &bytes[HEADER_LEN as usize..];
@@ -377,7 +447,7 @@ pub fn read(path: &Path) -> io::Result<(i64, Vec<Record<'static>>)> {
         if crc32fast::hash(payload).to_le_bytes() != crc {
             break;
         }
-        let Some(record) = decode(payload) else {
+        let Some(record) = decode(payload, version) else {
             break;
         };
         records.push(record);
@@ -390,8 +460,8 @@ pub fn read(path: &Path) -> io::Result<(i64, Vec<Record<'static>>)> {
 mod tests {
     use super::*;
 
-    fn record(n: u8, state: State) -> Record<'static> {
-        Record {
+    fn message(n: u8, state: State) -> Message<'static> {
+        Message {
             key: MessageKey {
                 content: ContentKey([n; 16]),
                 occurrence: u32::from(n),
@@ -401,6 +471,48 @@ mod tests {
             attempts: u32::from(n) % 3,
             message_id: (state == State::Created).then(|| format!("M{n}").into()),
         }
+    }
+
+    fn record(n: u8, state: State) -> Record<'static> {
+        Record::Message(message(n, state))
+    }
+
+    fn occurrence(r: &Record<'_>) -> u32 {
+        match r {
+            Record::Message(m) => m.key.occurrence,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_kind_reads_back_and_version_1_files_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let records = [
+            record(1, State::Created),
+            Record::Conversation {
+                external_id: "chat-000123 / ü".into(),
+                api_id: "01HCONV".into(),
+            },
+            Record::Requests { count: 3 },
+        ];
+        let mut bytes = MAGIC.to_vec();
+        bytes.extend_from_slice(&7i64.to_le_bytes());
+        for r in &records {
+            encode(&mut bytes, r);
+        }
+        let path = dir.path().join("v2");
+        std::fs::write(&path, &bytes).unwrap();
+        assert_eq!(read(&path).unwrap(), (7, records.to_vec()));
+        // Version 1: a message payload without its kind byte.
+        let mut payload = Vec::new();
+        encode_message(&mut payload, &message(2, State::InFlight));
+        let mut v1 = MAGIC_V1.to_vec();
+        v1.extend_from_slice(&1i64.to_le_bytes());
+        v1.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        v1.extend_from_slice(&payload);
+        v1.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+        std::fs::write(&path, &v1).unwrap();
+        assert_eq!(read(&path).unwrap(), (1, vec![record(2, State::InFlight)]));
     }
 
     #[test]
@@ -493,9 +605,9 @@ mod tests {
         let mut n = 0u32;
         while written < 3 * MAX_GROW {
             buf.clear();
-            let mut r = record(1, State::Created);
-            r.key.occurrence = n;
-            encode(&mut buf, &r);
+            let mut m = message(1, State::Created);
+            m.key.occurrence = n;
+            encode(&mut buf, &Record::Message(m));
             journal.append(lane, &buf).unwrap();
             written += buf.len();
             n += 1;
@@ -503,7 +615,7 @@ mod tests {
         let sealed = journal.close().unwrap();
         let records = read(&sealed.paths[0]).unwrap().1;
         assert_eq!(records.len(), n as usize);
-        assert_eq!(records.last().unwrap().key.occurrence, n - 1);
+        assert_eq!(occurrence(records.last().unwrap()), n - 1);
     }
 
     #[test]
@@ -521,9 +633,9 @@ mod tests {
                     let mut buf = Vec::new();
                     for n in 0..each {
                         buf.clear();
-                        let mut r = record(1, State::InFlight);
-                        r.key.occurrence = w * each + n;
-                        encode(&mut buf, &r);
+                        let mut m = message(1, State::InFlight);
+                        m.key.occurrence = w * each + n;
+                        encode(&mut buf, &Record::Message(m));
                         journal.append(lane, &buf).unwrap();
                     }
                 });
@@ -538,7 +650,7 @@ mod tests {
             .iter()
             .flat_map(|s| &s.paths)
             .flat_map(|p| read(p).unwrap().1)
-            .map(|r| r.key.occurrence)
+            .map(|r| occurrence(&r))
             .collect();
         seen.sort_unstable();
         assert_eq!(seen, (0..writers * each).collect::<Vec<_>>());

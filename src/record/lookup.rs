@@ -32,6 +32,18 @@ impl Lookup {
         Ok(Lookup { conn, path, empty })
     }
 
+    /// The API's id of the conversation an earlier run created for this
+    /// external id, if any.
+    pub fn conversation(&self, external_id: &str) -> Result<Option<String>, LedgerError> {
+        self.conn
+            .prepare_cached("SELECT api_id FROM conversations WHERE external_id = ?1")
+            .and_then(|mut stmt| {
+                stmt.query_row(params![external_id], |r| r.get(0))
+                    .optional()
+            })
+            .map_err(|e| LedgerError::sqlite(&self.path, e))
+    }
+
     /// What earlier runs did with this message, if anything.
     pub fn prior(&self, key: &MessageKey) -> Result<Option<Prior>, LedgerError> {
         if self.empty {

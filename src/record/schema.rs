@@ -27,6 +27,14 @@ CREATE TABLE IF NOT EXISTS messages (
     updated_at TEXT NOT NULL,
     PRIMARY KEY (key, occurrence)
 ) WITHOUT ROWID;
+-- `--conversations create`: the API's id of each conversation created (or
+-- found) by its external id, reused by later runs.
+CREATE TABLE IF NOT EXISTS conversations (
+    external_id TEXT PRIMARY KEY,
+    api_id TEXT NOT NULL,
+    run_id INTEGER NOT NULL,
+    created_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS sources (
     run_id INTEGER NOT NULL,
     source INTEGER NOT NULL,

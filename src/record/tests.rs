@@ -1,4 +1,4 @@
-use super::journal::Record;
+use super::journal::{Message, Record};
 use super::*;
 use crate::model::{ContentKey, MessageKey, Outcome, Prior, RowRef, SourceId, Status};
 
@@ -76,12 +76,14 @@ fn a_killed_runs_journal_is_folded_on_open_and_only_once() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state.db");
     drop(Ledger::open(&path, LOOPBACK).unwrap());
-    let record = |n: u8, state, message_id: Option<&'static str>| Record {
-        key: key(n, 0),
-        conversation_id: "C1".into(),
-        state,
-        attempts: u32::from(state != State::InFlight),
-        message_id: message_id.map(Into::into),
+    let record = |n: u8, state, message_id: Option<&'static str>| {
+        Record::Message(Message {
+            key: key(n, 0),
+            conversation_id: "C1".into(),
+            state,
+            attempts: u32::from(state != State::InFlight),
+            message_id: message_id.map(Into::into),
+        })
     };
     // What a run killed mid-request leaves: one message answered, one in flight.
     let mut bytes = Vec::new();
@@ -178,4 +180,28 @@ fn side_files_are_recognised() {
     for other in ["/d/state.db.csv", "/e/state.db-wal", "/d/other.db-wal"] {
         assert!(!is_side_file(state, std::path::Path::new(other)), "{other}");
     }
+}
+
+#[test]
+fn conversations_created_and_requests_for_no_row_are_remembered() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    {
+        let ledger = Ledger::open(&path, LOOPBACK).unwrap();
+        let writer = ledger.into_writer().unwrap();
+        let mut rec = writer.recorder();
+        rec.conversation("chat-000123", "01HCONV");
+        rec.requests(2);
+        rec.flush().unwrap();
+        drop(rec);
+        writer.close().unwrap();
+    }
+    let ledger = Ledger::open(&path, LOOPBACK).unwrap();
+    let lookup = ledger.lookup().unwrap();
+    assert_eq!(
+        lookup.conversation("chat-000123").unwrap().as_deref(),
+        Some("01HCONV")
+    );
+    assert_eq!(lookup.conversation("chat-9").unwrap(), None);
+    assert_eq!(ledger.requests_today().unwrap(), 2);
 }

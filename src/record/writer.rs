@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::error::chain;
 use super::fold::fold_journal;
-use super::journal::{self, Journal, Record, State};
+use super::journal::{self, Journal, Message, Record, State};
 use super::{Ledger, LedgerError};
 use crate::model::{MessageKey, Outcome, Status};
 
@@ -151,13 +151,13 @@ impl Recorder {
         }
         journal::encode(
             &mut self.unwritten,
-            &Record {
+            &Record::Message(Message {
                 key,
                 conversation_id: conversation_id.into(),
                 state: State::InFlight,
                 attempts: 0,
                 message_id: None,
-            },
+            }),
         );
         self.write_journal()
     }
@@ -177,14 +177,36 @@ impl Recorder {
         };
         journal::encode(
             &mut self.unwritten,
-            &Record {
+            &Record::Message(Message {
                 key,
                 conversation_id: outcome.conversation_id.into(),
                 state,
                 attempts: outcome.attempts,
                 message_id: outcome.message_id.as_deref().map(Into::into),
-            },
+            }),
         );
+    }
+
+    /// The API's id of a conversation created (or found) by its external
+    /// id. Creating is keyed by the external id, so one lost with a crash
+    /// is found again by the next run, never created twice.
+    pub fn conversation(&mut self, external_id: &str, api_id: &str) {
+        if self.journal.is_some() {
+            journal::encode(
+                &mut self.unwritten,
+                &Record::Conversation {
+                    external_id: external_id.into(),
+                    api_id: api_id.into(),
+                },
+            );
+        }
+    }
+
+    /// Requests that belong to no one row, for the daily quota.
+    pub fn requests(&mut self, count: u32) {
+        if count > 0 && self.journal.is_some() {
+            journal::encode(&mut self.unwritten, &Record::Requests { count });
+        }
     }
 
     /// Wait until everything recorded so far is in the ledger.
