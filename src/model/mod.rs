@@ -19,7 +19,7 @@ pub use conversation::{check_external_id, ConversationId, IdProblem, EXTERNAL_ID
 pub use field::{excerpt, Field, Invalid, EXCERPT_CHARS};
 pub use message::{ContentKey, MessageBody, MessageKey, Sender};
 pub use outcome::Outcome;
-pub use planned::{Conversation, Entry, Prior, Todo};
+pub use planned::{Conversation, Entry, Participants, Prior, Todo};
 
 /// An enum with exactly one string form per variant: `as_str`, `Display`,
 /// `FromStr` and serde all read the same table, so a contract's spelling

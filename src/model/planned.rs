@@ -45,9 +45,19 @@ pub struct Conversation {
     /// The id as the input gives it.
     pub id: Box<str>,
     /// The API's id, where it is known before sending (`--conversations
-    /// existing`: the input's id is the API's).
+    /// existing`: the input's id is the API's; `create`: an earlier run's).
     pub api: Option<ConversationId>,
+    /// `--conversations create`: who takes part, to create it with.
+    pub participants: Participants,
     pub entries: Vec<Entry>,
+}
+
+/// The first customer and the first agent of a conversation, by instant
+/// (ties by input order): what the API creates a conversation with.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Participants {
+    pub customer: Option<Box<str>>,
+    pub agent: Option<Box<str>>,
 }
 
 /// What an earlier run left for a message, as the ledger remembers it.

@@ -16,7 +16,8 @@ use std::collections::HashMap;
 use std::str::FromStr;
 
 use crate::model::{
-    ContentKey, Conversation, ConversationId, ConversationMode, Entry, MessageKey, Prior, Todo,
+    ContentKey, Conversation, ConversationId, ConversationMode, Entry, MessageKey, Participants,
+    Prior, Role, RowRef, Todo,
 };
 use crate::validate::Row;
 
@@ -82,11 +83,20 @@ fn fnv1a64(bytes: &[u8]) -> u64 {
     h
 }
 
+/// A sender and where it was seen first.
+struct First {
+    at: (i128, RowRef),
+    sender: Box<str>,
+}
+
 /// Collects valid rows, then builds the plan.
 #[derive(Default)]
 pub struct Builder {
     index: HashMap<Box<str>, usize>,
     conversations: Vec<Conversation>,
+    /// Create mode: per conversation, the earliest customer and agent so
+    /// far, by (instant, input position).
+    firsts: Vec<[Option<First>; 2]>,
     shard: Option<Shard>,
     mode: ConversationMode,
     /// Rows dropped because their conversation belongs to another shard.
@@ -135,11 +145,31 @@ impl Builder {
                 self.conversations.push(Conversation {
                     id,
                     api,
+                    participants: Participants::default(),
                     entries: Vec::new(),
                 });
+                if self.mode == ConversationMode::Create {
+                    self.firsts.push([None, None]);
+                }
                 self.conversations.len() - 1
             }
         };
+        if let Some(firsts) = self.firsts.get_mut(i) {
+            let slot = match row.role {
+                Role::Customer => Some(&mut firsts[0]),
+                Role::Agent => Some(&mut firsts[1]),
+                Role::System => None,
+            };
+            let at = (entry.instant, entry.pos);
+            if let Some(slot) = slot {
+                if slot.as_ref().is_none_or(|f| at < f.at) {
+                    *slot = Some(First {
+                        at,
+                        sender: row.sender_id.as_str().into(),
+                    });
+                }
+            }
+        }
         self.conversations[i].entries.push(entry);
         true
     }
@@ -149,6 +179,12 @@ impl Builder {
     /// and put the longest conversations first.
     pub fn finish(self) -> Vec<Conversation> {
         let mut conversations = self.conversations;
+        for (c, [customer, agent]) in conversations.iter_mut().zip(self.firsts) {
+            c.participants = Participants {
+                customer: customer.map(|f| f.sender),
+                agent: agent.map(|f| f.sender),
+            };
+        }
         for c in &mut conversations {
             c.entries
                 .sort_by_key(|e| (e.instant, e.pos.source, e.pos.record));
@@ -182,17 +218,35 @@ pub struct Decided {
     pub uncertain: u64,
 }
 
-/// Decide per message from what an earlier run left for it (`prior`, the
-/// ledger's lookup): stored ones are not sent again, uncertain ones only
-/// when `resend_uncertain` says so, everything else is sent.
-pub fn decide<E>(
+/// What earlier runs left, as the ledger answers.
+pub trait Earlier {
+    type Error;
+    /// What an earlier run did with this message, if anything.
+    fn prior(&self, key: &MessageKey) -> Result<Option<Prior>, Self::Error>;
+    /// The API's id of the conversation an earlier run created for this
+    /// external id (`--conversations create`).
+    fn conversation(&self, external_id: &str) -> Result<Option<String>, Self::Error>;
+}
+
+/// Decide per message from what an earlier run left for it: stored ones
+/// are not sent again, uncertain ones only when `resend_uncertain` says
+/// so, everything else is sent. In create mode, conversations an earlier
+/// run created get their API id back.
+pub fn decide<E: Earlier>(
     conversations: &mut [Conversation],
     resend_uncertain: bool,
-    mut prior: impl FnMut(&MessageKey) -> Result<Option<Prior>, E>,
-) -> Result<Decided, E> {
+    earlier: &E,
+) -> Result<Decided, E::Error> {
     let mut decided = Decided::default();
+    for conversation in conversations.iter_mut().filter(|c| c.api.is_none()) {
+        // An id the ledger holds was the API's answer; one that is not
+        // path-safe is created (found) again rather than used.
+        conversation.api = earlier
+            .conversation(&conversation.id)?
+            .and_then(|id| ConversationId::try_from(id.as_str()).ok());
+    }
     for entry in conversations.iter_mut().flat_map(|c| c.entries.iter_mut()) {
-        entry.todo = match prior(&entry.key)? {
+        entry.todo = match earlier.prior(&entry.key)? {
             Some(Prior::Stored { message_id }) => Todo::AlreadyImported { message_id },
             Some(Prior::Uncertain) if !resend_uncertain => Todo::Uncertain,
             _ => Todo::Send,
@@ -276,18 +330,25 @@ mod tests {
             b.add(&row("A", i as u64 + 1, i as i64, text));
         }
         let mut plan = b.finish();
-        let keys: Vec<MessageKey> = plan[0].entries.iter().map(|e| e.key).collect();
-        let prior = |k: &MessageKey| -> Result<Option<Prior>, ()> {
-            Ok(match keys.iter().position(|x| x == k) {
-                Some(0) => Some(Prior::Stored {
-                    message_id: Some("M1".into()),
-                }),
-                Some(1) => Some(Prior::Uncertain),
-                Some(2) => Some(Prior::Failed),
-                _ => None,
-            })
-        };
-        let d = decide(&mut plan, false, prior).unwrap();
+        struct Ledger(Vec<MessageKey>);
+        impl Earlier for Ledger {
+            type Error = ();
+            fn prior(&self, k: &MessageKey) -> Result<Option<Prior>, ()> {
+                Ok(match self.0.iter().position(|x| x == k) {
+                    Some(0) => Some(Prior::Stored {
+                        message_id: Some("M1".into()),
+                    }),
+                    Some(1) => Some(Prior::Uncertain),
+                    Some(2) => Some(Prior::Failed),
+                    _ => None,
+                })
+            }
+            fn conversation(&self, _: &str) -> Result<Option<String>, ()> {
+                Ok(None)
+            }
+        }
+        let ledger = Ledger(plan[0].entries.iter().map(|e| e.key).collect());
+        let d = decide(&mut plan, false, &ledger).unwrap();
         assert_eq!(
             d,
             Decided {
@@ -303,8 +364,33 @@ mod tests {
             }
         );
         assert_eq!(plan[0].entries[1].todo, Todo::Uncertain);
-        let d = decide(&mut plan, true, prior).unwrap();
+        let d = decide(&mut plan, true, &ledger).unwrap();
         assert_eq!((d.to_send, d.uncertain), (3, 0));
+    }
+
+    #[test]
+    fn create_mode_keeps_the_first_customer_and_agent_by_instant() {
+        let mut b = Builder::new(None, ConversationMode::Create);
+        let mut r = |record, secs, role, sender: &str| {
+            let mut x = row("chat-1", record, secs, &format!("m{record}"));
+            x.role = role;
+            x.sender_id = sender.into();
+            b.add(&x);
+        };
+        r(1, 30, Role::Customer, "late-customer");
+        r(2, 10, Role::Agent, "first-agent");
+        r(3, 20, Role::Customer, "first-customer");
+        r(4, 20, Role::Customer, "same-instant-later-row");
+        r(5, 5, Role::System, "bot");
+        let plan = b.finish();
+        assert_eq!(
+            plan[0].participants,
+            Participants {
+                customer: Some("first-customer".into()),
+                agent: Some("first-agent".into()),
+            }
+        );
+        assert_eq!(plan[0].api, None);
     }
 
     #[test]

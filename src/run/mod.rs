@@ -112,9 +112,7 @@ pub fn run(cfg: RunConfig) -> Result<ExitCode, Error> {
         },
     )
     .and_then(|mut inputs| {
-        let decided = plan::decide(&mut inputs.conversations, cfg.resend_uncertain, |k| {
-            lookup.prior(k)
-        })?;
+        let decided = plan::decide(&mut inputs.conversations, cfg.resend_uncertain, &lookup)?;
         Ok((inputs, decided))
     });
     drop(lookup);
@@ -233,6 +231,17 @@ pub fn run(cfg: RunConfig) -> Result<ExitCode, Error> {
     match failure.or(written.err().map(Error::Report)) {
         Some(e) => Err(Error::AfterSending(Box::new(e))),
         None => Ok(code),
+    }
+}
+
+/// What earlier runs left: the ledger's answers for planning.
+impl plan::Earlier for crate::record::Lookup {
+    type Error = Error;
+    fn prior(&self, key: &crate::model::MessageKey) -> Result<Option<crate::model::Prior>, Error> {
+        Ok(crate::record::Lookup::prior(self, key)?)
+    }
+    fn conversation(&self, external_id: &str) -> Result<Option<String>, Error> {
+        Ok(crate::record::Lookup::conversation(self, external_id)?)
     }
 }
 
