@@ -53,6 +53,8 @@ pub struct Pace {
     /// `None`: no ceiling (loopback without `--rate`).
     pub rate: Option<Rate>,
     pub daily_quota: Option<u64>,
+    /// `--batch N`.
+    pub batch: Option<usize>,
 }
 
 fn pace(args: &PaceArgs, loopback: bool) -> Pace {
@@ -63,6 +65,7 @@ fn pace(args: &PaceArgs, loopback: bool) -> Pace {
         concurrency: usize::from(args.concurrency),
         rate: args.rate.or(default),
         daily_quota: args.daily_quota,
+        batch: args.batch.map(usize::from),
     }
 }
 
@@ -93,12 +96,6 @@ pub struct RunConfig {
 /// Turn `run`'s flags into a [`RunConfig`]. Errors name the flag or file to fix.
 pub fn run_config(args: &RunArgs) -> Result<RunConfig, Error> {
     let input = input_config(&args.input)?;
-    if input.validate.mode == crate::model::ConversationMode::Create {
-        return Err(Error::usage_with_hint(
-            "--conversations create is not supported yet",
-            "use the API's conversation ids (--conversations existing)",
-        ));
-    }
     if let Some(report) = &args.report {
         ReportFormat::from_path(report).map_err(|e| Error::usage(format!("--report {e}")))?;
     }

@@ -23,6 +23,51 @@ pub struct Sender {
     pub external_id: String,
 }
 
+/// The body of `createOrUpdateConversation`: keyed by `externalId`, so
+/// sending it again is safe.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationBody {
+    #[serde(rename = "externalId")]
+    pub external_id: String,
+    pub customer: Participant,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent: Option<Participant>,
+    pub timestamp: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Participant {
+    #[serde(rename = "externalId")]
+    pub external_id: String,
+}
+
+/// A message as `getMessagesByExternalId` gives it back.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct StoredItem {
+    pub text: String,
+    pub sender: Sender,
+    #[serde(rename = "messageId")]
+    pub message_id: String,
+    /// The timestamp the client sent.
+    #[serde(rename = "clientTimestamp")]
+    pub client_timestamp: String,
+}
+
+impl StoredItem {
+    /// Its identity as the ledger keys messages of `conversation_id` (the
+    /// input's id): the same key its row had, if it is that row's message.
+    pub fn key(&self, conversation_id: &str) -> Option<ContentKey> {
+        let instant = DateTime::parse_from_rfc3339(&self.client_timestamp).ok()?;
+        Some(ContentKey::of(
+            conversation_id,
+            self.sender.role,
+            &self.sender.external_id,
+            &self.text,
+            instant.with_timezone(&Utc),
+        ))
+    }
+}
+
 impl MessageBody {
     /// The body's size as JSON, in bytes, without building it.
     pub fn json_len(&self) -> usize {

@@ -17,7 +17,9 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 pub use conversation::{check_external_id, ConversationId, IdProblem, EXTERNAL_ID_MAX_LEN};
 pub use field::{excerpt, Field, Invalid, EXCERPT_CHARS};
-pub use message::{ContentKey, MessageBody, MessageKey, Sender};
+pub use message::{
+    ContentKey, ConversationBody, MessageBody, MessageKey, Participant, Sender, StoredItem,
+};
 pub use outcome::Outcome;
 pub use planned::{Conversation, Entry, Participants, Prior, Todo};
 
@@ -89,11 +91,11 @@ macro_rules! string_enum {
 pub(crate) use string_enum;
 
 /// Index of an input in the order given on the command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SourceId(pub u32);
 
 /// Where a record sits in its source: enough to report it and to read it again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RowRef {
     pub source: SourceId,
     /// 1-based index of the data record in its source (a CSV header is not a record).

@@ -22,8 +22,13 @@ pub struct Outcome<'a> {
     /// Why the row is not created (the API's message, or ours).
     pub error_message: Option<String>,
     pub request_id: Option<String>,
-    /// Requests made for this row in this run.
+    /// Requests made for this row in this run (for a batch's rows, the
+    /// batch's).
     pub attempts: u32,
+    /// Of those, the requests this row accounts for against the daily
+    /// quota: its own, or none for a batch's rows (the batch is counted
+    /// once, on its own).
+    pub requests: u32,
     /// Set when a request was made: the message's ledger entry to settle.
     pub sent: Option<MessageKey>,
 }
@@ -43,6 +48,7 @@ impl<'a> Outcome<'a> {
             error_message: None,
             request_id: None,
             attempts: 0,
+            requests: 0,
             sent: None,
         }
     }

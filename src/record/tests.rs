@@ -52,6 +52,7 @@ fn in_flight_becomes_uncertain_and_created_is_remembered() {
         o.message_id = Some("M1".into());
         o.sent = Some(created);
         o.attempts = 1;
+        o.requests = 1;
         rec.outcome(&o);
         rec.flush().unwrap();
         // `other` stays in flight: as if the process died mid-request.

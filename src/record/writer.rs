@@ -181,7 +181,7 @@ impl Recorder {
                 key,
                 conversation_id: outcome.conversation_id.into(),
                 state,
-                attempts: outcome.attempts,
+                attempts: outcome.requests,
                 message_id: outcome.message_id.as_deref().map(Into::into),
             }),
         );

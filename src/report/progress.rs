@@ -37,8 +37,14 @@ impl Counters {
             Status::Uncertain => add(&self.uncertain, 1),
             _ => {}
         }
-        add(&self.requests, u64::from(o.attempts));
-        add(&self.retries, u64::from(o.attempts.saturating_sub(1)));
+        add(&self.requests, u64::from(o.requests));
+        add(&self.retries, u64::from(o.requests.saturating_sub(1)));
+    }
+
+    /// Requests that belong to no one row (a batch, creating or reading
+    /// back a conversation).
+    pub fn requests(&self, n: u32) {
+        self.requests.fetch_add(u64::from(n), Ordering::Relaxed);
     }
 
     /// Rows accounted for before sending (invalid ones).

@@ -5,7 +5,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::model::{MessageKey, Outcome};
+use crate::model::{ConversationId, MessageKey, Outcome};
 use crate::record::{Recorder, Writer};
 use crate::report::progress::Counters;
 use crate::report::{Spool, SpoolWriter};
@@ -59,6 +59,16 @@ impl SinkHandle for Lane<'_> {
             }
         }
         Ok(self.report.outcome(&outcome)?)
+    }
+
+    fn conversation(&mut self, external_id: &str, api: &ConversationId) -> Result<(), BoxError> {
+        self.ledger.conversation(external_id, api.as_str());
+        Ok(())
+    }
+
+    fn requests(&mut self, count: u32) {
+        self.ledger.requests(count);
+        self.counters.requests(count);
     }
 
     fn flush(&mut self) -> Result<(), BoxError> {

@@ -162,6 +162,9 @@ pub fn run(cfg: RunConfig) -> Result<ExitCode, Error> {
         policy: cfg.policy,
         daily_quota: cfg.pace.daily_quota,
         requests_today,
+        mode: cfg.input.validate.mode,
+        batch: cfg.pace.batch,
+        max_body: crate::validate::MAX_BODY_BYTES,
         down_after: DOWN_AFTER
             .mul_f64(cfg.policy.scale.min(1.0))
             .max(MIN_DOWN_AFTER),

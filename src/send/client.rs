@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::model::MessageBody;
+use crate::model::{ConversationBody, MessageBody, StoredItem};
 
 /// API credentials. `Debug` never prints them.
 #[derive(Clone)]
@@ -77,8 +77,12 @@ impl ApiUrl {
 /// What an answer means for the message, per DESIGN.md.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
-    /// 200: stored, with its id.
+    /// 200: stored (a message, or a conversation created or found), with its id.
     Created { id: String },
+    /// 200 to a batch: every message stored; the answer has no ids.
+    Accepted,
+    /// 200 to a read-back: what the server holds of the conversation.
+    Found { items: Vec<StoredItem> },
     /// 409: already persisted.
     Exists,
     /// 400, 404, 413, 422 and other 4xx: refused for good.
@@ -123,6 +127,18 @@ struct Created {
     id: String,
 }
 
+#[derive(Deserialize)]
+struct Items {
+    items: Vec<StoredItem>,
+}
+
+/// A 200 that carries a created thing's id.
+fn created(body: &str) -> Option<Answer> {
+    serde_json::from_str::<Created>(body)
+        .ok()
+        .map(|c| Answer::Created { id: c.id })
+}
+
 pub struct Client {
     agent: ureq::Agent,
     base: ApiUrl,
@@ -160,16 +176,63 @@ impl Client {
             self.base.as_str(),
             conversation_id
         );
+        classify(self.post(&url, body), MAX_ANSWER, created)
+    }
+
+    /// `createBatchMessages`: up to 300 messages, stored in order, all or
+    /// none. Its answer has no ids.
+    pub fn create_batch(&self, conversation_id: &str, bodies: &[MessageBody]) -> Response {
+        #[derive(serde::Serialize)]
+        struct Batch<'a> {
+            messages: &'a [MessageBody],
+        }
+        let url = format!(
+            "{}/conversation/v1/conversations/{}/messages/batch",
+            self.base.as_str(),
+            conversation_id
+        );
+        classify(
+            self.post(&url, &Batch { messages: bodies }),
+            MAX_ANSWER,
+            |_| Some(Answer::Accepted),
+        )
+    }
+
+    /// `createOrUpdateConversation`, keyed by the external id: asking again
+    /// gets the same id.
+    pub fn create_conversation(&self, body: &ConversationBody) -> Response {
+        let url = format!("{}/conversation/v1/conversations", self.base.as_str());
+        classify(self.post(&url, body), MAX_ANSWER, created)
+    }
+
+    /// `getMessagesByExternalId`: what the server holds of a conversation.
+    pub fn read_back(&self, external_id: &str) -> Response {
+        let url = format!(
+            "{}/conversation/v1/conversation/messages",
+            self.base.as_str()
+        );
         let result = self
             .agent
-            .post(&url)
+            .get(&url)
+            .query("externalId", external_id)
+            .set("asapp-api-id", &self.credentials.id)
+            .set("asapp-api-secret", &self.credentials.secret)
+            .call();
+        classify(result, MAX_READ_BACK, |body| {
+            serde_json::from_str::<Items>(body)
+                .ok()
+                .map(|i| Answer::Found { items: i.items })
+        })
+    }
+
+    #[allow(clippy::result_large_err)] // ureq's own error type
+    fn post(&self, url: &str, body: &impl serde::Serialize) -> Result<ureq::Response, ureq::Error> {
+        self.agent
+            .post(url)
             .set("asapp-api-id", &self.credentials.id)
             .set("asapp-api-secret", &self.credentials.secret)
             .set("content-type", "application/json")
-            .send_json(body);
-        classify(result, |body| {
-            serde_json::from_str::<Created>(body).ok().map(|c| c.id)
-        })
+            .send_json(body)
     }
 }
 
@@ -178,24 +241,31 @@ fn header_request_id(r: &ureq::Response) -> Option<String> {
 }
 
 /// Read at most 64 KiB of an answer's body.
-fn read_body(r: ureq::Response) -> std::io::Result<String> {
+/// The longest answer read: the API's answers are a few hundred bytes,
+/// but a read-back holds a whole conversation.
+const MAX_ANSWER: u64 = 64 * 1024;
+const MAX_READ_BACK: u64 = 256 * 1024 * 1024;
+
+/// Read at most `max` bytes of an answer's body.
+fn read_body(r: ureq::Response, max: u64) -> std::io::Result<String> {
     let mut s = String::new();
-    r.into_reader().take(64 * 1024).read_to_string(&mut s)?;
+    r.into_reader().take(max).read_to_string(&mut s)?;
     Ok(s)
 }
 
 fn classify(
     result: Result<ureq::Response, ureq::Error>,
-    parse_id: impl Fn(&str) -> Option<String>,
+    max: u64,
+    parse: impl Fn(&str) -> Option<Answer>,
 ) -> Response {
     match result {
         Ok(r) => {
             let status = r.status();
             let request_id = header_request_id(&r);
-            match read_body(r) {
-                Ok(body) => match parse_id(&body) {
-                    Some(id) => Response {
-                        answer: Answer::Created { id },
+            match read_body(r, max) {
+                Ok(body) => match parse(&body) {
+                    Some(answer) => Response {
+                        answer,
                         http_status: Some(status),
                         request_id,
                         error_code: None,
@@ -209,7 +279,7 @@ fn classify(
                         request_id,
                         error_code: None,
                         error_message: Some(format!(
-                            "HTTP {status} without a message id in the answer"
+                            "HTTP {status} with an answer that cannot be read"
                         )),
                     },
                 },
@@ -225,7 +295,7 @@ fn classify(
         Err(ureq::Error::Status(status, r)) => {
             let retry_after = r.header("retry-after").and_then(parse_retry_after);
             let mut request_id = header_request_id(&r);
-            let body = read_body(r).unwrap_or_default();
+            let body = read_body(r, MAX_ANSWER).unwrap_or_default();
             let (mut error_code, mut error_message) = (None, None);
             if let Ok(env) = serde_json::from_str::<Envelope>(&body) {
                 request_id = env.error.request_id.or(request_id);

@@ -11,6 +11,8 @@
 pub mod client;
 mod pool;
 pub mod rate;
+mod readback;
+mod request;
 pub mod retry;
 mod verdict;
 mod worker;
@@ -18,7 +20,7 @@ mod worker;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use crate::model::{Entry, MessageBody, MessageKey, Outcome};
+use crate::model::{ConversationId, ConversationMode, Entry, MessageBody, MessageKey, Outcome};
 
 pub use pool::run;
 pub use verdict::Verdict;
@@ -49,6 +51,11 @@ pub trait SinkHandle {
     fn intent(&mut self, key: MessageKey, conversation_id: &str) -> Result<(), BoxError>;
     /// What came of a row, sent or not. Every planned row gets exactly one.
     fn outcome(&mut self, outcome: Outcome<'_>) -> Result<(), BoxError>;
+    /// The API created (or found) the conversation of this external id.
+    fn conversation(&mut self, external_id: &str, api: &ConversationId) -> Result<(), BoxError>;
+    /// Requests that belong to no one row: creating or reading back a
+    /// conversation, a batch.
+    fn requests(&mut self, count: u32);
     /// Everything handed over so far is recorded.
     fn flush(&mut self) -> Result<(), BoxError>;
 }
@@ -73,6 +80,13 @@ pub struct Settings {
     /// With no good answer for this long while requests keep failing, the
     /// API is taken as down.
     pub down_after: Duration,
+    /// `create`: conversations without an API id are created by their
+    /// external id, and lost answers are settled by reading back.
+    pub mode: ConversationMode,
+    /// `--batch N`: messages go N at a time with `createBatchMessages`.
+    pub batch: Option<usize>,
+    /// The largest request body, in bytes: a batch is split to stay under.
+    pub max_body: usize,
 }
 
 /// Why a run stopped before its end.

@@ -32,6 +32,7 @@ pub fn run(
         stop,
         verdict: Verdict::new(settings.down_after),
         used_today: AtomicU64::new(settings.requests_today),
+        deferred: AtomicU64::new(0),
     };
     let cursor = AtomicUsize::new(0);
     let errors = Mutex::new(Vec::new());
@@ -55,6 +56,10 @@ pub fn run(
             });
         }
     });
+    // Conversations left for another day: the run pauses at the quota.
+    if shared.deferred.load(Ordering::SeqCst) > 0 {
+        stop.set(StopReason::Quota { flag: true });
+    }
     let errors = errors.into_inner().unwrap_or_else(|e| e.into_inner());
     match errors.into_iter().next() {
         Some(e) => Err(SendError::Sink(e)),

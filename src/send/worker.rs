@@ -1,17 +1,23 @@
-//! What one worker does with one conversation: skip policy, stopping, the
-//! daily quota, and the retry loop around each request.
+//! What one worker does with one conversation: the daily quota, creating
+//! the conversation (`--conversations create`), settling what an earlier
+//! run left uncertain, sending its messages one at a time or in batches,
+//! the skip policy, and reading it back for ids. Every row gets exactly
+//! one outcome, as soon as it is final.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
 
 use rand::SeedableRng;
 
 use super::client::{Answer, Client, Response};
 use super::rate::RateLimiter;
-use super::retry::Schedule;
-use super::verdict::{Seen, Verdict};
+use super::readback::Held;
+use super::request::{cause, fill, not_attempted, not_sent, Requested};
+use super::verdict::Verdict;
 use super::{BodyReader, BoxError, Settings, SinkHandle, Stop, StopReason};
-use crate::model::{Conversation, Entry, Outcome, Status, Todo};
+use crate::model::{
+    Conversation, ConversationBody, ConversationId, ConversationMode, Entry, MessageBody, Outcome,
+    Participant, Status, Todo,
+};
 
 /// What every worker shares.
 pub(super) struct Shared<'a> {
@@ -22,45 +28,64 @@ pub(super) struct Shared<'a> {
     pub verdict: Verdict,
     /// Requests counted against today's quota, earlier runs' included.
     pub used_today: AtomicU64,
+    /// Conversations left for another day: they did not fit the quota.
+    pub deferred: AtomicU64,
 }
 
 impl Shared<'_> {
-    /// Count one more request against `--daily-quota`; false (and the run
-    /// stops) when it would cross it.
-    fn reserve_request(&self) -> bool {
+    /// Count `n` more requests against `--daily-quota`; false, and nothing
+    /// counted, when they would cross it.
+    fn reserve(&self, n: u64) -> bool {
         let Some(quota) = self.settings.daily_quota else {
             return true;
         };
-        let reserved = self
-            .used_today
+        self.used_today
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |used| {
-                (used < quota).then_some(used + 1)
+                (used + n <= quota).then_some(used + n)
             })
-            .is_ok();
-        if !reserved {
-            self.stop.set(StopReason::Quota { flag: true });
-        }
-        reserved
+            .is_ok()
     }
 
-    fn stop_if(&self, reason: Option<StopReason>) {
+    /// Give back requests reserved and not made.
+    fn release(&self, n: u64) {
+        if n > 0 && self.settings.daily_quota.is_some() {
+            self.used_today.fetch_sub(n, Ordering::SeqCst);
+        }
+    }
+
+    pub fn stop_if(&self, reason: Option<StopReason>) {
         if let Some(reason) = reason {
             self.stop.set(reason);
         }
+    }
+
+    fn create_mode(&self) -> bool {
+        self.settings.mode == ConversationMode::Create
     }
 }
 
 /// A worker's own state: no lock per message.
 pub(super) struct Worker<'a> {
-    shared: &'a Shared<'a>,
+    pub(super) shared: &'a Shared<'a>,
     sink: Box<dyn SinkHandle + 'a>,
     bodies: Box<dyn BodyReader + 'a>,
-    rng: rand::rngs::StdRng,
+    pub(super) rng: rand::rngs::StdRng,
     /// This worker's 429s outlast the advised retries (see `verdict`).
     persisting: bool,
     /// An intent the sink could not record: nothing more is sent, every
     /// row is still reported, and the error ends the run.
     failed: Option<BoxError>,
+    /// Requests reserved for the conversation in hand and not made yet.
+    budget: u64,
+}
+
+/// Where a row stands before it is sent.
+enum Step<'c> {
+    Send,
+    /// Final before sending: already imported, or settled by a read-back.
+    Done(Box<Outcome<'c>>),
+    /// Sent by an earlier run without an answer, and not settled.
+    Uncertain,
 }
 
 impl<'a> Worker<'a> {
@@ -76,6 +101,7 @@ impl<'a> Worker<'a> {
             rng: rand::rngs::StdRng::from_entropy(),
             persisting: false,
             failed: None,
+            budget: 0,
         }
     }
 
@@ -92,222 +118,520 @@ impl<'a> Worker<'a> {
     /// the sink's failing to take an outcome: the run stops.
     pub fn conversation(&mut self, conv: &Conversation) -> Result<(), BoxError> {
         self.shared.stop_if(self.shared.verdict.busy(true));
-        let result = self.each_message(conv);
+        let result = self.each_row(conv);
+        self.shared.release(std::mem::take(&mut self.budget));
         self.persist(false);
         self.shared.stop_if(self.shared.verdict.busy(false));
         result
     }
 
-    fn each_message(&mut self, conv: &Conversation) -> Result<(), BoxError> {
-        // The first row that blocks the rest: (record, status).
-        let mut blocked: Option<(u64, Status)> = None;
-        for entry in &conv.entries {
-            let mut outcome = Outcome::bare(entry.pos, &conv.id, Status::NotAttempted);
-            outcome.api_conversation_id = conv.api.as_ref().map(|id| id.as_str());
-            outcome.timestamp = entry.timestamp();
-            let outcome = match (&entry.todo, self.shared.stop.get(), blocked) {
-                // A stopped run still reports what earlier runs imported.
-                (Todo::AlreadyImported { message_id }, _, _) => Outcome {
-                    status: Status::AlreadyImported,
-                    message_id: message_id.as_deref().map(str::to_string),
-                    ..outcome
-                },
-                (_, Some(reason), _) => outcome.because(not_sent(reason)),
-                (_, None, Some((record, status))) => Outcome {
-                    status: Status::Skipped,
-                    ..outcome.because(format!(
-                        "not sent: an earlier message of this conversation (record {record}) is {status}"
-                    ))
-                },
-                (Todo::Uncertain, None, None) => Outcome {
-                    status: Status::Uncertain,
-                    ..outcome.because(
-                        "sent by an earlier run that got no answer: it may be stored; not re-sent (--resend-uncertain sends it again)",
-                    )
-                },
-                (Todo::Send, None, None) => self.send(conv, entry, outcome)?,
-            };
-            if blocked.is_none() && matches!(outcome.status, Status::Failed | Status::Uncertain) {
-                blocked = Some((entry.pos.record, outcome.status));
-            }
-            self.sink.outcome(outcome)?;
+    /// One more request: from what the conversation reserved, else from
+    /// the quota; false (and the run stops) when the quota allows none.
+    pub(super) fn take_request(&mut self) -> bool {
+        if self.budget > 0 {
+            self.budget -= 1;
+            return true;
         }
-        Ok(())
-    }
-
-    /// Read the message back, record the intent, send with retries, and say
-    /// what came of it. Errors are the sink's only: they stop the run.
-    fn send<'c>(
-        &mut self,
-        conv: &'c Conversation,
-        entry: &Entry,
-        mut outcome: Outcome<'c>,
-    ) -> Result<Outcome<'c>, BoxError> {
-        let shared = self.shared;
-        let Some(api) = &conv.api else {
-            outcome.status = Status::Failed;
-            return Ok(outcome.because("no API id for this conversation"));
-        };
-        let body = match self.bodies.body(entry) {
-            Ok(body) => body,
-            Err(changed) => {
-                let what = changed.to_string();
-                shared
-                    .stop
-                    .set(StopReason::InputChanged { what: what.clone() });
-                return Ok(outcome.because(format!("not sent: {what}")));
-            }
-        };
-        if !shared.reserve_request() {
-            return Ok(outcome.because(not_sent(&StopReason::Quota { flag: true })));
+        let taken = self.shared.reserve(1);
+        if !taken {
+            self.shared.stop.set(StopReason::Quota { flag: true });
         }
-        if let Err(e) = self.sink.intent(entry.key, &conv.id) {
-            shared.stop.set(StopReason::Sink);
-            self.failed.get_or_insert(e);
-            return Ok(outcome.because(not_sent(&StopReason::Sink)));
-        }
-        outcome.sent = Some(entry.key);
-
-        let started = Instant::now();
-        let policy = shared.settings.policy;
-        let response = loop {
-            shared.limiter.acquire();
-            outcome.attempts += 1;
-            let response = shared.client.create_message(api.as_str(), &body);
-            let (seen, schedule, retry_after) = match &response.answer {
-                Answer::Throttled { retry_after } => {
-                    (Seen::Throttled, Some(Schedule::Throttled), *retry_after)
-                }
-                Answer::ServerError => (Seen::Failed, Some(Schedule::ServerError), None),
-                Answer::NotSent => (Seen::Failed, Some(Schedule::NotSent), None),
-                Answer::Lost => (Seen::Failed, None, None),
-                _ => (Seen::Good, None, None),
-            };
-            shared.stop_if(shared.verdict.observe(seen, || cause(&response)));
-            let Some(schedule) = schedule else {
-                if seen == Seen::Good {
-                    shared.limiter.accepted();
-                    self.persist(false);
-                }
-                break response;
-            };
-            if response.http_status == Some(429) {
-                shared.limiter.refused();
-                // The server says later than a retry would wait (a spent
-                // quota says "after midnight"), or the advised retries
-                // are used up: this worker's 429s persist.
-                if retry_after.is_some_and(|w| w > policy.max_wait)
-                    || outcome.attempts >= policy.persist_after
-                {
-                    self.persist(true);
-                }
-            } else if response.http_status == Some(503) {
-                shared.limiter.refused();
-            }
-            // Nothing was stored (a refusal, a server error, or no
-            // connection): stopping here loses nothing.
-            if shared.stop.is_set() {
-                return Ok(not_attempted(outcome, &response, shared.stop.get()));
-            }
-            if !policy.may_retry(schedule, outcome.attempts, started.elapsed()) {
-                break response;
-            }
-            if !shared.reserve_request() {
-                return Ok(not_attempted(outcome, &response, shared.stop.get()));
-            }
-            let wait = policy.wait(schedule, outcome.attempts - 1, retry_after, &mut self.rng);
-            sleep_unless_stopped(wait, shared.stop);
-        };
-
-        fill(&mut outcome, &response);
-        outcome.status = match response.answer {
-            Answer::Created { id } => {
-                outcome.message_id = Some(id);
-                Status::Created
-            }
-            Answer::Exists => Status::Exists,
-            Answer::Lost => Status::Uncertain,
-            Answer::Unauthorized => {
-                shared.stop.set(StopReason::Unauthorized {
-                    status: response.http_status.unwrap_or(401),
-                });
-                Status::NotAttempted
-            }
-            Answer::Refused | Answer::ServerError | Answer::NotSent | Answer::Throttled { .. } => {
-                Status::Failed
-            }
-        };
-        Ok(outcome)
+        taken
     }
 
     /// Enter or leave the state in which this worker's 429s persist.
-    fn persist(&mut self, on: bool) {
+    pub(super) fn persist(&mut self, on: bool) {
         if self.persisting != on {
             self.persisting = on;
             self.shared.stop_if(self.shared.verdict.persisting(on));
         }
     }
-}
 
-/// The reason of a row the run did not reach.
-fn not_sent(reason: &StopReason) -> String {
-    let why = match reason {
-        StopReason::Interrupted => "the run was interrupted",
-        StopReason::Unauthorized { .. } => "the API refused the credentials",
-        StopReason::ApiDown { .. } => "the API kept failing",
-        StopReason::Quota { flag: true } => "the --daily-quota is reached for today",
-        StopReason::Quota { flag: false } => "the API's daily quota is spent",
-        StopReason::InputChanged { .. } => "an input changed while importing",
-        StopReason::Sink => "the ledger or the report could not record",
-    };
-    format!("not sent: {why}")
-}
-
-/// A row whose request was refused or failed, and the run stops before a retry.
-fn not_attempted<'c>(
-    mut outcome: Outcome<'c>,
-    response: &Response,
-    reason: Option<&StopReason>,
-) -> Outcome<'c> {
-    fill(&mut outcome, response);
-    outcome.status = Status::NotAttempted;
-    // Nothing was stored: the ledger may send it again.
-    if let Some(reason) = reason {
-        outcome.error_message = Some(format!(
-            "{}; last answer: {}",
-            not_sent(reason),
-            cause(response)
-        ));
-    }
-    outcome
-}
-
-fn fill(outcome: &mut Outcome<'_>, response: &Response) {
-    outcome.http_status = response.http_status;
-    outcome.request_id.clone_from(&response.request_id);
-    outcome.error_code.clone_from(&response.error_code);
-    if !matches!(response.answer, Answer::Created { .. }) {
-        outcome.error_message.clone_from(&response.error_message);
-    }
-}
-
-/// A failed answer in a few words, for the line that says why a run stopped.
-fn cause(response: &Response) -> String {
-    let message = response.error_message.as_deref().unwrap_or("no answer");
-    match response.http_status {
-        Some(status) if !message.starts_with("HTTP") => format!("HTTP {status}: {message}"),
-        _ => message.to_string(),
-    }
-}
-
-/// Sleep, waking early if the run is stopping.
-fn sleep_unless_stopped(wait: Duration, stop: &Stop) {
-    let until = Instant::now() + wait;
-    loop {
-        let now = Instant::now();
-        if now >= until || stop.is_set() {
-            return;
+    fn each_row(&mut self, conv: &Conversation) -> Result<(), BoxError> {
+        let bare = |entry: &Entry, status| {
+            let mut o = Outcome::bare(entry.pos, &conv.id, status);
+            o.api_conversation_id = conv.api.as_ref().map(ConversationId::as_str);
+            o.timestamp = entry.timestamp();
+            o
+        };
+        if let Some(reason) = self.shared.stop.get().cloned() {
+            return self.all(conv, |e| {
+                bare(e, Status::NotAttempted).because(not_sent(&reason))
+            });
         }
-        std::thread::sleep((until - now).min(Duration::from_millis(50)));
+        // Under a quota a conversation goes whole or waits for another
+        // day: its fewest requests are reserved before the first.
+        let need = fewest_requests(conv, self.shared.settings);
+        if !self.shared.reserve(need) {
+            self.shared.deferred.fetch_add(1, Ordering::SeqCst);
+            let why = format!(
+                "not sent: its {need} request(s) do not fit what is left of today's --daily-quota; it waits for the next run"
+            );
+            return self.all(conv, |e| bare(e, Status::NotAttempted).because(why.clone()));
+        }
+        self.budget = need;
+        // Created only when something is to be sent or settled.
+        let created;
+        let api = match &conv.api {
+            Some(api) => Some(api),
+            None if need == 0 => None,
+            None => match self.create(conv)? {
+                Ok(id) => {
+                    created = id;
+                    Some(&created)
+                }
+                Err(outcome) => {
+                    return self.all(conv, |e| Outcome {
+                        pos: e.pos,
+                        timestamp: e.timestamp(),
+                        ..outcome.clone()
+                    })
+                }
+            },
+        };
+        let bare = |entry: &Entry, status| Outcome {
+            api_conversation_id: api.map(ConversationId::as_str),
+            ..bare(entry, status)
+        };
+
+        let mut steps: Vec<Step<'_>> = conv
+            .entries
+            .iter()
+            .map(|e| match &e.todo {
+                Todo::Send => Step::Send,
+                Todo::AlreadyImported { message_id } => Step::Done(Box::new(Outcome {
+                    message_id: message_id.as_deref().map(str::to_string),
+                    ..bare(e, Status::AlreadyImported)
+                })),
+                Todo::Uncertain => Step::Uncertain,
+            })
+            .collect();
+        // What an earlier run left uncertain is settled by what the server
+        // holds: found is created, not found is sent (once).
+        if self.shared.create_mode() && steps.iter().any(|s| matches!(s, Step::Uncertain)) {
+            if let Ok(held) = self.read_back(conv) {
+                for (step, entry) in steps.iter_mut().zip(&conv.entries) {
+                    if let Step::Uncertain = step {
+                        *step = match held.id_of(&entry.key) {
+                            Some(id) => Step::Done(Box::new(Outcome {
+                                message_id: Some(id.to_string()),
+                                ..bare(entry, Status::Created)
+                            })),
+                            None => Step::Send,
+                        };
+                    }
+                }
+            }
+        }
+
+        // Rows created whose ids only a read-back can tell (a batch's, a 409).
+        let mut awaiting_ids: Vec<Outcome<'_>> = Vec::new();
+        let mut blocked: Option<(u64, Status)> = None;
+        let mut i = 0;
+        while i < conv.entries.len() {
+            let entry = &conv.entries[i];
+            let step = std::mem::replace(&mut steps[i], Step::Send);
+            let stopped = self.shared.stop.get().cloned();
+            let outcomes = match (step, stopped, blocked) {
+                // A stopped run still reports what earlier runs imported.
+                (Step::Done(o), _, _) if o.status == Status::AlreadyImported => vec![*o],
+                (_, Some(reason), _) => vec![bare(entry, Status::NotAttempted).because(not_sent(&reason))],
+                (_, None, Some((record, status))) => vec![Outcome {
+                    status: Status::Skipped,
+                    ..bare(entry, Status::Skipped).because(format!(
+                        "not sent: an earlier message of this conversation (record {record}) is {status}"
+                    ))
+                }],
+                (Step::Done(o), None, None) => vec![*o],
+                (Step::Uncertain, None, None) => vec![Outcome {
+                    status: Status::Uncertain,
+                    ..bare(entry, Status::Uncertain).because(
+                        "sent by an earlier run that got no answer: it may be stored; not re-sent (--resend-uncertain sends it again)",
+                    )
+                }],
+                (Step::Send, None, None) => match api {
+                    None => vec![bare(entry, Status::Failed).because("no API id for this conversation")],
+                    Some(api) => self.send_from(conv, api, i, &steps, &bare)?,
+                },
+            };
+            for outcome in outcomes {
+                i += 1;
+                if blocked.is_none() && matches!(outcome.status, Status::Failed | Status::Uncertain)
+                {
+                    blocked = Some((outcome.pos.record, outcome.status));
+                }
+                let needs_id = self.shared.create_mode()
+                    && matches!(outcome.status, Status::Created | Status::Exists)
+                    && outcome.message_id.is_none();
+                if needs_id {
+                    awaiting_ids.push(outcome);
+                } else {
+                    self.sink.outcome(outcome)?;
+                }
+            }
+        }
+
+        if !awaiting_ids.is_empty() {
+            let held = self.read_back(conv).ok();
+            for mut outcome in awaiting_ids {
+                let entry = conv.entries.iter().find(|e| e.pos == outcome.pos);
+                match (&held, entry) {
+                    (Some(held), Some(entry)) => match held.id_of(&entry.key) {
+                        Some(id) => outcome.message_id = Some(id.to_string()),
+                        None => {
+                            outcome.error_message = Some(
+                                "stored (the API said so), yet not found when the conversation was read back; no id".into(),
+                            )
+                        }
+                    },
+                    _ => {
+                        outcome.error_message =
+                            Some("stored; its id is unknown: the read-back failed".into())
+                    }
+                }
+                self.sink.outcome(outcome)?;
+            }
+        }
+        Ok(())
     }
+
+    /// Report every row of a conversation that is not sent, as `make`
+    /// says (rows an earlier run imported stay `already_imported`).
+    fn all<'c>(
+        &mut self,
+        conv: &'c Conversation,
+        make: impl Fn(&'c Entry) -> Outcome<'c>,
+    ) -> Result<(), BoxError> {
+        for entry in &conv.entries {
+            let outcome = match &entry.todo {
+                Todo::AlreadyImported { message_id } => Outcome {
+                    status: Status::AlreadyImported,
+                    message_id: message_id.as_deref().map(str::to_string),
+                    error_message: None,
+                    ..make(entry)
+                },
+                _ => make(entry),
+            };
+            self.sink.outcome(outcome)?;
+        }
+        Ok(())
+    }
+
+    /// How many rows from `from` go in one request: 1, or with `--batch`
+    /// the run of rows to send, at most N.
+    fn unit(&self, conv: &Conversation, from: usize, steps: &[Step<'_>]) -> usize {
+        let Some(n) = self.shared.settings.batch else {
+            return 1;
+        };
+        let run = steps[from..]
+            .iter()
+            .take_while(|s| matches!(s, Step::Send))
+            .count()
+            .max(1);
+        run.min(n).min(conv.entries.len() - from)
+    }
+
+    /// Read the bodies of the rows from `from` that go in one request, and
+    /// send them.
+    fn send_from<'c>(
+        &mut self,
+        conv: &'c Conversation,
+        api: &ConversationId,
+        from: usize,
+        steps: &[Step<'c>],
+        bare: &impl Fn(&'c Entry, Status) -> Outcome<'c>,
+    ) -> Result<Vec<Outcome<'c>>, BoxError> {
+        let entries = &conv.entries[from..from + self.unit(conv, from, steps)];
+        let mut bodies = Vec::with_capacity(entries.len());
+        for entry in entries {
+            match self.bodies.body(entry) {
+                Ok(body) => bodies.push(body),
+                Err(changed) => {
+                    let what = changed.to_string();
+                    self.shared.stop.set(StopReason::InputChanged { what });
+                    let reason = not_sent(self.shared.stop.get().unwrap_or(&StopReason::Sink));
+                    return Ok(vec![bare(&entries[0], Status::NotAttempted).because(reason)]);
+                }
+            }
+        }
+        let rows = entries.iter().map(|e| bare(e, Status::Failed)).collect();
+        self.send(conv, api, entries, bodies, rows)
+    }
+
+    /// Send rows `entries` (one, or a batch), whose bodies are read, and
+    /// say what came of each. `rows` are their outcomes so far.
+    fn send<'c>(
+        &mut self,
+        conv: &'c Conversation,
+        api: &ConversationId,
+        entries: &[Entry],
+        bodies: Vec<MessageBody>,
+        mut rows: Vec<Outcome<'c>>,
+    ) -> Result<Vec<Outcome<'c>>, BoxError> {
+        // A batch over the body limit is split (the limit was checked per
+        // message): the rows that fit go now, the rest come back to this
+        // function through the caller's loop.
+        let fit = fitting(&bodies, self.shared.settings.max_body);
+        if fit < bodies.len() {
+            rows.truncate(fit);
+            return self.send(conv, api, &entries[..fit], bodies[..fit].to_vec(), rows);
+        }
+        if !self.take_request() {
+            let reason = self.shared.stop.get().cloned();
+            return Ok(rows
+                .into_iter()
+                .map(|o| not_attempted(o, None, reason.as_ref()))
+                .collect());
+        }
+        for entry in entries {
+            if let Err(e) = self.sink.intent(entry.key, &conv.id) {
+                self.shared.stop.set(StopReason::Sink);
+                self.failed.get_or_insert(e);
+                return Ok(rows
+                    .into_iter()
+                    .map(|o| o.because(not_sent(&StopReason::Sink)))
+                    .collect());
+            }
+        }
+        for (row, entry) in rows.iter_mut().zip(entries) {
+            row.sent = Some(entry.key);
+        }
+        let batch = self.shared.settings.batch.is_some();
+        let mut attempts = 0;
+        // A lost answer in create mode is settled by reading back: found
+        // is created; not found is sent again, once.
+        let mut resent = false;
+        let answer = loop {
+            let requested = self.request(&mut attempts, |client| {
+                if batch {
+                    client.create_batch(api.as_str(), &bodies)
+                } else {
+                    client.create_message(api.as_str(), &bodies[0])
+                }
+            });
+            let response = match requested {
+                Requested::Answered(r) if r.answer == Answer::Lost && self.shared.create_mode() => {
+                    r
+                }
+                other => break other,
+            };
+            let Ok(held) = self.read_back(conv) else {
+                break Requested::Answered(response);
+            };
+            let ids: Vec<Option<&str>> = entries.iter().map(|e| held.id_of(&e.key)).collect();
+            let found = ids.iter().filter(|id| id.is_some()).count();
+            if found == ids.len() {
+                for (row, id) in rows.iter_mut().zip(ids) {
+                    fill(row, &response);
+                    row.status = Status::Created;
+                    row.message_id = id.map(str::to_string);
+                    row.error_message = None;
+                }
+                self.account(&mut rows, attempts, batch);
+                return Ok(rows);
+            }
+            // A batch is stored whole or not at all: when none of it is
+            // there it goes again, once; a part found is never resent.
+            if found > 0 || resent || !self.take_request() {
+                break Requested::Answered(response);
+            }
+            resent = true;
+        };
+        match answer {
+            Requested::Stopped(last) => {
+                let reason = self.shared.stop.get().cloned();
+                rows = rows
+                    .into_iter()
+                    .map(|o| not_attempted(o, last.as_ref(), reason.as_ref()))
+                    .collect();
+            }
+            Requested::Answered(response) => {
+                let status = match &response.answer {
+                    Answer::Created { .. } | Answer::Accepted => Status::Created,
+                    Answer::Exists => Status::Exists,
+                    Answer::Lost => Status::Uncertain,
+                    Answer::Unauthorized => Status::NotAttempted,
+                    _ => Status::Failed,
+                };
+                for row in &mut rows {
+                    fill(row, &response);
+                    row.status = status;
+                    if let Answer::Created { id } = &response.answer {
+                        row.message_id = Some(id.clone());
+                    }
+                }
+            }
+        }
+        self.account(&mut rows, attempts, batch);
+        Ok(rows)
+    }
+
+    /// Who the requests were for: a message's are its own; a batch's are
+    /// counted once, on their own, and shown on each of its rows.
+    fn account(&mut self, rows: &mut [Outcome<'_>], attempts: u32, batch: bool) {
+        for row in rows.iter_mut() {
+            row.attempts = attempts;
+            row.requests = if batch { 0 } else { attempts };
+        }
+        if batch {
+            self.sink.requests(attempts);
+        }
+    }
+
+    /// Create (or find) the conversation by its external id. An `Err` is
+    /// the outcome every row of the conversation gets.
+    fn create<'c>(
+        &mut self,
+        conv: &'c Conversation,
+    ) -> Result<Result<ConversationId, Outcome<'c>>, BoxError> {
+        let first = conv.entries.first();
+        let mut failed = Outcome::bare(
+            first.map(|e| e.pos).unwrap_or_default(),
+            &conv.id,
+            Status::Failed,
+        );
+        let (Some(customer), Some(started)) = (
+            &conv.participants.customer,
+            first.and_then(Entry::timestamp),
+        ) else {
+            return Ok(Err(failed.because(
+                "the conversation has no customer message, and the API creates a conversation only with its customer",
+            )));
+        };
+        let body = ConversationBody {
+            external_id: conv.id.to_string(),
+            customer: Participant {
+                external_id: customer.to_string(),
+            },
+            agent: conv.participants.agent.as_ref().map(|a| Participant {
+                external_id: a.to_string(),
+            }),
+            timestamp: started.to_rfc3339(),
+        };
+        if !self.take_request() {
+            let reason = self.shared.stop.get().cloned();
+            return Ok(Err(not_attempted(failed, None, reason.as_ref())));
+        }
+        let mut attempts = 0;
+        // Creating is keyed by the external id: a lost answer is asked again.
+        let requested = loop {
+            match self.request(&mut attempts, |client| client.create_conversation(&body)) {
+                Requested::Answered(r)
+                    if r.answer == Answer::Lost && attempts < 3 && self.take_request() =>
+                {
+                    continue
+                }
+                other => break other,
+            }
+        };
+        self.sink.requests(attempts);
+        let response = match requested {
+            Requested::Stopped(last) => {
+                let reason = self.shared.stop.get().cloned();
+                return Ok(Err(not_attempted(failed, last.as_ref(), reason.as_ref())));
+            }
+            Requested::Answered(response) => response,
+        };
+        fill(&mut failed, &response);
+        let id = match &response.answer {
+            Answer::Created { id } => id,
+            Answer::Unauthorized => {
+                failed.status = Status::NotAttempted;
+                return Ok(Err(failed));
+            }
+            _ => {
+                let why = format!(
+                    "the conversation could not be created: {}",
+                    cause(&response)
+                );
+                return Ok(Err(failed.because(why)));
+            }
+        };
+        match ConversationId::try_from(id.as_str()) {
+            Ok(api) => {
+                self.sink.conversation(&conv.id, &api)?;
+                Ok(Ok(api))
+            }
+            Err(problem) => Ok(Err(failed.because(format!(
+                "the API answered a conversation id that cannot be used: {problem}"
+            )))),
+        }
+    }
+
+    /// What the server holds of this conversation. A read-back is a GET:
+    /// a lost answer is asked again.
+    fn read_back(&mut self, conv: &Conversation) -> Result<Held, Option<Response>> {
+        if !self.take_request() {
+            return Err(None);
+        }
+        let mut attempts = 0;
+        let requested = loop {
+            match self.request(&mut attempts, |client| client.read_back(&conv.id)) {
+                Requested::Answered(r)
+                    if r.answer == Answer::Lost && attempts < 3 && self.take_request() =>
+                {
+                    continue
+                }
+                other => break other,
+            }
+        };
+        self.sink.requests(attempts);
+        match requested {
+            Requested::Answered(Response {
+                answer: Answer::Found { items },
+                ..
+            }) => Ok(Held::new(&conv.id, items)),
+            Requested::Answered(r) => Err(Some(r)),
+            Requested::Stopped(r) => Err(r),
+        }
+    }
+}
+
+/// How many of `bodies`, from the first, fit in one batch body of at most
+/// `max` bytes (at least one).
+fn fitting(bodies: &[MessageBody], max: usize) -> usize {
+    // `{"messages":[` + bodies joined by `,` + `]}`
+    let mut size = 16;
+    for (n, body) in bodies.iter().enumerate() {
+        size += body.json_len() + 1;
+        if size > max {
+            return n.max(1);
+        }
+    }
+    bodies.len()
+}
+
+/// The fewest requests a conversation needs (without retries): creating
+/// it, settling what an earlier run left uncertain, its messages or
+/// batches, and reading it back for a batch's ids.
+pub(super) fn fewest_requests(conv: &Conversation, settings: &Settings) -> u64 {
+    let create_mode = settings.mode == ConversationMode::Create;
+    let uncertain = conv
+        .entries
+        .iter()
+        .any(|e| matches!(e.todo, Todo::Uncertain));
+    let settle = create_mode && uncertain;
+    let mut units = 0u64;
+    let mut to_send = 0u64;
+    let mut run = 0u64;
+    let batch = settings.batch.unwrap_or(1) as u64;
+    for entry in &conv.entries {
+        // In create mode an uncertain row may be sent again.
+        let sends = matches!(entry.todo, Todo::Send)
+            || (create_mode && matches!(entry.todo, Todo::Uncertain));
+        if sends {
+            run += 1;
+            to_send += 1;
+        } else {
+            units += run.div_ceil(batch);
+            run = 0;
+        }
+    }
+    units += run.div_ceil(batch);
+    if to_send == 0 && !settle {
+        return 0;
+    }
+    let create = u64::from(conv.api.is_none() && create_mode);
+    let ids = u64::from(create_mode && settings.batch.is_some() && to_send > 0);
+    create + u64::from(settle) + units + ids
 }
