@@ -9,7 +9,7 @@ use crate::config::CheckConfig;
 use crate::error::Error;
 use crate::exit::ExitCode;
 use crate::lint::Linter;
-use crate::model::RowRef;
+use crate::model::{ConversationMode, RowRef};
 use crate::plan::{self, inputs::same_content};
 
 /// Row numbers shown per reason.
@@ -121,17 +121,30 @@ fn report(
         }
     }
 
+    // Requests: per conversation, as a run with a fresh ledger makes them.
+    let (mode, batch) = (cfg.input.validate.mode, cfg.pace.batch);
+    let per_conversation: Vec<u64> = read
+        .conversations
+        .iter()
+        .map(|c| c.fewest_requests(mode, batch))
+        .collect();
+    let requests: u64 = per_conversation.iter().sum();
+    writeln!(
+        out,
+        "requests:      {requests} ({})",
+        requests_made_of(read, mode, batch)
+    )?;
+
     // Estimate: a conversation is a chain of round trips; the run takes at
     // least its longest chain, at least the total spread over the workers,
     // and at least the total at the rate.
     let latency = cfg.latency.as_secs_f64();
-    let longest = read.conversations.first().map_or(0, |c| c.entries.len()) as f64;
+    let longest = per_conversation.iter().copied().max().unwrap_or(0) as f64;
     let concurrency = cfg.pace.concurrency as f64;
     let rate = cfg.pace.rate.map_or(f64::INFINITY, |r| r.per_second());
     let secs = (longest * latency)
-        .max(valid as f64 * latency / concurrency)
-        .max(valid as f64 / rate);
-    writeln!(out, "requests:      {valid} (one per valid row)")?;
+        .max(requests as f64 * latency / concurrency)
+        .max(requests as f64 / rate);
     writeln!(
         out,
         "estimate:      {} at --concurrency {} --rate {} with {} ms latency",
@@ -141,13 +154,38 @@ fn report(
         cfg.latency.as_millis()
     )?;
     if let Some(quota) = cfg.pace.daily_quota {
-        let days = valid.div_ceil(quota);
+        let days = requests.div_ceil(quota);
         writeln!(
             out,
             "quota:         {days} day(s) at {quota} requests a day"
         )?;
     }
     out.flush()
+}
+
+/// What the requests are, for the mode and batch size given.
+fn requests_made_of(read: &plan::Inputs, mode: ConversationMode, batch: Option<usize>) -> String {
+    let conversations = read.conversations.len();
+    let valid = read.valid();
+    match (mode, batch) {
+        (ConversationMode::Existing, None) => "one per valid row".to_string(),
+        (ConversationMode::Existing, Some(n)) => {
+            format!("batches of up to {n}; message ids are not given back in this mode")
+        }
+        (ConversationMode::Create, None) => {
+            format!("{conversations} creates + {valid} messages")
+        }
+        (ConversationMode::Create, Some(n)) => {
+            let batches: u64 = read
+                .conversations
+                .iter()
+                .map(|c| (c.entries.len() as u64).div_ceil(n as u64))
+                .sum();
+            format!(
+                "{conversations} creates + {batches} batches of up to {n} + {conversations} read-backs for the ids"
+            )
+        }
+    }
 }
 
 fn human(secs: f64) -> String {

@@ -3,7 +3,7 @@
 
 use chrono::DateTime;
 
-use super::{ConversationId, MessageKey, RowRef, Timestamp};
+use super::{ConversationId, ConversationMode, MessageKey, RowRef, Timestamp};
 
 /// What to do with one planned message, decided from the ledger before sending.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -52,6 +52,42 @@ pub struct Conversation {
     pub entries: Vec<Entry>,
 }
 
+impl Conversation {
+    /// The fewest requests this conversation needs (without retries):
+    /// creating it (`create` mode, when no earlier run did), settling what
+    /// an earlier run left uncertain (a read-back), its messages one each
+    /// or in batches of `batch`, and reading it back for a batch's ids.
+    pub fn fewest_requests(&self, mode: ConversationMode, batch: Option<usize>) -> u64 {
+        let create_mode = mode == ConversationMode::Create;
+        let uncertain = self
+            .entries
+            .iter()
+            .any(|e| matches!(e.todo, Todo::Uncertain));
+        let settle = create_mode && uncertain;
+        let per = batch.unwrap_or(1) as u64;
+        let (mut units, mut run, mut to_send) = (0u64, 0u64, 0u64);
+        for entry in &self.entries {
+            // In create mode an uncertain row may be sent again.
+            let sends = matches!(entry.todo, Todo::Send)
+                || (create_mode && matches!(entry.todo, Todo::Uncertain));
+            if sends {
+                run += 1;
+                to_send += 1;
+            } else {
+                units += run.div_ceil(per);
+                run = 0;
+            }
+        }
+        units += run.div_ceil(per);
+        if to_send == 0 && !settle {
+            return 0;
+        }
+        let create = u64::from(create_mode && self.api.is_none());
+        let ids = u64::from(create_mode && batch.is_some() && to_send > 0);
+        create + u64::from(settle) + units + ids
+    }
+}
+
 /// The first customer and the first agent of a conversation, by instant
 /// (ties by input order): what the API creates a conversation with.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -69,4 +105,76 @@ pub enum Prior {
     Uncertain,
     /// Refused for good, or never got through: may be sent again.
     Failed,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conversation(todos: &[Todo], api: bool) -> Conversation {
+        Conversation {
+            id: "chat-1".into(),
+            api: api.then(|| ConversationId::try_from("01H").unwrap()),
+            participants: Participants::default(),
+            entries: todos
+                .iter()
+                .map(|todo| Entry {
+                    pos: RowRef::default(),
+                    instant: 0,
+                    digits: 0,
+                    key: MessageKey {
+                        content: super::super::ContentKey([0; 16]),
+                        occurrence: 0,
+                    },
+                    todo: todo.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn fewest_requests_per_mode_and_batch() {
+        use ConversationMode::{Create, Existing};
+        let send = vec![Todo::Send; 250];
+        assert_eq!(
+            conversation(&send, true).fewest_requests(Existing, None),
+            250
+        );
+        assert_eq!(
+            conversation(&send, true).fewest_requests(Existing, Some(100)),
+            3
+        );
+        // Create, 3 batches, read back for the ids.
+        assert_eq!(
+            conversation(&send, false).fewest_requests(Create, Some(100)),
+            5
+        );
+        assert_eq!(
+            conversation(&send, false).fewest_requests(Create, None),
+            251
+        );
+        // Created before: no create.
+        assert_eq!(conversation(&send, true).fewest_requests(Create, None), 250);
+        // Nothing to send: nothing at all.
+        let done = vec![Todo::AlreadyImported { message_id: None }; 3];
+        assert_eq!(
+            conversation(&done, false).fewest_requests(Create, Some(100)),
+            0
+        );
+        // An imported row splits the batches; an uncertain one is settled.
+        let mixed = [
+            Todo::Send,
+            Todo::AlreadyImported { message_id: None },
+            Todo::Send,
+            Todo::Uncertain,
+        ];
+        assert_eq!(
+            conversation(&mixed, true).fewest_requests(Existing, Some(100)),
+            2
+        );
+        assert_eq!(
+            conversation(&mixed, true).fewest_requests(Create, Some(100)),
+            4
+        );
+    }
 }

@@ -144,6 +144,12 @@ pub fn run(cfg: RunConfig) -> Result<ExitCode, Error> {
         }
     }
 
+    let fewest: u64 = inputs_read
+        .conversations
+        .iter()
+        .map(|c| c.fewest_requests(mode, cfg.pace.batch))
+        .sum();
+
     // Send.
     if cfg.panic_after == Some(0) {
         panic!("injected failure before sending (TRANSCRIPT_IMPORT_PANIC_AFTER=0)");
@@ -216,6 +222,10 @@ pub fn run(cfg: RunConfig) -> Result<ExitCode, Error> {
     }
     summary::print(
         &summary,
+        summary::Requests {
+            used: counters.requests.load(std::sync::atomic::Ordering::Relaxed),
+            fewest,
+        },
         stopped.as_ref(),
         started.elapsed(),
         cfg.report.is_none(),

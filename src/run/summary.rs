@@ -7,7 +7,20 @@ use crate::model::Status;
 use crate::report::Summary;
 use crate::send::StopReason;
 
-pub fn print(summary: &Summary, stopped: Option<&StopReason>, elapsed: Duration, no_report: bool) {
+/// Requests this run made, and the fewest its plan could take (creates,
+/// messages or batches, read-backs; no retries).
+pub struct Requests {
+    pub used: u64,
+    pub fewest: u64,
+}
+
+pub fn print(
+    summary: &Summary,
+    requests: Requests,
+    stopped: Option<&StopReason>,
+    elapsed: Duration,
+    no_report: bool,
+) {
     let counts: Vec<String> = summary
         .by_status
         .iter()
@@ -25,6 +38,18 @@ pub fn print(summary: &Summary, stopped: Option<&StopReason>, elapsed: Duration,
     );
     for (reason, n) in &summary.reasons {
         eprintln!("  {n:>8}  {reason}");
+    }
+    if requests.used > 0 || requests.fewest > 0 {
+        eprintln!(
+            "requests: {} made; the fewest this plan could take: {}{}",
+            requests.used,
+            requests.fewest,
+            match requests.used.checked_sub(requests.fewest) {
+                Some(0) => String::new(),
+                Some(extra) => format!(" ({extra} more: retries and read-backs)"),
+                None => " (the run stopped before the end)".to_string(),
+            }
+        );
     }
     if let Some(reason) = stopped {
         eprintln!("{}", stopped_line(reason));

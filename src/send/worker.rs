@@ -161,7 +161,8 @@ impl<'a> Worker<'a> {
         }
         // Under a quota a conversation goes whole or waits for another
         // day: its fewest requests are reserved before the first.
-        let need = fewest_requests(conv, self.shared.settings);
+        let settings = self.shared.settings;
+        let need = conv.fewest_requests(settings.mode, settings.batch);
         if !self.shared.reserve(need) {
             self.shared.deferred.fetch_add(1, Ordering::SeqCst);
             let why = format!(
@@ -599,39 +600,4 @@ fn fitting(bodies: &[MessageBody], max: usize) -> usize {
         }
     }
     bodies.len()
-}
-
-/// The fewest requests a conversation needs (without retries): creating
-/// it, settling what an earlier run left uncertain, its messages or
-/// batches, and reading it back for a batch's ids.
-pub(super) fn fewest_requests(conv: &Conversation, settings: &Settings) -> u64 {
-    let create_mode = settings.mode == ConversationMode::Create;
-    let uncertain = conv
-        .entries
-        .iter()
-        .any(|e| matches!(e.todo, Todo::Uncertain));
-    let settle = create_mode && uncertain;
-    let mut units = 0u64;
-    let mut to_send = 0u64;
-    let mut run = 0u64;
-    let batch = settings.batch.unwrap_or(1) as u64;
-    for entry in &conv.entries {
-        // In create mode an uncertain row may be sent again.
-        let sends = matches!(entry.todo, Todo::Send)
-            || (create_mode && matches!(entry.todo, Todo::Uncertain));
-        if sends {
-            run += 1;
-            to_send += 1;
-        } else {
-            units += run.div_ceil(batch);
-            run = 0;
-        }
-    }
-    units += run.div_ceil(batch);
-    if to_send == 0 && !settle {
-        return 0;
-    }
-    let create = u64::from(conv.api.is_none() && create_mode);
-    let ids = u64::from(create_mode && settings.batch.is_some() && to_send > 0);
-    create + u64::from(settle) + units + ids
 }
