@@ -290,6 +290,14 @@ pub struct EmulatorArgs {
     #[arg(long)]
     pub conflict_on_duplicate: bool,
 
+    /// Answer 404 to messages for a conversation id that was not created
+    /// here (by createOrUpdateConversation), as the real API does.
+    ///
+    /// Without it any id matching ^[A-Z0-9]+$ is taken, which is how
+    /// `--conversations existing` is rehearsed.
+    #[arg(long)]
+    pub known_conversations_only: bool,
+
     /// Send `Retry-After` as an HTTP date instead of a number of seconds.
     #[arg(long)]
     pub retry_after_date: bool,

@@ -68,6 +68,7 @@ fn from_args(
         unknown: args.unknown.clone(),
         daily_quota: args.daily_quota,
         conflict_on_duplicate: args.conflict_on_duplicate,
+        known_conversations_only: args.known_conversations_only,
         retry_after_http_date: args.retry_after_date,
         stats_file: args.stats_file.clone(),
         ..Config::default()

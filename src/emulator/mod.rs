@@ -67,6 +67,10 @@ pub struct Config {
     pub daily_quota: Option<u64>,
     /// Answer 409 to a message already stored instead of storing it again.
     pub conflict_on_duplicate: bool,
+    /// Answer 404 to createMessage and createBatchMessages for a
+    /// conversation id that createOrUpdateConversation did not give out,
+    /// as the real API does. Off: any id of the API's pattern is taken.
+    pub known_conversations_only: bool,
     /// Send `Retry-After` as an HTTP date (the wait rounded up to the next
     /// whole second of the clock) instead of delta-seconds.
     pub retry_after_http_date: bool,
@@ -95,6 +99,7 @@ impl Default for Config {
             unknown: Vec::new(),
             daily_quota: None,
             conflict_on_duplicate: false,
+            known_conversations_only: false,
             retry_after_http_date: false,
             stats_file: None,
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
@@ -123,6 +128,7 @@ impl fmt::Debug for Config {
             .field("unknown", &self.unknown)
             .field("daily_quota", &self.daily_quota)
             .field("conflict_on_duplicate", &self.conflict_on_duplicate)
+            .field("known_conversations_only", &self.known_conversations_only)
             .field("retry_after_http_date", &self.retry_after_http_date)
             .field("stats_file", &self.stats_file)
             .field("header_read_timeout", &self.header_read_timeout)

@@ -268,6 +268,16 @@ async fn api(
     rid: &str,
 ) -> Answer {
     let config = &shared.config;
+    let endpoint = match route {
+        Route::CreateMessage(_) => Some(0),
+        Route::CreateBatch(_) => Some(1),
+        Route::CreateConversation => Some(2),
+        Route::MessagesByExternalId => Some(3),
+        _ => None,
+    };
+    if let Some(i) = endpoint {
+        shared.state.reached(i);
+    }
     let _in_flight = match route {
         Route::CreateMessage(id) | Route::CreateBatch(id) if schema::is_conversation_id(id) => {
             Some(shared.state.enter(id))
@@ -416,7 +426,9 @@ fn check_target(
             "conversationId must match ^[A-Z0-9]+$",
         ));
     }
-    if shared.unknown.contains(id) {
+    if shared.unknown.contains(id)
+        || (shared.config.known_conversations_only && !shared.state.issued(id))
+    {
         return Some(error(StatusCode::NOT_FOUND, rid, "conversation not found"));
     }
     if !is_json(headers) {

@@ -43,7 +43,24 @@ pub struct Stats {
     pub quota_exceeded: u64,
     /// Answers 429, 503 or 500 injected at random (`--error-*`).
     pub injected_errors: u64,
+    /// API requests received per endpoint, by the spec's operation name
+    /// (`createMessage`, `createBatchMessages`, `createOrUpdateConversation`,
+    /// `getMessagesByExternalId`), answered or not.
+    #[serde(default)]
+    pub requests_by_endpoint: BTreeMap<String, u64>,
+    /// Conversations created: externalIds seen by createOrUpdateConversation
+    /// for the first time (asking again for one is not a new conversation).
+    #[serde(default)]
+    pub conversations_created: u64,
 }
+
+/// The API's endpoints, by the spec's operation names, for counting.
+pub const ENDPOINTS: [&str; 4] = [
+    "createMessage",
+    "createBatchMessages",
+    "createOrUpdateConversation",
+    "getMessagesByExternalId",
+];
 
 /// One stored message, as `GET /_emulator/messages` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,8 +108,10 @@ struct Store {
     state: Vec<Conversation>,
     /// Hash of the duplicate key → first record with it.
     seen: HashMap<u64, u32>,
-    /// createOrUpdateConversation: externalId → conversation id, and back.
+    /// createOrUpdateConversation: externalId → conversation id.
     by_external: HashMap<Box<str>, Ulid>,
+    /// The conversation ids createOrUpdateConversation gave out.
+    issued: std::collections::HashSet<Box<str>>,
 }
 
 impl Store {
@@ -142,6 +161,7 @@ pub struct State {
     pub rate_limited: AtomicU64,
     pub quota_exceeded: AtomicU64,
     pub injected_errors: AtomicU64,
+    by_endpoint: [AtomicU64; ENDPOINTS.len()],
 }
 
 /// What storing said.
@@ -175,6 +195,7 @@ impl Default for State {
             rate_limited: AtomicU64::new(0),
             quota_exceeded: AtomicU64::new(0),
             injected_errors: AtomicU64::new(0),
+            by_endpoint: Default::default(),
         }
     }
 }
@@ -268,8 +289,21 @@ impl State {
         }
         let id = Ulid::new();
         store.by_external.insert(external_id.into(), id);
+        store.issued.insert(id.to_string().into());
         store.conversation(&id.to_string());
         id
+    }
+
+    /// Whether createOrUpdateConversation gave out this conversation id.
+    pub fn issued(&self, id: &str) -> bool {
+        self.store().issued.contains(id)
+    }
+
+    /// A request reached endpoint `i` of [`ENDPOINTS`].
+    pub fn reached(&self, i: usize) {
+        if let Some(c) = self.by_endpoint.get(i) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Every message of the conversation created with this externalId, or
@@ -314,6 +348,13 @@ impl State {
             rate_limited: load(&self.rate_limited),
             quota_exceeded: load(&self.quota_exceeded),
             injected_errors: load(&self.injected_errors),
+            requests_by_endpoint: ENDPOINTS
+                .iter()
+                .zip(&self.by_endpoint)
+                .filter(|(_, c)| load(c) > 0)
+                .map(|(name, c)| (name.to_string(), load(c)))
+                .collect(),
+            conversations_created: self.store().issued.len() as u64,
         }
     }
 }

@@ -4,6 +4,7 @@
 mod delivery;
 mod emulator;
 mod input;
+mod migration;
 mod pipeline;
 mod regression;
 mod util;
