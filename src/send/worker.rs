@@ -400,8 +400,9 @@ impl<'a> Worker<'a> {
         let batch = self.shared.settings.batch.is_some();
         let mut attempts = 0;
         // A lost answer in create mode is settled by reading back: found
-        // is created; not found is sent again, once.
-        let mut resent = false;
+        // is created; not found is sent again (each time the read-back has
+        // proved it is not stored, so never twice), a bounded number of times.
+        let mut resent = 0;
         let answer = loop {
             let requested = self.request(&mut attempts, |client| {
                 if batch {
@@ -432,11 +433,12 @@ impl<'a> Worker<'a> {
                 return Ok(rows);
             }
             // A batch is stored whole or not at all: when none of it is
-            // there it goes again, once; a part found is never resent.
-            if found > 0 || resent || !self.take_request() {
+            // there it goes again; a part found is never resent.
+            let give_up = resent + 1 >= self.shared.settings.policy.error_attempts;
+            if found > 0 || give_up || !self.take_request() {
                 break Requested::Answered(response);
             }
-            resent = true;
+            resent += 1;
         };
         match answer {
             Requested::Stopped(last) => {
