@@ -214,8 +214,10 @@ impl<'a> Worker<'a> {
                 for (step, entry) in steps.iter_mut().zip(&conv.entries) {
                     if let Step::Uncertain = step {
                         *step = match held.id_of(&entry.key) {
+                            // Recorded as created, so no later run asks again.
                             Some(id) => Step::Done(Box::new(Outcome {
                                 message_id: Some(id.to_string()),
+                                sent: Some(entry.key),
                                 ..bare(entry, Status::Created)
                             })),
                             None => Step::Send,
@@ -234,8 +236,9 @@ impl<'a> Worker<'a> {
             let step = std::mem::replace(&mut steps[i], Step::Send);
             let stopped = self.shared.stop.get().cloned();
             let outcomes = match (step, stopped, blocked) {
-                // A stopped run still reports what earlier runs imported.
-                (Step::Done(o), _, _) if o.status == Status::AlreadyImported => vec![*o],
+                // Facts, whatever happens to the run: imported by an earlier
+                // run, or found stored by a read-back.
+                (Step::Done(o), _, _) => vec![*o],
                 (_, Some(reason), _) => vec![bare(entry, Status::NotAttempted).because(not_sent(&reason))],
                 (_, None, Some((record, status))) => vec![Outcome {
                     status: Status::Skipped,
@@ -243,7 +246,6 @@ impl<'a> Worker<'a> {
                         "not sent: an earlier message of this conversation (record {record}) is {status}"
                     ))
                 }],
-                (Step::Done(o), None, None) => vec![*o],
                 (Step::Uncertain, None, None) => vec![Outcome {
                     status: Status::Uncertain,
                     ..bare(entry, Status::Uncertain).because(
