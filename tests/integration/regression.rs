@@ -59,7 +59,20 @@ fn item_2_an_output_that_is_an_input_or_the_ledger_is_refused() {
         assert_eq!(std::fs::read(&input).unwrap(), before, "{target}");
     }
     assert_eq!(emu.stats().requests_total, 0);
-    // The same through the JSONL report extension, and the ledger on the input.
+    // A JSONL input named as the (JSONL) report, and the ledger on the input.
+    let jsonl = d.join("t.jsonl");
+    std::fs::write(&jsonl, util::jsonl(&crate::delivery::corpus("OUJ", 2, 2))).unwrap();
+    let jsonl_before = std::fs::read(&jsonl).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_transcript-import"))
+        .current_dir(d)
+        .args(["run", "--api-url", &emu.url(), "--quiet", "--state", "j.db"])
+        .args(["--report", "./sub/../t.jsonl", "t.jsonl"])
+        .env("ASAPP_API_ID", "x")
+        .env("ASAPP_API_SECRET", "y")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert_eq!(std::fs::read(&jsonl).unwrap(), jsonl_before);
     let out = run(
         &emu.url(),
         d,
@@ -68,6 +81,7 @@ fn item_2_an_output_that_is_an_input_or_the_ledger_is_refused() {
     );
     assert_eq!(code(&out), 2, "{}", stderr(&out));
     assert_eq!(std::fs::read(&input).unwrap(), before);
+    assert_eq!(emu.stats().requests_total, 0);
 }
 
 /// Item 4: the same input twice (by name, by link, or by content) would
