@@ -9,6 +9,7 @@
 //! (the ledger, the report, progress); `send` never prints.
 
 pub mod client;
+mod conversation;
 mod pool;
 pub mod rate;
 mod readback;
