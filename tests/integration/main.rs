@@ -3,6 +3,7 @@
 
 mod delivery;
 mod emulator;
+mod golden;
 mod input;
 mod pipeline;
 mod regression;
