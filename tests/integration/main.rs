@@ -3,6 +3,7 @@
 
 mod delivery;
 mod emulator;
+mod flags;
 mod golden;
 mod input;
 mod pipeline;
