@@ -13,11 +13,12 @@ pub enum LedgerError {
         recorded: String,
         requested: String,
     },
-    #[error("{path}: the ledger is damaged ({source})\n  hint: restore it from a backup if there is one; a new ledger (another --state) forgets what earlier runs sent, so a run with it sends every message again")]
+    /// SQLite's word is in the message, not a source: a cause printed
+    /// after the message would land on its hint line.
+    #[error("{path}: the ledger is damaged ({cause})\n  hint: restore it from a backup if there is one; a new ledger (another --state) forgets what earlier runs sent, so a run with it sends every message again")]
     Corrupt {
         path: String,
-        #[source]
-        source: rusqlite::Error,
+        cause: rusqlite::Error,
     },
     #[error("{path}: the ledger")]
     Sqlite {
@@ -50,7 +51,10 @@ impl LedgerError {
         use rusqlite::ErrorCode::{DatabaseCorrupt, NotADatabase};
         let path = path.display().to_string();
         match source.sqlite_error_code() {
-            Some(DatabaseCorrupt | NotADatabase) => LedgerError::Corrupt { path, source },
+            Some(DatabaseCorrupt | NotADatabase) => LedgerError::Corrupt {
+                path,
+                cause: source,
+            },
             _ => LedgerError::Sqlite { path, source },
         }
     }

@@ -341,29 +341,32 @@ fn fault_soak_every_row_once_nothing_twice() {
 #[test]
 fn sigkill_and_resume_never_sends_twice_nor_loses() {
     let (dir, rows, input) = written("K", 300, 10, "crash.csv");
+    // At least 10 ms an answer, 8 at a time. Each run is killed once it
+    // has stored 200 more; a kill leaves at most 8 conversations (80 rows)
+    // uncertain or skipped. So at the third kill some 2,000 rows, at least
+    // 2.5 s of answers the emulator has yet to give, are left: every kill
+    // lands mid-run, however slowly this test's thread is scheduled.
     let emu = start(Config {
-        latency: Duration::from_millis(2),
-        jitter: Duration::from_millis(3),
+        latency: Duration::from_millis(10),
+        jitter: Duration::from_millis(5),
         seed: Some(5),
         ..Config::default()
     });
     let args = ["--concurrency", "8"];
-    let mut kills = 0;
-    for (i, after) in [500u64, 700, 700].into_iter().enumerate() {
+    for i in 0..3 {
         let mut child = spawn(&emu.url(), dir.path(), &[&input], &args);
         let before = emu.stats().stored;
-        // Kill once this run has stored something, and `after` ms have passed.
-        let t = Instant::now();
-        let progressed = wait_for(Duration::from_secs(30), || emu.stats().stored > before);
-        assert!(progressed, "run {i} sent nothing");
-        std::thread::sleep(Duration::from_millis(after).saturating_sub(t.elapsed()));
-        if child.try_wait().unwrap().is_none() {
-            child.kill().unwrap();
-            kills += 1;
-        }
+        let progressed = wait_for(Duration::from_secs(300), || {
+            emu.stats().stored >= before + 200
+        });
+        assert!(progressed, "run {i} did not get going");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "run {i} finished before it could be killed"
+        );
+        child.kill().unwrap();
         child.wait().unwrap();
     }
-    assert!(kills >= 2, "the import finished before it could be killed");
     let stored_before_last = emu.stats().stored;
     let out = run(&emu.url(), dir.path(), &[&input], &args);
     assert!(
@@ -415,7 +418,7 @@ fn sigkill_and_resume_never_sends_twice_nor_loses() {
     let by = statuses(&report);
     assert!(count(&report, Status::AlreadyImported) as u64 >= stored_before_last - 3 * 8);
     eprintln!(
-        "crash: {} rows, {kills} kills, {} stored, statuses {by:?}",
+        "crash: {} rows, 3 kills, {} stored, statuses {by:?}",
         rows.len(),
         stats.stored
     );
@@ -467,24 +470,28 @@ fn resend_uncertain_sends_it_again_and_only_when_asked() {
 
 // ---------------------------------------------------------------- lock, stop, abort
 
+/// "At once": the second run is refused while the first still holds the
+/// ledger, rather than waiting for the lock. The emulator makes the first
+/// run last at least 40 s (400 rows, 200 ms an answer, 2 at a time), so a
+/// second run that waited for the lock could not be back before it ends.
 #[test]
 fn a_second_run_on_the_same_state_is_refused_at_once() {
     let (dir, _, input) = written("L", 20, 20, "l.csv");
     let emu = start(Config {
-        latency: Duration::from_millis(20),
+        latency: Duration::from_millis(200),
         ..Config::default()
     });
     let mut first = spawn(&emu.url(), dir.path(), &[&input], &["--concurrency", "2"]);
-    assert!(wait_for(Duration::from_secs(30), || emu.stats().stored > 0));
-    let t = Instant::now();
+    // The lock is taken before the first request goes out.
+    assert!(wait_for(Duration::from_secs(300), || {
+        emu.stats().requests_total > 0
+    }));
     let second = run(&emu.url(), dir.path(), &[&input], &[]);
-    let took = t.elapsed();
     assert!(
         first.try_wait().unwrap().is_none(),
-        "the first run ended too soon"
+        "the second run came back only once the first had ended"
     );
     assert_eq!(code(&second), 2, "{}", stderr(&second));
-    assert!(took < Duration::from_secs(5), "{took:?}");
     let err = stderr(&second);
     assert!(err.contains(&format!("pid {}", first.id())), "{err}");
     first.kill().unwrap();
@@ -493,16 +500,26 @@ fn a_second_run_on_the_same_state_is_refused_at_once() {
 
 /// SIGINT or SIGTERM: stop dispatching, finish what is in flight, report
 /// every row (the rest `not_attempted`), exit 130; a rerun finishes.
+///
+/// The signal must land while the run is sending. The emulator makes sure
+/// it is: 40 ms an answer, 4 conversations at once, so once 50 rows are
+/// stored the other 950 need at least 9.5 s more; the test signals as soon
+/// as it sees the 50 (a 1,000-row run once finished in 1.8 s, before a
+/// signal sent after a fixed delay on a loaded machine could land).
 fn graceful_stop(sig: &str, prefix: &str) {
     let (dir, rows, input) = written(prefix, 40, 25, "g.csv");
     let emu = start(Config {
-        latency: Duration::from_millis(5),
+        latency: Duration::from_millis(40),
         ..Config::default()
     });
     let mut child = spawn(&emu.url(), dir.path(), &[&input], &["--concurrency", "4"]);
-    assert!(wait_for(Duration::from_secs(30), || emu.stats().stored >= 50));
+    assert!(wait_for(Duration::from_secs(300), || emu.stats().stored >= 50));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "ended before the signal"
+    );
     signal(&child, sig);
-    let out = wait_child(&mut child, Duration::from_secs(30));
+    let out = wait_child(&mut child, Duration::from_secs(300));
     assert_eq!(code(&out), 130, "{}", stderr(&out));
     let first = report(dir.path());
     one_per_row(&first, rows.len());
@@ -515,7 +532,8 @@ fn graceful_stop(sig: &str, prefix: &str) {
     assert!(count(&first, Status::NotAttempted) > 0, "{by:?}");
     assert_eq!(count(&first, Status::Created) as u64, emu.stats().stored);
 
-    let out = run(&emu.url(), dir.path(), &[&input], &[]);
+    // All 40 conversations at once: the rest takes about a second.
+    let out = run(&emu.url(), dir.path(), &[&input], &["--concurrency", "40"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let second = report(dir.path());
     one_per_row(&second, rows.len());
@@ -626,10 +644,13 @@ fn retry_after_is_honoured(http_date: bool, prefix: &str) {
     let stats = emu.stats();
     let refused = http(&stats, "429");
     assert!(refused >= 2, "{stats:?}");
-    // Retry-After says 1 s (the date form: at least 1 s, at most 2 s).
+    // Retry-After says 1 s (the date form: at least 1 s, at most 2 s):
+    // a floor the importer must respect whatever the load.
     let least = Duration::from_secs_f64(refused as f64 * scale);
     assert!(elapsed >= least, "{refused} x 429 in {elapsed:?}");
-    let most = least * if http_date { 2 } else { 1 } + Duration::from_secs(5);
+    // And not much more than it says: the waits plus the rest of the run
+    // (well under a second unloaded), with room for a tenfold slowdown.
+    let most = least * if http_date { 2 } else { 1 } + Duration::from_secs(20);
     assert!(elapsed <= most, "{refused} x 429 in {elapsed:?}");
     // The stored arrival times show the gaps themselves.
     let messages = emu.messages();
@@ -704,6 +725,11 @@ fn overlapping_exports_send_only_what_is_new() {
 
 /// With no `--rate`, the run finds an API rate limit it was never told and
 /// settles near it with few 429s.
+///
+/// Both bounds are counts, not clock readings of this test: the share of
+/// 429s among the requests, and the stored arrivals over their span
+/// (which the emulator's bucket, one second of burst on top of the limit,
+/// caps at limit + limit / span; a busy machine only lowers either).
 #[test]
 fn rate_control_settles_near_an_unknown_limit() {
     let (dir, rows, input) = written("R", 300, 10, "rate.csv");
@@ -738,27 +764,40 @@ fn rate_control_settles_near_an_unknown_limit() {
     assert!(achieved <= f64::from(limit) * 1.15, "{achieved}");
 }
 
-/// `--rate N` caps the run: the stored arrivals span at least rows / N.
+/// `--rate N` caps the run: its requests start 1/N s apart, so the run
+/// lasts at least (rows - 1) / N, and the arrivals the emulator stored
+/// span about that.
+///
+/// Load only slows a run down, so lower bounds hold on a busy machine;
+/// the one upper bound (the cap does not throttle far below N) leaves
+/// room for a tenfold slowdown, and at 50/s the request rate, not the
+/// machine, sets the pace.
 #[test]
 fn rate_flag_caps_the_request_rate() {
     let (dir, rows, input) = written("C", 10, 10, "cap.csv");
     let emu = start(Config::default());
+    let t = Instant::now();
     let out = run(
         &emu.url(),
         dir.path(),
         &[&input],
         &["--concurrency", "8", "--rate", "50"],
     );
+    let elapsed = t.elapsed().as_secs_f64();
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let messages = emu.messages();
     assert_eq!(messages.len(), rows.len());
+    let least = (rows.len() - 1) as f64 / 50.0;
+    assert!(elapsed >= least, "{elapsed} s for {} rows", rows.len());
+    // Arrivals: one request may reach the emulator late (scheduling,
+    // connecting) and shorten the span; 1 s of slack for that. Without
+    // the cap the 100 rows arrive within a fraction of a second.
     let span = (messages.last().unwrap().received_at - messages[0].received_at).num_milliseconds()
         as f64
         / 1000.0;
-    let least = (rows.len() - 1) as f64 / 50.0;
-    assert!(span >= least * 0.95, "{span} s for {} rows", rows.len());
+    assert!(span >= least - 1.0, "{span} s for {} rows", rows.len());
     assert!(
-        span <= least * 3.0 + 1.0,
+        span <= least * 3.0 + 10.0,
         "{span} s for {} rows",
         rows.len()
     );

@@ -3,6 +3,8 @@
 
 mod delivery;
 mod emulator;
+mod flags;
+mod golden;
 mod input;
 mod migration;
 mod pipeline;

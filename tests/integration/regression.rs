@@ -125,10 +125,11 @@ fn item_4_the_same_input_twice_is_refused_unless_meant() {
 fn item_5_sigterm_stops_a_background_job_of_a_script() {
     let (dir, rows, input) = written("BG", 20, 50, "bg.csv");
     let d = dir.path();
-    // 20 ms an answer, 4 at a time: 1,000 rows take at least 5 s, so the
-    // run is surely still going when the signals come.
+    // 50 ms an answer, 4 at a time: 1,000 rows take at least 12.5 s, so
+    // the run is surely still going when the signals come (they come
+    // once 20, then 40 rows are stored), however loaded the machine is.
     let emu = start(Config {
-        latency: Duration::from_millis(20),
+        latency: Duration::from_millis(50),
         ..Config::default()
     });
     let cmd = importer(&emu.url(), d, &[&input], &["--concurrency", "4"]);
@@ -433,10 +434,11 @@ fn item_11_an_input_rewritten_during_the_run_stops_it() {
             })
             .collect();
         let emu = start(Config {
-            latency: Duration::from_millis(10),
+            latency: Duration::from_millis(30),
             ..Config::default()
         });
-        // 2,000 rows, 4 at a time, 10 ms each: 5 s at least.
+        // 2,000 rows, 4 at a time, 30 ms each: 15 s at least, so the file
+        // changes (once 40 are stored) long before the run could end.
         let mut child = spawn(&emu.url(), dir.path(), &[&input], &["--concurrency", "4"]);
         assert!(wait_for(Duration::from_secs(60), || emu.stats().stored >= 40));
         std::fs::write(&input, bytes(&changed)).unwrap();
@@ -456,9 +458,11 @@ fn item_11_an_input_rewritten_during_the_run_stops_it() {
         one_per_row(&r, rows.len());
         assert!(count(&r, Status::NotAttempted) > 0, "{:?}", statuses(&r));
         assert_eq!(count(&r, Status::Created), stored.len());
-        // The old file again: a rerun sends exactly the rest.
+        // The old file again: a rerun sends exactly the rest (all 100
+        // conversations at once: about a second).
         std::fs::write(&input, bytes(&rows)).unwrap();
-        let out = crate::delivery::run(&emu.url(), dir.path(), &[&input], &[]);
+        let out =
+            crate::delivery::run(&emu.url(), dir.path(), &[&input], &["--concurrency", "100"]);
         assert_eq!(code(&out), 0, "{}", stderr(&out));
         let stats = emu.stats();
         assert_eq!(stats.stored as usize, rows.len());
