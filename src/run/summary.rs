@@ -47,7 +47,8 @@ pub fn print(
             match requests.used.checked_sub(requests.fewest) {
                 Some(0) => String::new(),
                 Some(extra) => format!(" ({extra} more: retries and read-backs)"),
-                None => " (the run stopped before the end)".to_string(),
+                // Rows that failed, were skipped or were not reached.
+                None => String::new(),
             }
         );
     }

@@ -278,8 +278,8 @@ fn run_level_errors() {
             vec!["run", "--emulator", "--shard", "4/3", csv],
         ),
         (
-            "error_conversations_create",
-            vec!["run", "--emulator", "--conversations", "create", csv],
+            "error_bad_batch",
+            vec!["run", "--emulator", "--batch", "1", csv],
         ),
         (
             "error_emulator_and_api_url",
