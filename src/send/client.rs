@@ -9,6 +9,10 @@ use serde::Deserialize;
 
 use crate::model::MessageBody;
 
+mod transport;
+
+use transport::describe;
+
 /// API credentials. `Debug` never prints them.
 #[derive(Clone)]
 pub struct Credentials {
@@ -89,7 +93,9 @@ pub enum Answer {
     Throttled { retry_after: Option<Duration> },
     /// 500 and other 5xx: retry a bounded number of times.
     ServerError,
-    /// Connect, DNS or TLS failure: nothing was sent; retry.
+    /// Provably not stored: no connection (connect, DNS, TLS, refused), or
+    /// the request was not completely written, so the server never had a
+    /// whole body to store. Retry.
     NotSent,
     /// The request went out and no answer came back: it may be stored.
     Lost,
@@ -123,6 +129,15 @@ struct Created {
     id: String,
 }
 
+/// The longest answer body read; the API's answers are a few hundred bytes.
+const MAX_ANSWER: u64 = 64 * 1024;
+
+/// How long an idle connection is kept for reuse: shorter than the usual
+/// server keep-alive timeouts (5 s in Node.js, 10 s in the emulator), so a
+/// request is never written into a connection the server is closing just
+/// then: that request would be lost without an answer, hence `uncertain`.
+const MAX_IDLE_AGE: Duration = Duration::from_secs(4);
+
 pub struct Client {
     agent: ureq::Agent,
     base: ApiUrl,
@@ -134,13 +149,26 @@ impl Client {
     /// connections per host by default, and past that every request would
     /// open a new connection.
     pub fn new(base: ApiUrl, credentials: Credentials, pool: usize, timeout: Duration) -> Client {
-        let agent = ureq::AgentBuilder::new()
-            .max_idle_connections(pool.max(1) * 2)
-            .max_idle_connections_per_host(pool.max(1) * 2)
-            .timeout_connect(Duration::from_secs(10).min(timeout))
-            .timeout(timeout)
+        let idle = pool.max(1) * 2;
+        let config = ureq::Agent::config_builder()
+            // 4xx and 5xx are answers to classify, not errors.
+            .http_status_as_error(false)
+            .max_idle_connections(idle)
+            .max_idle_connections_per_host(idle)
+            .max_idle_age(MAX_IDLE_AGE)
+            .timeout_global(Some(timeout))
+            .timeout_connect(Some(Duration::from_secs(10).min(timeout)))
             .user_agent(concat!("transcript-import/", env!("CARGO_PKG_VERSION")))
+            // As before: no proxy taken from the environment. And a POST
+            // answered with a redirect is not sent again elsewhere.
+            .proxy(None)
+            .max_redirects(0)
             .build();
+        let agent = ureq::Agent::with_parts(
+            config,
+            transport::Connector::default(),
+            ureq::unversioned::resolver::DefaultResolver::default(),
+        );
         Client {
             agent,
             base,
@@ -160,127 +188,160 @@ impl Client {
             self.base.as_str(),
             conversation_id
         );
+        let json = match serde_json::to_vec(body) {
+            Ok(json) => json,
+            Err(e) => return refused_locally(format!("cannot encode the message: {e}")),
+        };
         let result = self
             .agent
             .post(&url)
-            .set("asapp-api-id", &self.credentials.id)
-            .set("asapp-api-secret", &self.credentials.secret)
-            .set("content-type", "application/json")
-            .send_json(body);
+            .header("asapp-api-id", &self.credentials.id)
+            .header("asapp-api-secret", &self.credentials.secret)
+            .header("content-type", "application/json")
+            .send(&json[..]);
         classify(result, |body| {
             serde_json::from_str::<Created>(body).ok().map(|c| c.id)
         })
     }
 }
 
-fn header_request_id(r: &ureq::Response) -> Option<String> {
-    r.header("x-request-id").map(str::to_string)
+/// A request that could not be made at all, for a reason that will not
+/// change by retrying.
+fn refused_locally(message: String) -> Response {
+    Response {
+        answer: Answer::Refused,
+        http_status: None,
+        request_id: None,
+        error_code: None,
+        error_message: Some(message),
+    }
 }
 
-/// Read at most 64 KiB of an answer's body.
-fn read_body(r: ureq::Response) -> std::io::Result<String> {
+type HttpResponse = ureq::http::Response<ureq::Body>;
+
+fn header_request_id(r: &HttpResponse) -> Option<String> {
+    header(r, "x-request-id").map(str::to_string)
+}
+
+fn header<'a>(r: &'a HttpResponse, name: &str) -> Option<&'a str> {
+    r.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Read at most [`MAX_ANSWER`] bytes of an answer's body.
+fn read_body(r: HttpResponse) -> Result<String, ureq::Error> {
     let mut s = String::new();
-    r.into_reader().take(64 * 1024).read_to_string(&mut s)?;
+    r.into_body()
+        .into_reader()
+        .take(MAX_ANSWER)
+        .read_to_string(&mut s)
+        .map_err(ureq::Error::Io)?;
     Ok(s)
 }
 
 fn classify(
-    result: Result<ureq::Response, ureq::Error>,
+    result: Result<HttpResponse, ureq::Error>,
     parse_id: impl Fn(&str) -> Option<String>,
 ) -> Response {
-    match result {
-        Ok(r) => {
-            let status = r.status();
-            let request_id = header_request_id(&r);
-            match read_body(r) {
-                Ok(body) => match parse_id(&body) {
-                    Some(id) => Response {
-                        answer: Answer::Created { id },
-                        http_status: Some(status),
-                        request_id,
-                        error_code: None,
-                        error_message: None,
-                    },
-                    // A success we cannot read: the message is stored, we
-                    // do not know its id. That is as uncertain as no answer.
-                    None => Response {
-                        answer: Answer::Lost,
-                        http_status: Some(status),
-                        request_id,
-                        error_code: None,
-                        error_message: Some(format!(
-                            "HTTP {status} without a message id in the answer"
-                        )),
-                    },
-                },
-                Err(e) => Response {
-                    answer: Answer::Lost,
-                    http_status: Some(status),
-                    request_id,
-                    error_code: None,
-                    error_message: Some(format!("answer lost while reading it: {e}")),
-                },
-            }
-        }
-        Err(ureq::Error::Status(status, r)) => {
-            let retry_after = r.header("retry-after").and_then(parse_retry_after);
-            let mut request_id = header_request_id(&r);
-            let body = read_body(r).unwrap_or_default();
-            let (mut error_code, mut error_message) = (None, None);
-            if let Ok(env) = serde_json::from_str::<Envelope>(&body) {
-                request_id = env.error.request_id.or(request_id);
-                error_code = env.error.code;
-                error_message = env.error.message;
-            }
-            let answer = match status {
-                409 => Answer::Exists,
-                401 | 403 => Answer::Unauthorized,
-                429 | 503 => Answer::Throttled { retry_after },
-                500..=599 => Answer::ServerError,
-                _ => Answer::Refused,
-            };
-            Response {
-                answer,
-                http_status: Some(status),
-                request_id,
-                error_code,
-                error_message: error_message.or_else(|| Some(format!("HTTP {status}"))),
-            }
-        }
-        Err(ureq::Error::Transport(t)) => {
-            use ureq::ErrorKind::*;
-            // Only failures before a connection exists prove nothing was sent
-            // (ureq reports a TLS handshake failure as ConnectionFailed too).
-            let answer = match t.kind() {
-                Dns | ConnectionFailed | InvalidUrl | UnknownScheme | ProxyConnect => {
-                    Answer::NotSent
-                }
-                _ => Answer::Lost,
-            };
-            Response {
+    let r = match result {
+        Ok(r) => r,
+        Err(e) => {
+            let (answer, message) = failure(&e);
+            return Response {
                 answer,
                 http_status: None,
                 request_id: None,
                 error_code: None,
-                error_message: Some(transport_message(&t)),
-            }
+                error_message: Some(message),
+            };
         }
+    };
+    let status = r.status().as_u16();
+    let request_id = header_request_id(&r);
+    // As the API documents only 200 for success, any other status below
+    // 400 counts as success only with an id in it.
+    if status < 400 {
+        return match read_body(r) {
+            Ok(body) => match parse_id(&body) {
+                Some(id) => Response {
+                    answer: Answer::Created { id },
+                    http_status: Some(status),
+                    request_id,
+                    error_code: None,
+                    error_message: None,
+                },
+                // A success we cannot read: the message is stored, we
+                // do not know its id. That is as uncertain as no answer.
+                None => Response {
+                    answer: Answer::Lost,
+                    http_status: Some(status),
+                    request_id,
+                    error_code: None,
+                    error_message: Some(format!(
+                        "HTTP {status} without a message id in the answer"
+                    )),
+                },
+            },
+            Err(e) => Response {
+                answer: Answer::Lost,
+                http_status: Some(status),
+                request_id,
+                error_code: None,
+                error_message: Some(format!("answer lost while reading it: {}", describe(&e))),
+            },
+        };
+    }
+    let retry_after = header(&r, "retry-after").and_then(parse_retry_after);
+    let mut request_id = request_id;
+    let body = read_body(r).unwrap_or_default();
+    let (mut error_code, mut error_message) = (None, None);
+    if let Ok(env) = serde_json::from_str::<Envelope>(&body) {
+        request_id = env.error.request_id.or(request_id);
+        error_code = env.error.code;
+        error_message = env.error.message;
+    }
+    let answer = match status {
+        409 => Answer::Exists,
+        401 | 403 => Answer::Unauthorized,
+        429 | 503 => Answer::Throttled { retry_after },
+        500..=599 => Answer::ServerError,
+        _ => Answer::Refused,
+    };
+    Response {
+        answer,
+        http_status: Some(status),
+        request_id,
+        error_code,
+        error_message: error_message.or_else(|| Some(format!("HTTP {status}"))),
     }
 }
 
-/// ureq's transport errors include the URL; keep it (it carries no secret)
-/// but not the whole error chain formatting noise.
-fn transport_message(t: &ureq::Transport) -> String {
-    let mut s = t.kind().to_string();
-    if let Some(m) = t.message() {
-        s.push_str(": ");
-        s.push_str(m);
+/// What a failed request means, and the words for the report. The URL and
+/// headers never appear: ureq's errors carry neither credentials nor paths
+/// here, and the messages are our own.
+fn failure(e: &ureq::Error) -> (Answer, String) {
+    use ureq::{Error, Timeout};
+    if let Some(unsent) = transport::Unsent::find(e) {
+        return (Answer::NotSent, unsent.to_string());
     }
-    if let Some(src) = std::error::Error::source(t) {
-        s.push_str(": ");
-        s.push_str(&src.to_string());
-    }
-    s
+    let answer = match e {
+        // Before any connection: resolving, or a request ureq would not build.
+        Error::HostNotFound
+        | Error::Timeout(Timeout::Resolve | Timeout::Connect)
+        | Error::Timeout(Timeout::SendRequest | Timeout::SendBody)
+        | Error::BadUri(_)
+        | Error::Http(_)
+        | Error::ConnectionFailed
+        | Error::TlsRequired
+        | Error::RequireHttpsOnly(_) => Answer::NotSent,
+        // Everything else happened after the request was written, or may
+        // have: it may be stored.
+        _ => Answer::Lost,
+    };
+    let what = match answer {
+        Answer::NotSent => "not sent",
+        _ => "no answer",
+    };
+    (answer, format!("{what}: {}", describe(e)))
 }
 
 /// `Retry-After` as delta-seconds or an HTTP date.
