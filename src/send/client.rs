@@ -167,7 +167,7 @@ impl Client {
         let agent = ureq::Agent::with_parts(
             config,
             transport::Connector::default(),
-            ureq::unversioned::resolver::DefaultResolver::default(),
+            transport::Resolver::default(),
         );
         Client {
             agent,

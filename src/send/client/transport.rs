@@ -13,14 +13,64 @@
 //! If none comes, the server never received a whole body, so it cannot have
 //! stored one: not sent.
 //!
+//! The [`Resolver`] remembers addresses for a while: ureq resolves the host
+//! before every request, a pooled connection or not, and with a timeout set
+//! it does so on a thread of its own, one thread per request.
+//!
 //! ureq's transport API is outside its semver promise (changes come only in
 //! minor versions), which is why Cargo.toml holds ureq to one minor version.
 
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
+use ureq::http::Uri;
+use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs};
 use ureq::unversioned::transport::{
     Buffers, ConnectionDetails, DefaultConnector, NextTimeout, Transport,
 };
+
+/// How long resolved addresses are used before the host is looked up again:
+/// a DNS change is followed within this time.
+const RESOLVED_TTL: Duration = Duration::from_secs(30);
+
+/// ureq's default resolver, its answers kept for [`RESOLVED_TTL`].
+#[derive(Debug, Default)]
+pub struct Resolver {
+    inner: DefaultResolver,
+    /// By `scheme://authority`: the addresses and when they were looked up.
+    cache: Mutex<HashMap<String, (Instant, ResolvedSocketAddrs)>>,
+}
+
+impl ureq::unversioned::resolver::Resolver for Resolver {
+    fn resolve(
+        &self,
+        uri: &Uri,
+        config: &ureq::config::Config,
+        timeout: NextTimeout,
+    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        let key = format!(
+            "{}://{}",
+            uri.scheme_str().unwrap_or_default(),
+            uri.authority().map(|a| a.as_str()).unwrap_or_default()
+        );
+        let now = Instant::now();
+        let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, addrs)) = cache.get(&key) {
+            if now.duration_since(*at) < RESOLVED_TTL {
+                return Ok(addrs.clone());
+            }
+        }
+        // Looked up outside the lock: a slow DNS answer holds up no one
+        // whose addresses are known.
+        drop(cache);
+        let addrs = self.inner.resolve(uri, config, timeout)?;
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        cache.insert(key, (now, addrs.clone()));
+        Ok(addrs)
+    }
+}
 
 /// ureq's default connector (TCP, then TLS for https), its failures marked
 /// as [`Unsent`] and its transports [`Tracked`].
@@ -36,11 +86,7 @@ impl ureq::unversioned::transport::Connector for Connector {
         _chained: Option<()>,
     ) -> Result<Option<Tracked>, ureq::Error> {
         match self.0.connect(details, None) {
-            Ok(transport) => Ok(transport.map(|inner| Tracked {
-                inner,
-                write_failed: None,
-                answered: false,
-            })),
+            Ok(transport) => Ok(transport.map(Tracked::new)),
             // No connection: not one byte of the request was written.
             Err(e) => Err(Unsent::Connect(describe(&e)).into()),
         }
@@ -98,11 +144,19 @@ pub fn describe(e: &ureq::Error) -> String {
     }
 }
 
-/// A transport that, once a write has failed, discards the rest of the
-/// request and turns a missing answer into [`Unsent`].
+/// The longest request head held back to go out with the body.
+const HOLD_MAX: usize = 8 * 1024;
+
+/// A transport that sends a request's head and body in one write, and,
+/// once a write has failed, discards the rest of the request and turns a
+/// missing answer into [`Unsent`].
 #[derive(Debug)]
 pub struct Tracked {
     inner: Box<dyn Transport>,
+    /// The request head, held back: ureq writes the head and the body
+    /// separately, which costs a second write and a second packet, and the
+    /// server a second wake-up, on every request.
+    held: Vec<u8>,
     /// Why writing this request failed, if it did.
     write_failed: Option<String>,
     /// Whether any byte of an answer arrived after the write failed.
@@ -110,6 +164,67 @@ pub struct Tracked {
 }
 
 impl Tracked {
+    fn new(inner: Box<dyn Transport>) -> Tracked {
+        Tracked {
+            inner,
+            held: Vec::new(),
+            write_failed: None,
+            answered: false,
+        }
+    }
+
+    /// Write what is held, then the first `amount` bytes of the output
+    /// buffer: in one write when they fit in the buffer together.
+    fn write(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
+        let held = self.held.len();
+        if held == 0 {
+            return self.inner.transmit_output(amount, timeout);
+        }
+        let out = self.inner.buffers().output();
+        if held + amount <= out.len() {
+            out.copy_within(..amount, held);
+            out[..held].copy_from_slice(&self.held);
+            self.held.clear();
+            return self.inner.transmit_output(held + amount, timeout);
+        }
+        // A body chunk that fills the buffer: the head goes first.
+        let chunk = out[..amount].to_vec();
+        out[..held].copy_from_slice(&self.held);
+        self.held.clear();
+        self.inner.transmit_output(held, timeout)?;
+        self.inner.buffers().output()[..amount].copy_from_slice(&chunk);
+        self.inner.transmit_output(amount, timeout)
+    }
+
+    /// A write's result: a timeout is [`Unsent`] at once; any other failure
+    /// (the peer closed or reset) is kept, and the rest of the request is
+    /// discarded, so that ureq goes on to read an answer sent before.
+    fn wrote(&mut self, result: Result<(), ureq::Error>) -> Result<(), ureq::Error> {
+        match result {
+            Ok(()) => Ok(()),
+            // The server is not reading and has not answered: waiting
+            // longer for an answer would only run past the deadline.
+            Err(e @ ureq::Error::Timeout(_)) => Err(Unsent::Write {
+                write: describe(&e),
+                read: "not tried".into(),
+            }
+            .into()),
+            Err(e) => {
+                self.write_failed = Some(describe(&e));
+                Ok(())
+            }
+        }
+    }
+
+    /// Before reading: the held head goes out.
+    fn flush(&mut self, timeout: NextTimeout) -> Result<(), ureq::Error> {
+        if self.held.is_empty() || self.write_failed.is_some() {
+            return Ok(());
+        }
+        let result = self.write(0, timeout);
+        self.wrote(result)
+    }
+
     /// What reading gave, after a failed write: no answer at all is
     /// [`Unsent`]; an answer, once it has begun, is left to ureq.
     fn after_failed_write(&mut self, read: Result<bool, ureq::Error>) -> Result<bool, ureq::Error> {
@@ -146,30 +261,23 @@ impl Transport for Tracked {
             // The server stopped taking the request; the rest goes nowhere.
             return Ok(());
         }
-        match self.inner.transmit_output(amount, timeout) {
-            Ok(()) => Ok(()),
-            // A write that ran out of time: the server is not reading and
-            // has not answered either. Waiting longer for an answer would
-            // only run past the deadline.
-            Err(e @ ureq::Error::Timeout(_)) => Err(Unsent::Write {
-                write: describe(&e),
-                read: "not tried".into(),
-            }
-            .into()),
-            Err(e) => {
-                // The peer closed or reset: it may have answered first.
-                self.write_failed = Some(describe(&e));
-                Ok(())
-            }
+        if self.held.is_empty() && amount <= HOLD_MAX {
+            let out = &self.inner.buffers().output()[..amount];
+            self.held.extend_from_slice(out);
+            return Ok(());
         }
+        let result = self.write(amount, timeout);
+        self.wrote(result)
     }
 
     fn maybe_await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
+        self.flush(timeout)?;
         let read = self.inner.maybe_await_input(timeout);
         self.after_failed_write(read)
     }
 
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
+        self.flush(timeout)?;
         let read = self.inner.await_input(timeout);
         self.after_failed_write(read)
     }
