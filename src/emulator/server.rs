@@ -26,7 +26,7 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -80,7 +80,7 @@ impl Shared {
         let rng = random.then(|| {
             Mutex::new(match config.seed {
                 Some(seed) => StdRng::seed_from_u64(seed),
-                None => StdRng::from_entropy(),
+                None => rand::make_rng(),
             })
         });
         Shared {
@@ -278,12 +278,12 @@ async fn api(
         let mut rng = lock(rng);
         Draws {
             jitter: if config.jitter > Duration::ZERO {
-                config.jitter.mul_f64(rng.gen::<f64>())
+                config.jitter.mul_f64(rng.random::<f64>())
             } else {
                 Duration::ZERO
             },
-            fault: rng.gen(),
-            after: rng.gen(),
+            fault: rng.random(),
+            after: rng.random(),
         }
     });
     let latency = config.latency + draws.as_ref().map_or(Duration::ZERO, |d| d.jitter);

@@ -5,8 +5,6 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use rand::SeedableRng;
-
 use super::client::{Answer, Client, Response};
 use super::rate::RateLimiter;
 use super::retry::{RetryPolicy, Schedule};
@@ -120,7 +118,7 @@ impl<'a> Worker<'a> {
             recorder: ctx.writer.recorder(),
             rows: ctx.spool.writer(),
             readers: ctx.sources.iter().map(|_| None).collect(),
-            rng: rand::rngs::StdRng::from_entropy(),
+            rng: rand::make_rng(),
             health,
         }
     }
