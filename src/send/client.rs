@@ -132,6 +132,11 @@ struct Created {
 /// The longest answer body read; the API's answers are a few hundred bytes.
 const MAX_ANSWER: u64 = 64 * 1024;
 
+/// Each connection's input and output buffers. ureq's default, 128 KiB each,
+/// is a quarter of a gigabyte at 1,024 workers; the API's answers are a few
+/// hundred bytes, and a larger message goes out in several writes.
+const BUFFER: usize = 16 * 1024;
+
 /// How long an idle connection is kept for reuse: shorter than the usual
 /// server keep-alive timeouts (5 s in Node.js, 10 s in the emulator), so a
 /// request is never written into a connection the server is closing just
@@ -156,6 +161,10 @@ impl Client {
             .max_idle_connections(idle)
             .max_idle_connections_per_host(idle)
             .max_idle_age(MAX_IDLE_AGE)
+            .input_buffer_size(BUFFER)
+            .output_buffer_size(BUFFER)
+            // An answer's head must fit in the input buffer.
+            .max_response_header_size(BUFFER)
             .timeout_global(Some(timeout))
             .timeout_connect(Some(Duration::from_secs(10).min(timeout)))
             .user_agent(concat!("transcript-import/", env!("CARGO_PKG_VERSION")))
