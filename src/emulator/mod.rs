@@ -61,6 +61,11 @@ pub struct Config {
     pub seed: Option<u64>,
     /// Largest request body accepted; larger ones get 413.
     pub max_body: usize,
+    /// After a 413, read and discard the rest of the body before closing,
+    /// as HTTP servers do (the default). Off, the connection closes right
+    /// after the answer, as some servers and proxies do: the client, still
+    /// writing, then meets a reset.
+    pub linger: bool,
     /// Conversation ids answered 404.
     pub unknown: Vec<String>,
     /// API requests allowed per UTC day; then every call gets 429 until 00:00 UTC.
@@ -92,6 +97,7 @@ impl Default for Config {
             drop_after: 0.0,
             seed: None,
             max_body: DEFAULT_MAX_BODY,
+            linger: true,
             unknown: Vec::new(),
             daily_quota: None,
             conflict_on_duplicate: false,
@@ -120,6 +126,7 @@ impl fmt::Debug for Config {
             .field("drop_after", &self.drop_after)
             .field("seed", &self.seed)
             .field("max_body", &self.max_body)
+            .field("linger", &self.linger)
             .field("unknown", &self.unknown)
             .field("daily_quota", &self.daily_quota)
             .field("conflict_on_duplicate", &self.conflict_on_duplicate)
