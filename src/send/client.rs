@@ -11,7 +11,7 @@ use crate::model::MessageBody;
 
 mod transport;
 
-use transport::describe;
+use transport::{describe, Progress};
 
 /// API credentials. `Debug` never prints them.
 #[derive(Clone)]
@@ -201,6 +201,7 @@ impl Client {
             Ok(json) => json,
             Err(e) => return refused_locally(format!("cannot encode the message: {e}")),
         };
+        transport::begin();
         let result = self
             .agent
             .post(&url)
@@ -208,7 +209,7 @@ impl Client {
             .header("asapp-api-secret", &self.credentials.secret)
             .header("content-type", "application/json")
             .send(&json[..]);
-        classify(result, |body| {
+        classify(result, transport::progress(), |body| {
             serde_json::from_str::<Created>(body).ok().map(|c| c.id)
         })
     }
@@ -247,14 +248,16 @@ fn read_body(r: HttpResponse) -> Result<String, ureq::Error> {
     Ok(s)
 }
 
+/// What came of a request: an answer, or an error after `progress`.
 fn classify(
     result: Result<HttpResponse, ureq::Error>,
+    progress: Progress,
     parse_id: impl Fn(&str) -> Option<String>,
 ) -> Response {
     let r = match result {
         Ok(r) => r,
         Err(e) => {
-            let (answer, message) = failure(&e);
+            let (answer, message) = failure(&e, &progress);
             return Response {
                 answer,
                 http_status: None,
@@ -324,33 +327,25 @@ fn classify(
     }
 }
 
-/// What a failed request means, and the words for the report. The URL and
-/// headers never appear: ureq's errors carry neither credentials nor paths
-/// here, and the messages are our own.
-fn failure(e: &ureq::Error) -> (Answer, String) {
-    use ureq::{Error, Timeout};
-    if let Some(unsent) = transport::Unsent::find(e) {
-        return (Answer::NotSent, unsent.to_string());
+/// What a failed request means, and the words for the report: lost only
+/// when every byte of it was written. Before that the server cannot have
+/// had a whole body to store, whatever the error (no connection, a write
+/// that failed or ran out of time, a deadline between two writes). The URL
+/// and headers never appear: ureq's errors carry neither credentials nor
+/// paths here, and the words are our own.
+fn failure(e: &ureq::Error, progress: &Progress) -> (Answer, String) {
+    let e = describe(e);
+    if progress.whole() {
+        return (Answer::Lost, format!("no answer: {e}"));
     }
-    let answer = match e {
-        // Before any connection: resolving, or a request ureq would not build.
-        Error::HostNotFound
-        | Error::Timeout(Timeout::Resolve | Timeout::Connect)
-        | Error::Timeout(Timeout::SendRequest | Timeout::SendBody)
-        | Error::BadUri(_)
-        | Error::Http(_)
-        | Error::ConnectionFailed
-        | Error::TlsRequired
-        | Error::RequireHttpsOnly(_) => Answer::NotSent,
-        // Everything else happened after the request was written, or may
-        // have: it may be stored.
-        _ => Answer::Lost,
+    let message = match &progress.write_error {
+        Some(write) => {
+            format!("not sent: the request was cut short ({write}) and no answer came ({e})")
+        }
+        None if progress.started() => format!("not sent: the request was cut short: {e}"),
+        None => format!("not sent: {e}"),
     };
-    let what = match answer {
-        Answer::NotSent => "not sent",
-        _ => "no answer",
-    };
-    (answer, format!("{what}: {}", describe(e)))
+    (Answer::NotSent, message)
 }
 
 /// `Retry-After` as delta-seconds or an HTTP date.
@@ -413,5 +408,151 @@ mod tests {
         let past = "Wed, 21 Oct 2015 07:28:00 GMT";
         assert_eq!(parse_retry_after(past), Some(Duration::ZERO));
         assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    fn client(url: &str, timeout: Duration) -> Client {
+        let credentials = Credentials {
+            id: "id".into(),
+            secret: "secret".into(),
+        };
+        Client::new(ApiUrl::parse(url).unwrap(), credentials, 1, timeout)
+    }
+
+    fn message(len: usize) -> MessageBody {
+        MessageBody {
+            text: "x".repeat(len),
+            sender: crate::model::Sender {
+                role: crate::model::Role::Agent,
+                external_id: "agent-1".into(),
+            },
+            timestamp: "2024-03-01T10:00:00Z".into(),
+        }
+    }
+
+    /// Far more than the kernel buffers for a peer that does not read (a few
+    /// MB), so a write blocks or fails before the body is all out.
+    const LARGER_THAN_SOCKET_BUFFERS: usize = 16 * 1024 * 1024;
+
+    // The emulator cannot misbehave in the ways below (it always reads the
+    // head and answers or drops whole requests), so these peers are plain
+    // sockets on loopback.
+
+    #[test]
+    fn refused_connection_is_not_sent() {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let r = client(&format!("http://127.0.0.1:{port}"), Duration::from_secs(5))
+            .create_message("ABC", &message(10));
+        assert_eq!(r.answer, Answer::NotSent, "{r:?}");
+        let m = r.error_message.unwrap();
+        assert!(m.starts_with("not sent: Connection refused"), "{m}");
+        assert!(!m.contains("secret"), "{m}");
+    }
+
+    #[test]
+    fn write_cut_short_without_an_answer_is_not_sent() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", l.local_addr().unwrap());
+        let peer = std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let mut head = [0u8; 1024];
+            let _ = std::io::Read::read(&mut s, &mut head);
+            // Closed with the body unread: the kernel resets the connection.
+        });
+        let r = client(&url, Duration::from_secs(20))
+            .create_message("ABC", &message(LARGER_THAN_SOCKET_BUFFERS));
+        peer.join().unwrap();
+        assert_eq!(r.answer, Answer::NotSent, "{r:?}");
+        let m = r.error_message.unwrap();
+        assert!(
+            m.starts_with("not sent: the request was cut short ("),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn write_that_times_out_is_not_sent() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", l.local_addr().unwrap());
+        let (done, wait) = std::sync::mpsc::channel::<()>();
+        let peer = std::thread::spawn(move || {
+            // Accepts, then never reads nor answers until the client is done.
+            let (_s, _) = l.accept().unwrap();
+            let _ = wait.recv();
+        });
+        let r = client(&url, Duration::from_secs(1))
+            .create_message("ABC", &message(LARGER_THAN_SOCKET_BUFFERS));
+        let _ = done.send(());
+        peer.join().unwrap();
+        assert_eq!(r.answer, Answer::NotSent, "{r:?}");
+        let m = r.error_message.unwrap();
+        assert!(
+            m.starts_with("not sent: the request was cut short: timed out"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn whole_request_without_an_answer_is_lost() {
+        let emu = crate::emulator::Emulator::start(crate::emulator::Config {
+            drop_before: 1.0,
+            ..Default::default()
+        })
+        .unwrap();
+        let r = client(&emu.url(), Duration::from_secs(5)).create_message("ABC", &message(10));
+        assert_eq!(r.answer, Answer::Lost, "{r:?}");
+        assert!(r.error_message.unwrap().starts_with("no answer:"));
+    }
+
+    #[test]
+    fn answer_before_the_body_is_written_is_honoured() {
+        // A server that answers 413 and closes at once, with the body unread.
+        let emu = crate::emulator::Emulator::start(crate::emulator::Config {
+            linger: false,
+            ..Default::default()
+        })
+        .unwrap();
+        let r = client(&emu.url(), Duration::from_secs(20))
+            .create_message("ABC", &message(LARGER_THAN_SOCKET_BUFFERS));
+        assert_eq!(r.answer, Answer::Refused, "{r:?}");
+        assert_eq!(r.http_status, Some(413));
+        assert_eq!(r.error_code.as_deref(), Some("413-01"));
+        assert_eq!(
+            r.error_message.as_deref(),
+            Some("request body over 65536 bytes")
+        );
+        assert_eq!(emu.stats().stored, 0);
+    }
+
+    #[test]
+    fn statuses_are_classified_from_the_answer() {
+        let emu = crate::emulator::Emulator::start(crate::emulator::Config {
+            unknown: vec!["GONE".into()],
+            ..Default::default()
+        })
+        .unwrap();
+        let c = client(&emu.url(), Duration::from_secs(5));
+        let r = c.create_message("ABC", &message(10));
+        assert!(
+            matches!(r.answer, Answer::Created { ref id } if id.len() == 26),
+            "{r:?}"
+        );
+        let r = c.create_message("GONE", &message(10));
+        assert_eq!((r.answer, r.http_status), (Answer::Refused, Some(404)));
+        let r = c.create_message("ABC", &message(0));
+        assert_eq!((r.answer, r.http_status), (Answer::Refused, Some(422)));
+        let wrong = Client::new(
+            ApiUrl::parse(&emu.url()).unwrap(),
+            Credentials {
+                id: String::new(),
+                secret: "s".into(),
+            },
+            1,
+            Duration::from_secs(5),
+        );
+        let r = wrong.create_message("ABC", &message(10));
+        assert_eq!((r.answer, r.http_status), (Answer::Unauthorized, Some(401)));
     }
 }

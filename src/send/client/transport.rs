@@ -1,27 +1,34 @@
-//! ureq's own connector and transport, wrapped to know how far a request got
-//! when it failed. A failure is [`Unsent`] (retried, never `uncertain`) only
-//! when the server provably never had the whole request:
+//! ureq's own connector, transport and resolver, wrapped.
 //!
-//! - the connection could not be made (refused, connect timeout, TLS);
-//! - writing the request failed, and no answer could be read after it.
+//! The transport counts how much of each request it has written, so that a
+//! failure is known to be one of two kinds (see [`Progress`]):
 //!
-//! A server may answer before it has read the body, then close: a 413 for a
-//! body over its limit. The client, still writing, then gets a broken pipe
-//! or a reset. ureq would report that write error and never look at the
-//! answer, so the transport keeps the error to itself, discards the rest of
-//! the request and lets ureq read: the answer is honoured if it is there.
-//! If none comes, the server never received a whole body, so it cannot have
-//! stored one: not sent.
+//! - the request was not written whole (no connection, or a write failed or
+//!   ran out of time): the server never had a whole body, so it cannot have
+//!   stored one. Not sent; retried.
+//! - it was written whole, and no answer came: it may be stored. Lost.
 //!
-//! The [`Resolver`] remembers addresses for a while: ureq resolves the host
-//! before every request, a pooled connection or not, and with a timeout set
-//! it does so on a thread of its own, one thread per request.
+//! ureq's own errors do not say which: a deadline that passes between two
+//! writes of a body, or a reset read after a failed write, look like any
+//! other timeout or reset.
+//!
+//! A server may also answer before it has read the body, then close: a 413
+//! for a body over its limit. The client, still writing, then gets a broken
+//! pipe or a reset, and ureq would report that and never look at the
+//! answer. So the transport keeps a failed write to itself, discards the
+//! rest of the request and lets ureq read: the answer is honoured if it is
+//! there.
+//!
+//! The transport also sends a request's head and body in one write, and the
+//! [`Resolver`] remembers addresses for a while: ureq resolves the host before
+//! every request, a pooled connection or not, and with a timeout set it does
+//! so on a thread of its own, one thread per request.
 //!
 //! ureq's transport API is outside its semver promise (changes come only in
 //! minor versions), which is why Cargo.toml holds ureq to one minor version.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
-use std::fmt;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -72,8 +79,8 @@ impl ureq::unversioned::resolver::Resolver for Resolver {
     }
 }
 
-/// ureq's default connector (TCP, then TLS for https), its failures marked
-/// as [`Unsent`] and its transports [`Tracked`].
+/// ureq's default connector (TCP, then TLS for https), its transports
+/// [`Tracked`].
 #[derive(Debug, Default)]
 pub struct Connector(DefaultConnector);
 
@@ -85,51 +92,66 @@ impl ureq::unversioned::transport::Connector for Connector {
         details: &ConnectionDetails,
         _chained: Option<()>,
     ) -> Result<Option<Tracked>, ureq::Error> {
-        match self.0.connect(details, None) {
-            Ok(transport) => Ok(transport.map(Tracked::new)),
-            // No connection: not one byte of the request was written.
-            Err(e) => Err(Unsent::Connect(describe(&e)).into()),
+        Ok(self.0.connect(details, None)?.map(Tracked::new))
+    }
+}
+
+/// How much of the request this thread is making has been written. ureq
+/// does all of a request's I/O on the thread that makes it, so the
+/// transport leaves its count here for the caller to read after the call.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Head plus `content-length`, once the head has been seen.
+    expected: Option<u64>,
+    /// Bytes handed to the connection.
+    written: u64,
+    /// Why a write failed, if one did.
+    pub write_error: Option<String>,
+}
+
+impl Progress {
+    /// Whether any byte of the request was written.
+    pub fn started(&self) -> bool {
+        self.written > 0
+    }
+
+    /// Whether every byte of the request was written. Without a
+    /// `content-length` (never the case here) any byte counts as all.
+    pub fn whole(&self) -> bool {
+        match self.expected {
+            Some(n) => self.written >= n,
+            None => self.written > 0,
         }
     }
 }
 
-/// A failure that proves the server never had the whole request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Unsent {
-    /// The connection could not be made.
-    Connect(String),
-    /// Writing the request failed, then no answer came.
-    Write { write: String, read: String },
+thread_local! {
+    static PROGRESS: RefCell<Progress> = RefCell::new(Progress::default());
 }
 
-impl Unsent {
-    /// The `Unsent` inside a ureq error, if that is what it is.
-    pub fn find(e: &ureq::Error) -> Option<&Unsent> {
-        match e {
-            ureq::Error::Other(inner) => inner.downcast_ref::<Unsent>(),
-            _ => None,
-        }
-    }
+/// Start counting a new request on this thread.
+pub fn begin() {
+    PROGRESS.with(|p| *p.borrow_mut() = Progress::default());
 }
 
-impl fmt::Display for Unsent {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Unsent::Connect(e) => write!(f, "not sent: cannot connect: {e}"),
-            Unsent::Write { write, read } => write!(
-                f,
-                "not sent: the request could not be written whole ({write}) and no answer came ({read})"
-            ),
-        }
-    }
+/// How far this thread's last request got.
+pub fn progress() -> Progress {
+    PROGRESS.with(|p| p.borrow().clone())
 }
 
-impl std::error::Error for Unsent {}
-
-impl From<Unsent> for ureq::Error {
-    fn from(u: Unsent) -> ureq::Error {
-        ureq::Error::Other(Box::new(u))
-    }
+/// The head's length plus its `content-length`, if `bytes` start with a
+/// whole head that has one.
+fn expected_length(bytes: &[u8]) -> Option<u64> {
+    let end = bytes.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    let head = std::str::from_utf8(&bytes[..end]).ok()?;
+    let body = head.split("\r\n").find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.trim()
+            .eq_ignore_ascii_case("content-length")
+            .then(|| value.trim().parse::<u64>().ok())
+            .flatten()
+    })?;
+    Some(end as u64 + body)
 }
 
 /// A ureq error in words, without ureq's `io:`-style prefixes. Neither the
@@ -139,7 +161,6 @@ pub fn describe(e: &ureq::Error) -> String {
         ureq::Error::Io(io) => io.to_string(),
         ureq::Error::Timeout(t) => format!("timed out ({t})"),
         ureq::Error::HostNotFound => "host not found".into(),
-        ureq::Error::Other(inner) => inner.to_string(),
         other => other.to_string(),
     }
 }
@@ -147,9 +168,9 @@ pub fn describe(e: &ureq::Error) -> String {
 /// The longest request head held back to go out with the body.
 const HOLD_MAX: usize = 8 * 1024;
 
-/// A transport that sends a request's head and body in one write, and,
-/// once a write has failed, discards the rest of the request and turns a
-/// missing answer into [`Unsent`].
+/// ureq's transport, counting what it writes into [`Progress`], sending a
+/// request's head and body in one write, and reading on after a failed
+/// write.
 #[derive(Debug)]
 pub struct Tracked {
     inner: Box<dyn Transport>,
@@ -157,10 +178,9 @@ pub struct Tracked {
     /// separately, which costs a second write and a second packet, and the
     /// server a second wake-up, on every request.
     held: Vec<u8>,
-    /// Why writing this request failed, if it did.
-    write_failed: Option<String>,
-    /// Whether any byte of an answer arrived after the write failed.
-    answered: bool,
+    /// A write failed: the rest of this request goes nowhere, and the
+    /// connection is not reused.
+    write_failed: bool,
 }
 
 impl Tracked {
@@ -168,8 +188,7 @@ impl Tracked {
         Tracked {
             inner,
             held: Vec::new(),
-            write_failed: None,
-            answered: false,
+            write_failed: false,
         }
     }
 
@@ -178,39 +197,44 @@ impl Tracked {
     fn write(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
         let held = self.held.len();
         if held == 0 {
-            return self.inner.transmit_output(amount, timeout);
+            self.inner.transmit_output(amount, timeout)?;
+            count(amount);
+            return Ok(());
         }
         let out = self.inner.buffers().output();
         if held + amount <= out.len() {
             out.copy_within(..amount, held);
             out[..held].copy_from_slice(&self.held);
             self.held.clear();
-            return self.inner.transmit_output(held + amount, timeout);
+            self.inner.transmit_output(held + amount, timeout)?;
+            count(held + amount);
+            return Ok(());
         }
         // A body chunk that fills the buffer: the head goes first.
         let chunk = out[..amount].to_vec();
         out[..held].copy_from_slice(&self.held);
         self.held.clear();
         self.inner.transmit_output(held, timeout)?;
+        count(held);
         self.inner.buffers().output()[..amount].copy_from_slice(&chunk);
-        self.inner.transmit_output(amount, timeout)
+        self.inner.transmit_output(amount, timeout)?;
+        count(amount);
+        Ok(())
     }
 
-    /// A write's result: a timeout is [`Unsent`] at once; any other failure
-    /// (the peer closed or reset) is kept, and the rest of the request is
-    /// discarded, so that ureq goes on to read an answer sent before.
+    /// A write's result. A timeout ends the request; any other failure (the
+    /// peer closed or reset) is kept, and the rest of the request is
+    /// discarded, so that ureq goes on to read an answer sent before it.
     fn wrote(&mut self, result: Result<(), ureq::Error>) -> Result<(), ureq::Error> {
         match result {
             Ok(()) => Ok(()),
             // The server is not reading and has not answered: waiting
             // longer for an answer would only run past the deadline.
-            Err(e @ ureq::Error::Timeout(_)) => Err(Unsent::Write {
-                write: describe(&e),
-                read: "not tried".into(),
-            }
-            .into()),
+            Err(e @ ureq::Error::Timeout(_)) => Err(e),
             Err(e) => {
-                self.write_failed = Some(describe(&e));
+                self.write_failed = true;
+                let why = describe(&e);
+                PROGRESS.with(|p| p.borrow_mut().write_error = Some(why));
                 Ok(())
             }
         }
@@ -218,37 +242,17 @@ impl Tracked {
 
     /// Before reading: the held head goes out.
     fn flush(&mut self, timeout: NextTimeout) -> Result<(), ureq::Error> {
-        if self.held.is_empty() || self.write_failed.is_some() {
+        if self.held.is_empty() || self.write_failed {
             return Ok(());
         }
         let result = self.write(0, timeout);
         self.wrote(result)
     }
+}
 
-    /// What reading gave, after a failed write: no answer at all is
-    /// [`Unsent`]; an answer, once it has begun, is left to ureq.
-    fn after_failed_write(&mut self, read: Result<bool, ureq::Error>) -> Result<bool, ureq::Error> {
-        let Some(write) = &self.write_failed else {
-            return read;
-        };
-        match read {
-            Ok(true) => {
-                self.answered = true;
-                Ok(true)
-            }
-            Ok(false) if self.answered => Ok(false),
-            Ok(false) => Err(Unsent::Write {
-                write: write.clone(),
-                read: "the connection was closed".into(),
-            }
-            .into()),
-            Err(e) => Err(Unsent::Write {
-                write: write.clone(),
-                read: describe(&e),
-            }
-            .into()),
-        }
-    }
+/// Count `n` bytes written for this thread's request.
+fn count(n: usize) {
+    PROGRESS.with(|p| p.borrow_mut().written += n as u64);
 }
 
 impl Transport for Tracked {
@@ -257,10 +261,17 @@ impl Transport for Tracked {
     }
 
     fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
-        if self.write_failed.is_some() {
+        if self.write_failed {
             // The server stopped taking the request; the rest goes nowhere.
             return Ok(());
         }
+        PROGRESS.with(|p| {
+            let mut p = p.borrow_mut();
+            if p.expected.is_none() {
+                // The first write of a request is its head.
+                p.expected = expected_length(&self.inner.buffers().output()[..amount]);
+            }
+        });
         if self.held.is_empty() && amount <= HOLD_MAX {
             let out = &self.inner.buffers().output()[..amount];
             self.held.extend_from_slice(out);
@@ -272,19 +283,17 @@ impl Transport for Tracked {
 
     fn maybe_await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
         self.flush(timeout)?;
-        let read = self.inner.maybe_await_input(timeout);
-        self.after_failed_write(read)
+        self.inner.maybe_await_input(timeout)
     }
 
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
         self.flush(timeout)?;
-        let read = self.inner.await_input(timeout);
-        self.after_failed_write(read)
+        self.inner.await_input(timeout)
     }
 
     fn is_open(&mut self) -> bool {
         // A connection whose request was cut short is never reused.
-        self.write_failed.is_none() && self.inner.is_open()
+        !self.write_failed && self.inner.is_open()
     }
 
     fn is_tls(&self) -> bool {
@@ -295,17 +304,38 @@ impl Transport for Tracked {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io;
 
     #[test]
-    fn unsent_is_found_through_ureq_errors() {
-        let e: ureq::Error = Unsent::Connect("Connection refused".into()).into();
+    fn expected_length_is_head_plus_content_length() {
+        let head = b"POST /x HTTP/1.1\r\nhost: h\r\nContent-Length: 12\r\n\r\n";
+        assert_eq!(expected_length(head), Some(head.len() as u64 + 12));
+        let mut with_body = head.to_vec();
+        with_body.extend_from_slice(b"{\"a\":\"b\"}");
+        assert_eq!(expected_length(&with_body), Some(head.len() as u64 + 12));
         assert_eq!(
-            Unsent::find(&e),
-            Some(&Unsent::Connect("Connection refused".into()))
+            expected_length(b"POST /x HTTP/1.1\r\nhost: h\r\n\r\n"),
+            None
         );
-        assert_eq!(describe(&e), "not sent: cannot connect: Connection refused");
-        let io = ureq::Error::Io(io::Error::from(io::ErrorKind::BrokenPipe));
-        assert!(Unsent::find(&io).is_none());
+        assert_eq!(
+            expected_length(b"POST /x HTTP/1.1\r\ncontent-length: 3"),
+            None
+        );
+    }
+
+    #[test]
+    fn progress_is_whole_only_when_every_byte_is_written() {
+        let mut p = Progress::default();
+        assert!(!p.whole());
+        p.expected = Some(10);
+        p.written = 9;
+        assert!(!p.whole());
+        p.written = 10;
+        assert!(p.whole());
+        // Without a length, anything written may be everything.
+        let p = Progress {
+            written: 1,
+            ..Progress::default()
+        };
+        assert!(p.whole());
     }
 }
