@@ -3,6 +3,7 @@
 
 mod delivery;
 mod emulator;
+mod hardening;
 mod input;
 mod pipeline;
 mod util;
