@@ -343,6 +343,7 @@ fn failure(e: &ureq::Error, progress: &Progress) -> (Answer, String) {
             format!("not sent: the request was cut short ({write}) and no answer came ({e})")
         }
         None if progress.started() => format!("not sent: the request was cut short: {e}"),
+        None if progress.connect_failed => format!("not sent: cannot connect: {e}"),
         None => format!("not sent: {e}"),
     };
     (Answer::NotSent, message)
@@ -447,8 +448,23 @@ mod tests {
             .create_message("ABC", &message(10));
         assert_eq!(r.answer, Answer::NotSent, "{r:?}");
         let m = r.error_message.unwrap();
-        assert!(m.starts_with("not sent: Connection refused"), "{m}");
+        assert!(
+            m.starts_with("not sent: cannot connect: Connection refused"),
+            "{m}"
+        );
         assert!(!m.contains("secret"), "{m}");
+    }
+
+    #[test]
+    fn failed_tls_handshake_is_not_sent() {
+        // The emulator speaks plain HTTP: the handshake cannot succeed.
+        let emu = crate::emulator::Emulator::start(Default::default()).unwrap();
+        let url = emu.url().replace("http://", "https://");
+        let r = client(&url, Duration::from_secs(5)).create_message("ABC", &message(10));
+        assert_eq!(r.answer, Answer::NotSent, "{r:?}");
+        let m = r.error_message.unwrap();
+        assert!(m.starts_with("not sent: cannot connect: "), "{m}");
+        assert_eq!(emu.stats().requests_total, 0);
     }
 
     #[test]

@@ -92,7 +92,11 @@ impl ureq::unversioned::transport::Connector for Connector {
         details: &ConnectionDetails,
         _chained: Option<()>,
     ) -> Result<Option<Tracked>, ureq::Error> {
-        Ok(self.0.connect(details, None)?.map(Tracked::new))
+        let connected = self.0.connect(details, None);
+        if connected.is_err() {
+            PROGRESS.with(|p| p.borrow_mut().connect_failed = true);
+        }
+        Ok(connected?.map(Tracked::new))
     }
 }
 
@@ -107,6 +111,8 @@ pub struct Progress {
     written: u64,
     /// Why a write failed, if one did.
     pub write_error: Option<String>,
+    /// No connection could be made (refused, connect timeout, TLS).
+    pub connect_failed: bool,
 }
 
 impl Progress {
