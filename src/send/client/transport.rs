@@ -28,10 +28,10 @@
 //! minor versions), which is why Cargo.toml holds ureq to one minor version.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
+use ureq::http::uri::{Authority, Scheme};
 use ureq::http::Uri;
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs};
 use ureq::unversioned::transport::{
@@ -46,8 +46,23 @@ const RESOLVED_TTL: Duration = Duration::from_secs(30);
 #[derive(Debug, Default)]
 pub struct Resolver {
     inner: DefaultResolver,
-    /// By `scheme://authority`: the addresses and when they were looked up.
-    cache: Mutex<HashMap<String, (Instant, ResolvedSocketAddrs)>>,
+    /// Addresses by scheme and authority, and when they were looked up. A
+    /// read lock, and no allocation, on every request: the workers share it.
+    cache: RwLock<Vec<Resolved>>,
+}
+
+#[derive(Debug)]
+struct Resolved {
+    scheme: Option<Scheme>,
+    authority: Option<Authority>,
+    at: Instant,
+    addrs: ResolvedSocketAddrs,
+}
+
+impl Resolved {
+    fn is_for(&self, uri: &Uri) -> bool {
+        self.scheme.as_ref() == uri.scheme() && self.authority.as_ref() == uri.authority()
+    }
 }
 
 impl ureq::unversioned::resolver::Resolver for Resolver {
@@ -57,24 +72,27 @@ impl ureq::unversioned::resolver::Resolver for Resolver {
         config: &ureq::config::Config,
         timeout: NextTimeout,
     ) -> Result<ResolvedSocketAddrs, ureq::Error> {
-        let key = format!(
-            "{}://{}",
-            uri.scheme_str().unwrap_or_default(),
-            uri.authority().map(|a| a.as_str()).unwrap_or_default()
-        );
         let now = Instant::now();
-        let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((at, addrs)) = cache.get(&key) {
-            if now.duration_since(*at) < RESOLVED_TTL {
-                return Ok(addrs.clone());
+        {
+            let cache = self.cache.read().unwrap_or_else(|p| p.into_inner());
+            let fresh = cache
+                .iter()
+                .find(|r| r.is_for(uri) && now.duration_since(r.at) < RESOLVED_TTL);
+            if let Some(r) = fresh {
+                return Ok(r.addrs.clone());
             }
         }
         // Looked up outside the lock: a slow DNS answer holds up no one
         // whose addresses are known.
-        drop(cache);
         let addrs = self.inner.resolve(uri, config, timeout)?;
-        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        cache.insert(key, (now, addrs.clone()));
+        let mut cache = self.cache.write().unwrap_or_else(|p| p.into_inner());
+        cache.retain(|r| !r.is_for(uri));
+        cache.push(Resolved {
+            scheme: uri.scheme().cloned(),
+            authority: uri.authority().cloned(),
+            at: now,
+            addrs: addrs.clone(),
+        });
         Ok(addrs)
     }
 }
