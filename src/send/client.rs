@@ -543,6 +543,23 @@ mod tests {
     }
 
     #[test]
+    fn pooled_connection_the_server_closed_is_not_reused() {
+        // The emulator closes a connection idle past its head timeout.
+        let emu = crate::emulator::Emulator::start(crate::emulator::Config {
+            header_read_timeout: Duration::from_millis(200),
+            ..Default::default()
+        })
+        .unwrap();
+        let c = client(&emu.url(), Duration::from_secs(5));
+        for _ in 0..3 {
+            let r = c.create_message("ABC", &message(10));
+            assert!(matches!(r.answer, Answer::Created { .. }), "{r:?}");
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        assert_eq!(emu.stats().stored, 3);
+    }
+
+    #[test]
     fn statuses_are_classified_from_the_answer() {
         let emu = crate::emulator::Emulator::start(crate::emulator::Config {
             unknown: vec!["GONE".into()],
