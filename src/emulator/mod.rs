@@ -61,6 +61,11 @@ pub struct Config {
     pub seed: Option<u64>,
     /// Largest request body accepted; larger ones get 413.
     pub max_body: usize,
+    /// After a 413, read and discard the rest of the body before closing,
+    /// as HTTP servers do (the default). Off, the connection closes right
+    /// after the answer, as some servers and proxies do: the client, still
+    /// writing, then meets a reset.
+    pub linger: bool,
     /// Conversation ids answered 404.
     pub unknown: Vec<String>,
     /// API requests allowed per UTC day; then every call gets 429 until 00:00 UTC.
@@ -96,6 +101,7 @@ impl Default for Config {
             drop_after: 0.0,
             seed: None,
             max_body: DEFAULT_MAX_BODY,
+            linger: true,
             unknown: Vec::new(),
             daily_quota: None,
             conflict_on_duplicate: false,
@@ -125,6 +131,7 @@ impl fmt::Debug for Config {
             .field("drop_after", &self.drop_after)
             .field("seed", &self.seed)
             .field("max_body", &self.max_body)
+            .field("linger", &self.linger)
             .field("unknown", &self.unknown)
             .field("daily_quota", &self.daily_quota)
             .field("conflict_on_duplicate", &self.conflict_on_duplicate)
@@ -152,14 +159,17 @@ impl Emulator {
         let addr = config
             .addr
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
-        let listener = std::net::TcpListener::bind(addr)?;
-        listener.set_nonblocking(true)?;
-        let addr = listener.local_addr()?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("emulator-worker")
             .enable_all()
             .build()?;
+        let listener = {
+            // A tokio listener registers with the runtime it is made in.
+            let _runtime = runtime.enter();
+            listen(addr)?
+        };
+        let addr = listener.local_addr()?;
         let stats_file = config.stats_file.clone();
         let shared = Arc::new(Shared::new(config));
         let (stop, stopped) = oneshot::channel();
@@ -167,12 +177,7 @@ impl Emulator {
         let thread = std::thread::Builder::new()
             .name("emulator".into())
             .spawn(move || {
-                runtime.block_on(async move {
-                    match tokio::net::TcpListener::from_std(listener) {
-                        Ok(listener) => server::serve(listener, serving, stopped).await,
-                        Err(e) => eprintln!("emulator: cannot serve on {addr}: {e}"),
-                    }
-                });
+                runtime.block_on(server::serve(listener, serving, stopped));
                 // Connections still open are cut here.
                 runtime.shutdown_timeout(Duration::from_millis(200));
             })?;
@@ -233,6 +238,28 @@ impl Drop for Emulator {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Connections the kernel queues for the emulator before it accepts them.
+/// std's `TcpListener::bind` asks for 128. When a thousand workers connect at
+/// once, the kernel then answers the connections past it with SYN cookies,
+/// and resets those it cannot take while the accept queue is full: after
+/// the client has counted them open and written its request, which it can
+/// only report as lost without an answer (`uncertain`, at 1,024 workers,
+/// one reset per `TcpExtSyncookiesFailed`). The kernel caps this at
+/// `net.core.somaxconn` (4096 by default since Linux 5.4).
+const BACKLOG: u32 = 4096;
+
+/// Bind and listen, with SO_REUSEADDR as std and tokio set it on Unix.
+fn listen(addr: SocketAddr) -> io::Result<tokio::net::TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
 }
 
 fn write_stats(path: &std::path::Path, stats: &Stats) -> io::Result<()> {

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::server::conn::http1;
@@ -26,7 +26,7 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -40,6 +40,14 @@ use crate::model::Sender;
 
 /// How long a client may take to send its body once the head is in.
 const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// After a 413, how long and how much of the rest of the body is read and
+/// discarded before the connection closes (a lingering close, as HTTP
+/// servers do it). A socket closed with unread data sends a reset instead
+/// of a plain close, and a reset can make the client's kernel drop the
+/// answer before the client, still writing its body, ever reads it.
+const LINGER_TIME: Duration = Duration::from_secs(10);
+const LINGER_BYTES: usize = 64 * 1024 * 1024;
 
 /// The service's error: hyper closes the connection without an answer.
 #[derive(Debug)]
@@ -80,7 +88,7 @@ impl Shared {
         let rng = random.then(|| {
             Mutex::new(match config.seed {
                 Some(seed) => StdRng::seed_from_u64(seed),
-                None => StdRng::from_entropy(),
+                None => rand::make_rng(),
             })
         });
         Shared {
@@ -209,7 +217,8 @@ async fn admin(
     rid: &str,
 ) -> Response<Full<Bytes>> {
     // Drain whatever was sent so the connection stays usable.
-    let _ = read_body(body, 64 * 1024).await;
+    let mut body = body;
+    let _ = read_body(&mut body, 64 * 1024).await;
     match route {
         Route::Stats => json(StatusCode::OK, rid, &shared.state.stats()),
         Route::Messages => {
@@ -242,14 +251,51 @@ enum BodyProblem {
     Broken,
 }
 
-async fn read_body(body: Incoming, max: usize) -> Result<Bytes, BodyProblem> {
-    let collect = Limited::new(body, max).collect();
-    match tokio::time::timeout(BODY_READ_TIMEOUT, collect).await {
+/// Read a whole body of at most `max` bytes. On `TooLarge` the rest is
+/// still in `body`, for [`linger`].
+async fn read_body(body: &mut Incoming, max: usize) -> Result<Bytes, BodyProblem> {
+    let read = async {
+        // One frame is the usual case: keep it without a copy.
+        let mut frames: Vec<Bytes> = Vec::new();
+        let mut len = 0;
+        while let Some(frame) = body.frame().await {
+            let Ok(data) = frame.map_err(|_| BodyProblem::Broken)?.into_data() else {
+                continue;
+            };
+            len += data.len();
+            if len > max {
+                return Err(BodyProblem::TooLarge);
+            }
+            frames.push(data);
+        }
+        Ok(match frames.len() {
+            0 => Bytes::new(),
+            1 => frames.swap_remove(0),
+            _ => Bytes::from(frames.concat()),
+        })
+    };
+    match tokio::time::timeout(BODY_READ_TIMEOUT, read).await {
         Err(_) => Err(BodyProblem::TimedOut),
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(BodyProblem::TooLarge),
-        Ok(Err(_)) => Err(BodyProblem::Broken),
+        Ok(read) => read,
     }
+}
+
+/// Read and discard the rest of a refused body, within [`LINGER_TIME`] and
+/// [`LINGER_BYTES`], while hyper writes the answer; the connection then
+/// closes cleanly once the body has ended (the answer says `close`).
+fn linger(mut body: Incoming) {
+    tokio::spawn(async move {
+        let drain = async {
+            let mut len = 0;
+            while let Some(Ok(frame)) = body.frame().await {
+                len += frame.data_ref().map_or(0, Bytes::len);
+                if len > LINGER_BYTES {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(LINGER_TIME, drain).await;
+    });
 }
 
 /// Draws for one request: jitter, fault, drop-after.
@@ -288,12 +334,12 @@ async fn api(
         let mut rng = lock(rng);
         Draws {
             jitter: if config.jitter > Duration::ZERO {
-                config.jitter.mul_f64(rng.gen::<f64>())
+                config.jitter.mul_f64(rng.random::<f64>())
             } else {
                 Duration::ZERO
             },
-            fault: rng.gen(),
-            after: rng.gen(),
+            fault: rng.random(),
+            after: rng.random(),
         }
     });
     let latency = config.latency + draws.as_ref().map_or(Duration::ZERO, |d| d.jitter);
@@ -305,12 +351,21 @@ async fn api(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
+    let mut body = body;
     if declared.is_some_and(|n| n > config.max_body as u64) {
+        if config.linger {
+            linger(body);
+        }
         return Ok(closing(too_large(rid, config.max_body)));
     }
-    let body = match read_body(body, config.max_body).await {
+    let body = match read_body(&mut body, config.max_body).await {
         Ok(b) => b,
-        Err(BodyProblem::TooLarge) => return Ok(closing(too_large(rid, config.max_body))),
+        Err(BodyProblem::TooLarge) => {
+            if config.linger {
+                linger(body);
+            }
+            return Ok(closing(too_large(rid, config.max_body)));
+        }
         Err(BodyProblem::TimedOut) => {
             return Ok(closing(error(
                 StatusCode::REQUEST_TIMEOUT,
@@ -709,7 +764,8 @@ fn retry_after(
     resp
 }
 
-/// Close the connection after this answer: the rest of the body was not read.
+/// Close the connection after this answer: the rest of the body, if any, is
+/// not read as a request.
 fn closing(mut resp: Response<Full<Bytes>>) -> Response<Full<Bytes>> {
     resp.headers_mut()
         .insert(header::CONNECTION, HeaderValue::from_static("close"));

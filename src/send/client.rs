@@ -9,6 +9,10 @@ use serde::Deserialize;
 
 use crate::model::{ConversationBody, MessageBody, StoredItem};
 
+mod transport;
+
+use transport::{describe, Progress};
+
 /// API credentials. `Debug` never prints them.
 #[derive(Clone)]
 pub struct Credentials {
@@ -93,7 +97,9 @@ pub enum Answer {
     Throttled { retry_after: Option<Duration> },
     /// 500 and other 5xx: retry a bounded number of times.
     ServerError,
-    /// Connect, DNS or TLS failure: nothing was sent; retry.
+    /// Provably not stored: no connection (connect, DNS, TLS, refused), or
+    /// the request was not completely written, so the server never had a
+    /// whole body to store. Retry.
     NotSent,
     /// The request went out and no answer came back: it may be stored.
     Lost,
@@ -139,6 +145,22 @@ fn created(body: &str) -> Option<Answer> {
         .map(|c| Answer::Created { id: c.id })
 }
 
+/// The longest answer body read: the API's answers are a few hundred
+/// bytes, but a read-back holds a whole conversation.
+const MAX_ANSWER: u64 = 64 * 1024;
+const MAX_READ_BACK: u64 = 256 * 1024 * 1024;
+
+/// Each connection's input and output buffers. ureq's default, 128 KiB each,
+/// is a quarter of a gigabyte at 1,024 workers; the API's answers are a few
+/// hundred bytes, and a larger message goes out in several writes.
+const BUFFER: usize = 16 * 1024;
+
+/// How long an idle connection is kept for reuse: shorter than the usual
+/// server keep-alive timeouts (5 s in Node.js, 10 s in the emulator), so a
+/// request is never written into a connection the server is closing just
+/// then: that request would be lost without an answer, hence `uncertain`.
+const MAX_IDLE_AGE: Duration = Duration::from_secs(4);
+
 pub struct Client {
     agent: ureq::Agent,
     base: ApiUrl,
@@ -150,13 +172,30 @@ impl Client {
     /// connections per host by default, and past that every request would
     /// open a new connection.
     pub fn new(base: ApiUrl, credentials: Credentials, pool: usize, timeout: Duration) -> Client {
-        let agent = ureq::AgentBuilder::new()
-            .max_idle_connections(pool.max(1) * 2)
-            .max_idle_connections_per_host(pool.max(1) * 2)
-            .timeout_connect(Duration::from_secs(10).min(timeout))
-            .timeout(timeout)
+        let idle = pool.max(1) * 2;
+        let config = ureq::Agent::config_builder()
+            // 4xx and 5xx are answers to classify, not errors.
+            .http_status_as_error(false)
+            .max_idle_connections(idle)
+            .max_idle_connections_per_host(idle)
+            .max_idle_age(MAX_IDLE_AGE)
+            .input_buffer_size(BUFFER)
+            .output_buffer_size(BUFFER)
+            // An answer's head must fit in the input buffer.
+            .max_response_header_size(BUFFER)
+            .timeout_global(Some(timeout))
+            .timeout_connect(Some(Duration::from_secs(10).min(timeout)))
             .user_agent(concat!("transcript-import/", env!("CARGO_PKG_VERSION")))
+            // As before: no proxy taken from the environment. And a POST
+            // answered with a redirect is not sent again elsewhere.
+            .proxy(None)
+            .max_redirects(0)
             .build();
+        let agent = ureq::Agent::with_parts(
+            config,
+            transport::Connector::default(),
+            transport::Resolver::default(),
+        );
         Client {
             agent,
             base,
@@ -168,15 +207,15 @@ impl Client {
         &self.base
     }
 
-    /// `createMessage`. The conversation id has been validated against
-    /// `^[A-Z0-9]+$`, so it needs no escaping in the path.
+    /// `createMessage`. The conversation id is a `ConversationId` (the API's
+    /// pattern), so it needs no escaping in the path.
     pub fn create_message(&self, conversation_id: &str, body: &MessageBody) -> Response {
         let url = format!(
             "{}/conversation/v1/conversations/{}/messages",
             self.base.as_str(),
             conversation_id
         );
-        classify(self.post(&url, body), MAX_ANSWER, created)
+        self.post(&url, body, created)
     }
 
     /// `createBatchMessages`: up to 300 messages, stored in order, all or
@@ -191,18 +230,16 @@ impl Client {
             self.base.as_str(),
             conversation_id
         );
-        classify(
-            self.post(&url, &Batch { messages: bodies }),
-            MAX_ANSWER,
-            |_| Some(Answer::Accepted),
-        )
+        self.post(&url, &Batch { messages: bodies }, |_| {
+            Some(Answer::Accepted)
+        })
     }
 
     /// `createOrUpdateConversation`, keyed by the external id: asking again
     /// gets the same id.
     pub fn create_conversation(&self, body: &ConversationBody) -> Response {
         let url = format!("{}/conversation/v1/conversations", self.base.as_str());
-        classify(self.post(&url, body), MAX_ANSWER, created)
+        self.post(&url, body, created)
     }
 
     /// `getMessagesByExternalId`: what the server holds of a conversation.
@@ -211,146 +248,177 @@ impl Client {
             "{}/conversation/v1/conversation/messages",
             self.base.as_str()
         );
+        transport::begin();
         let result = self
             .agent
             .get(&url)
             .query("externalId", external_id)
-            .set("asapp-api-id", &self.credentials.id)
-            .set("asapp-api-secret", &self.credentials.secret)
+            .header("asapp-api-id", &self.credentials.id)
+            .header("asapp-api-secret", &self.credentials.secret)
             .call();
-        classify(result, MAX_READ_BACK, |body| {
+        classify(result, transport::progress(), MAX_READ_BACK, |body| {
             serde_json::from_str::<Items>(body)
                 .ok()
                 .map(|i| Answer::Found { items: i.items })
         })
     }
 
-    #[allow(clippy::result_large_err)] // ureq's own error type
-    fn post(&self, url: &str, body: &impl serde::Serialize) -> Result<ureq::Response, ureq::Error> {
-        self.agent
+    /// POST `body` as JSON; a 200 means what `ok` reads in its answer.
+    fn post(
+        &self,
+        url: &str,
+        body: &impl serde::Serialize,
+        ok: impl Fn(&str) -> Option<Answer>,
+    ) -> Response {
+        let json = match serde_json::to_vec(body) {
+            Ok(json) => json,
+            Err(e) => return refused_locally(format!("cannot encode the request: {e}")),
+        };
+        transport::begin();
+        let result = self
+            .agent
             .post(url)
-            .set("asapp-api-id", &self.credentials.id)
-            .set("asapp-api-secret", &self.credentials.secret)
-            .set("content-type", "application/json")
-            .send_json(body)
+            .header("asapp-api-id", &self.credentials.id)
+            .header("asapp-api-secret", &self.credentials.secret)
+            .header("content-type", "application/json")
+            .send(&json[..]);
+        classify(result, transport::progress(), MAX_ANSWER, ok)
     }
 }
 
-fn header_request_id(r: &ureq::Response) -> Option<String> {
-    r.header("x-request-id").map(str::to_string)
+/// A request that could not be made at all, for a reason that will not
+/// change by retrying.
+fn refused_locally(message: String) -> Response {
+    Response {
+        answer: Answer::Refused,
+        http_status: None,
+        request_id: None,
+        error_code: None,
+        error_message: Some(message),
+    }
 }
 
-/// Read at most 64 KiB of an answer's body.
-/// The longest answer read: the API's answers are a few hundred bytes,
-/// but a read-back holds a whole conversation.
-const MAX_ANSWER: u64 = 64 * 1024;
-const MAX_READ_BACK: u64 = 256 * 1024 * 1024;
+type HttpResponse = ureq::http::Response<ureq::Body>;
+
+fn header_request_id(r: &HttpResponse) -> Option<String> {
+    header(r, "x-request-id").map(str::to_string)
+}
+
+fn header<'a>(r: &'a HttpResponse, name: &str) -> Option<&'a str> {
+    r.headers().get(name).and_then(|v| v.to_str().ok())
+}
 
 /// Read at most `max` bytes of an answer's body.
-fn read_body(r: ureq::Response, max: u64) -> std::io::Result<String> {
+fn read_body(r: HttpResponse, max: u64) -> Result<String, ureq::Error> {
     let mut s = String::new();
-    r.into_reader().take(max).read_to_string(&mut s)?;
+    r.into_body()
+        .into_reader()
+        .take(max)
+        .read_to_string(&mut s)
+        .map_err(ureq::Error::Io)?;
     Ok(s)
 }
 
+/// What came of a request: an answer, or an error after `progress`.
 fn classify(
-    result: Result<ureq::Response, ureq::Error>,
+    result: Result<HttpResponse, ureq::Error>,
+    progress: Progress,
     max: u64,
     parse: impl Fn(&str) -> Option<Answer>,
 ) -> Response {
-    match result {
-        Ok(r) => {
-            let status = r.status();
-            let request_id = header_request_id(&r);
-            match read_body(r, max) {
-                Ok(body) => match parse(&body) {
-                    Some(answer) => Response {
-                        answer,
-                        http_status: Some(status),
-                        request_id,
-                        error_code: None,
-                        error_message: None,
-                    },
-                    // A success we cannot read: the message is stored, we
-                    // do not know its id. That is as uncertain as no answer.
-                    None => Response {
-                        answer: Answer::Lost,
-                        http_status: Some(status),
-                        request_id,
-                        error_code: None,
-                        error_message: Some(format!(
-                            "HTTP {status} with an answer that cannot be read"
-                        )),
-                    },
-                },
-                Err(e) => Response {
-                    answer: Answer::Lost,
-                    http_status: Some(status),
-                    request_id,
-                    error_code: None,
-                    error_message: Some(format!("answer lost while reading it: {e}")),
-                },
-            }
-        }
-        Err(ureq::Error::Status(status, r)) => {
-            let retry_after = r.header("retry-after").and_then(parse_retry_after);
-            let mut request_id = header_request_id(&r);
-            let body = read_body(r, MAX_ANSWER).unwrap_or_default();
-            let (mut error_code, mut error_message) = (None, None);
-            if let Ok(env) = serde_json::from_str::<Envelope>(&body) {
-                request_id = env.error.request_id.or(request_id);
-                error_code = env.error.code;
-                error_message = env.error.message;
-            }
-            let answer = match status {
-                409 => Answer::Exists,
-                401 | 403 => Answer::Unauthorized,
-                429 | 503 => Answer::Throttled { retry_after },
-                500..=599 => Answer::ServerError,
-                _ => Answer::Refused,
-            };
-            Response {
-                answer,
-                http_status: Some(status),
-                request_id,
-                error_code,
-                error_message: error_message.or_else(|| Some(format!("HTTP {status}"))),
-            }
-        }
-        Err(ureq::Error::Transport(t)) => {
-            use ureq::ErrorKind::*;
-            // Only failures before a connection exists prove nothing was sent
-            // (ureq reports a TLS handshake failure as ConnectionFailed too).
-            let answer = match t.kind() {
-                Dns | ConnectionFailed | InvalidUrl | UnknownScheme | ProxyConnect => {
-                    Answer::NotSent
-                }
-                _ => Answer::Lost,
-            };
-            Response {
+    let r = match result {
+        Ok(r) => r,
+        Err(e) => {
+            let (answer, message) = failure(&e, &progress);
+            return Response {
                 answer,
                 http_status: None,
                 request_id: None,
                 error_code: None,
-                error_message: Some(transport_message(&t)),
-            }
+                error_message: Some(message),
+            };
         }
+    };
+    let status = r.status().as_u16();
+    let request_id = header_request_id(&r);
+    // As the API documents only 200 for success, any other status below
+    // 400 counts as success only with an id in it.
+    if status < 400 {
+        return match read_body(r, max) {
+            Ok(body) => match parse(&body) {
+                Some(answer) => Response {
+                    answer,
+                    http_status: Some(status),
+                    request_id,
+                    error_code: None,
+                    error_message: None,
+                },
+                // A success we cannot read: the message is stored, we
+                // do not know its id. That is as uncertain as no answer.
+                None => Response {
+                    answer: Answer::Lost,
+                    http_status: Some(status),
+                    request_id,
+                    error_code: None,
+                    error_message: Some(format!(
+                        "HTTP {status} with an answer that cannot be read"
+                    )),
+                },
+            },
+            Err(e) => Response {
+                answer: Answer::Lost,
+                http_status: Some(status),
+                request_id,
+                error_code: None,
+                error_message: Some(format!("answer lost while reading it: {}", describe(&e))),
+            },
+        };
+    }
+    let retry_after = header(&r, "retry-after").and_then(parse_retry_after);
+    let mut request_id = request_id;
+    let body = read_body(r, MAX_ANSWER).unwrap_or_default();
+    let (mut error_code, mut error_message) = (None, None);
+    if let Ok(env) = serde_json::from_str::<Envelope>(&body) {
+        request_id = env.error.request_id.or(request_id);
+        error_code = env.error.code;
+        error_message = env.error.message;
+    }
+    let answer = match status {
+        409 => Answer::Exists,
+        401 | 403 => Answer::Unauthorized,
+        429 | 503 => Answer::Throttled { retry_after },
+        500..=599 => Answer::ServerError,
+        _ => Answer::Refused,
+    };
+    Response {
+        answer,
+        http_status: Some(status),
+        request_id,
+        error_code,
+        error_message: error_message.or_else(|| Some(format!("HTTP {status}"))),
     }
 }
 
-/// ureq's transport errors include the URL; keep it (it carries no secret)
-/// but not the whole error chain formatting noise.
-fn transport_message(t: &ureq::Transport) -> String {
-    let mut s = t.kind().to_string();
-    if let Some(m) = t.message() {
-        s.push_str(": ");
-        s.push_str(m);
+/// What a failed request means, and the words for the report: lost only
+/// when every byte of it was written. Before that the server cannot have
+/// had a whole body to store, whatever the error (no connection, a write
+/// that failed or ran out of time, a deadline between two writes). The URL
+/// and headers never appear: ureq's errors carry neither credentials nor
+/// paths here, and the words are our own.
+fn failure(e: &ureq::Error, progress: &Progress) -> (Answer, String) {
+    let e = describe(e);
+    if progress.whole() {
+        return (Answer::Lost, format!("no answer: {e}"));
     }
-    if let Some(src) = std::error::Error::source(t) {
-        s.push_str(": ");
-        s.push_str(&src.to_string());
-    }
-    s
+    let message = match &progress.write_error {
+        Some(write) => {
+            format!("not sent: the request was cut short ({write}) and no answer came ({e})")
+        }
+        None if progress.started() => format!("not sent: the request was cut short: {e}"),
+        None if progress.connect_failed => format!("not sent: cannot connect: {e}"),
+        None => format!("not sent: {e}"),
+    };
+    (Answer::NotSent, message)
 }
 
 /// `Retry-After` as delta-seconds or an HTTP date.
@@ -413,5 +481,183 @@ mod tests {
         let past = "Wed, 21 Oct 2015 07:28:00 GMT";
         assert_eq!(parse_retry_after(past), Some(Duration::ZERO));
         assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    fn client(url: &str, timeout: Duration) -> Client {
+        let credentials = Credentials {
+            id: "id".into(),
+            secret: "secret".into(),
+        };
+        Client::new(ApiUrl::parse(url).unwrap(), credentials, 1, timeout)
+    }
+
+    fn message(len: usize) -> MessageBody {
+        MessageBody {
+            text: "x".repeat(len),
+            sender: crate::model::Sender {
+                role: crate::model::Role::Agent,
+                external_id: "agent-1".into(),
+            },
+            timestamp: "2024-03-01T10:00:00Z".into(),
+        }
+    }
+
+    /// Far more than the kernel buffers for a peer that does not read (a few
+    /// MB), so a write blocks or fails before the body is all out.
+    const LARGER_THAN_SOCKET_BUFFERS: usize = 16 * 1024 * 1024;
+
+    // The emulator cannot misbehave in the ways below (it always reads the
+    // head and answers or drops whole requests), so these peers are plain
+    // sockets on loopback.
+
+    #[test]
+    fn refused_connection_is_not_sent() {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let r = client(&format!("http://127.0.0.1:{port}"), Duration::from_secs(5))
+            .create_message("ABC", &message(10));
+        assert_eq!(r.answer, Answer::NotSent, "{r:?}");
+        let m = r.error_message.unwrap();
+        assert!(
+            m.starts_with("not sent: cannot connect: Connection refused"),
+            "{m}"
+        );
+        assert!(!m.contains("secret"), "{m}");
+    }
+
+    #[test]
+    fn failed_tls_handshake_is_not_sent() {
+        // The emulator speaks plain HTTP: the handshake cannot succeed.
+        let emu = crate::emulator::Emulator::start(Default::default()).unwrap();
+        let url = emu.url().replace("http://", "https://");
+        let r = client(&url, Duration::from_secs(5)).create_message("ABC", &message(10));
+        assert_eq!(r.answer, Answer::NotSent, "{r:?}");
+        let m = r.error_message.unwrap();
+        assert!(m.starts_with("not sent: cannot connect: "), "{m}");
+        assert_eq!(emu.stats().requests_total, 0);
+    }
+
+    #[test]
+    fn write_cut_short_without_an_answer_is_not_sent() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", l.local_addr().unwrap());
+        let peer = std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let mut head = [0u8; 1024];
+            let _ = std::io::Read::read(&mut s, &mut head);
+            // Closed with the body unread: the kernel resets the connection.
+        });
+        let r = client(&url, Duration::from_secs(20))
+            .create_message("ABC", &message(LARGER_THAN_SOCKET_BUFFERS));
+        peer.join().unwrap();
+        assert_eq!(r.answer, Answer::NotSent, "{r:?}");
+        let m = r.error_message.unwrap();
+        assert!(
+            m.starts_with("not sent: the request was cut short ("),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn write_that_times_out_is_not_sent() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", l.local_addr().unwrap());
+        let (done, wait) = std::sync::mpsc::channel::<()>();
+        let peer = std::thread::spawn(move || {
+            // Accepts, then never reads nor answers until the client is done.
+            let (_s, _) = l.accept().unwrap();
+            let _ = wait.recv();
+        });
+        let r = client(&url, Duration::from_secs(1))
+            .create_message("ABC", &message(LARGER_THAN_SOCKET_BUFFERS));
+        let _ = done.send(());
+        peer.join().unwrap();
+        assert_eq!(r.answer, Answer::NotSent, "{r:?}");
+        let m = r.error_message.unwrap();
+        assert!(
+            m.starts_with("not sent: the request was cut short: timed out"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn whole_request_without_an_answer_is_lost() {
+        let emu = crate::emulator::Emulator::start(crate::emulator::Config {
+            drop_before: 1.0,
+            ..Default::default()
+        })
+        .unwrap();
+        let r = client(&emu.url(), Duration::from_secs(5)).create_message("ABC", &message(10));
+        assert_eq!(r.answer, Answer::Lost, "{r:?}");
+        assert!(r.error_message.unwrap().starts_with("no answer:"));
+    }
+
+    #[test]
+    fn answer_before_the_body_is_written_is_honoured() {
+        // A server that answers 413 and closes at once, with the body unread.
+        let emu = crate::emulator::Emulator::start(crate::emulator::Config {
+            linger: false,
+            ..Default::default()
+        })
+        .unwrap();
+        let r = client(&emu.url(), Duration::from_secs(20))
+            .create_message("ABC", &message(LARGER_THAN_SOCKET_BUFFERS));
+        assert_eq!(r.answer, Answer::Refused, "{r:?}");
+        assert_eq!(r.http_status, Some(413));
+        assert_eq!(r.error_code.as_deref(), Some("413-01"));
+        assert_eq!(
+            r.error_message.as_deref(),
+            Some("request body over 65536 bytes")
+        );
+        assert_eq!(emu.stats().stored, 0);
+    }
+
+    #[test]
+    fn pooled_connection_the_server_closed_is_not_reused() {
+        // The emulator closes a connection idle past its head timeout.
+        let emu = crate::emulator::Emulator::start(crate::emulator::Config {
+            header_read_timeout: Duration::from_millis(200),
+            ..Default::default()
+        })
+        .unwrap();
+        let c = client(&emu.url(), Duration::from_secs(5));
+        for _ in 0..3 {
+            let r = c.create_message("ABC", &message(10));
+            assert!(matches!(r.answer, Answer::Created { .. }), "{r:?}");
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        assert_eq!(emu.stats().stored, 3);
+    }
+
+    #[test]
+    fn statuses_are_classified_from_the_answer() {
+        let emu = crate::emulator::Emulator::start(crate::emulator::Config {
+            unknown: vec!["GONE".into()],
+            ..Default::default()
+        })
+        .unwrap();
+        let c = client(&emu.url(), Duration::from_secs(5));
+        let r = c.create_message("ABC", &message(10));
+        assert!(
+            matches!(r.answer, Answer::Created { ref id } if id.len() == 26),
+            "{r:?}"
+        );
+        let r = c.create_message("GONE", &message(10));
+        assert_eq!((r.answer, r.http_status), (Answer::Refused, Some(404)));
+        let r = c.create_message("ABC", &message(0));
+        assert_eq!((r.answer, r.http_status), (Answer::Refused, Some(422)));
+        let wrong = Client::new(
+            ApiUrl::parse(&emu.url()).unwrap(),
+            Credentials {
+                id: String::new(),
+                secret: "s".into(),
+            },
+            1,
+            Duration::from_secs(5),
+        );
+        let r = wrong.create_message("ABC", &message(10));
+        assert_eq!((r.answer, r.http_status), (Answer::Unauthorized, Some(401)));
     }
 }

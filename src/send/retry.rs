@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use rand::Rng;
+use rand::{Rng, RngExt};
 
 /// Which schedule an answer follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,9 +81,9 @@ impl RetryPolicy {
             .min(self.max_wait);
         let wait = if retry < 3 {
             // The advised steps, with ±10% jitter so workers do not retry in step.
-            step.mul_f64(rng.gen_range(0.9..=1.1))
+            step.mul_f64(rng.random_range(0.9..=1.1))
         } else {
-            step.mul_f64(rng.gen_range(0.0..=1.0))
+            step.mul_f64(rng.random_range(0.0..=1.0))
         };
         wait.min(self.max_wait).mul_f64(self.scale)
     }

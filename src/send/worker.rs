@@ -6,8 +6,6 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use rand::SeedableRng;
-
 use super::client::{Answer, Client};
 use super::rate::RateLimiter;
 use super::request::{fill, not_attempted, not_sent, Requested};
@@ -96,7 +94,7 @@ impl<'a> Worker<'a> {
             shared,
             sink,
             bodies,
-            rng: rand::rngs::StdRng::from_entropy(),
+            rng: rand::make_rng(),
             persisting: false,
             failed: None,
             budget: 0,

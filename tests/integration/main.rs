@@ -5,6 +5,7 @@ mod delivery;
 mod emulator;
 mod flags;
 mod golden;
+mod hardening;
 mod input;
 mod migration;
 mod pipeline;

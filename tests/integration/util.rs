@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use serde::Deserialize;
 
 /// The binary under test.
@@ -138,7 +138,7 @@ pub fn conversation_id(rng: &mut StdRng) -> String {
     const ALPHABET: &[u8] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
     let mut id = String::from("01J");
     for _ in 0..23 {
-        id.push(ALPHABET[rng.gen_range(0..ALPHABET.len())] as char);
+        id.push(ALPHABET[rng.random_range(0..ALPHABET.len())] as char);
     }
     id
 }
@@ -157,10 +157,10 @@ pub fn transcripts(seed: u64, conversations: usize, rows: usize, invalid: usize)
     }
     for _ in 0..conversations * 4 {
         let (a, b) = (
-            rng.gen_range(0..conversations),
-            rng.gen_range(0..conversations),
+            rng.random_range(0..conversations),
+            rng.random_range(0..conversations),
         );
-        let k = rng.gen_range(1..=10);
+        let k = rng.random_range(1..=10);
         if a != b && lengths[a] > k && lengths[b] + k <= 30 {
             lengths[a] -= k;
             lengths[b] += k;
@@ -172,11 +172,11 @@ pub fn transcripts(seed: u64, conversations: usize, rows: usize, invalid: usize)
     let mut out = Vec::with_capacity(rows);
     for (c, &len) in lengths.iter().enumerate() {
         let id = conversation_id(&mut rng);
-        let mut t = base + chrono::Duration::seconds(rng.gen_range(0..300 * 24 * 3600));
+        let mut t = base + chrono::Duration::seconds(rng.random_range(0..300 * 24 * 3600));
         for m in 0..len {
-            t += chrono::Duration::milliseconds(rng.gen_range(1..120_000));
-            let role = ["agent", "customer", "system"][rng.gen_range(0..3)];
-            let text = match rng.gen_range(0..10) {
+            t += chrono::Duration::milliseconds(rng.random_range(1..120_000));
+            let role = ["agent", "customer", "system"][rng.random_range(0..3)];
+            let text = match rng.random_range(0..10) {
                 0 => format!("Message {m} of {c}, with \"quotes\",\nand a second line"),
                 1 => format!("Message {m} of {c}: \u{e9}t\u{e9}, caf\u{e9} \u{1f600}"),
                 _ => format!("Message {m} of {c}, hello"),
@@ -185,7 +185,7 @@ pub fn transcripts(seed: u64, conversations: usize, rows: usize, invalid: usize)
                 conversation_id: id.clone(),
                 timestamp: t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
                 role: role.to_string(),
-                sender_id: format!("{role}-{}", rng.gen_range(1..50)),
+                sender_id: format!("{role}-{}", rng.random_range(1..50)),
                 text,
                 invalid: None,
             });
