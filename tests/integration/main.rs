@@ -3,6 +3,7 @@
 
 mod delivery;
 mod emulator;
+mod hostile;
 mod input;
 mod pipeline;
 mod util;
