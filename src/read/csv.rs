@@ -700,4 +700,38 @@ mod tests {
         // A tie prefers the comma.
         assert_eq!(detect_delimiter(b"a,b;c"), b',');
     }
+
+    /// The scanner follows the csv parser's quoting rules.
+    #[test]
+    fn a_quote_left_open_is_found_where_it_opened() {
+        let open = |bytes: &[u8]| {
+            let mut f = tempfile::tempfile().unwrap();
+            std::io::Write::write_all(&mut f, bytes).unwrap();
+            open_quote(&mut f, 0, 1, b',')
+                .unwrap()
+                .map(|o| (o.column, o.line, o.last_line))
+        };
+        assert_eq!(open(b"a,b\n"), None);
+        assert_eq!(open(b"a,\"b\"\"c\"\n"), None);
+        assert_eq!(
+            open(b"a,\"b\"c\"\n"),
+            None,
+            "a quote after a closed one is data"
+        );
+        assert_eq!(
+            open(b"a,b\"c\n"),
+            None,
+            "a quote inside an unquoted field is data"
+        );
+        assert_eq!(open(b"\"a\nb\",c\r\n"), None);
+        assert_eq!(open(b"a,\"b"), Some((1, 1, 1)));
+        assert_eq!(
+            open(b"a,\"b\"\"\n"),
+            Some((1, 1, 1)),
+            "an escaped quote does not close"
+        );
+        assert_eq!(open(b"x\r\n\r\na,b,\"c\nd\n\ne\n\n"), Some((2, 3, 6)));
+        assert_eq!(open(b"\xEF\xBB\xBF\"a\nb"), Some((0, 1, 2)), "after a BOM");
+        assert_eq!(open(b"a;\"b"), None, "`;` is no delimiter here");
+    }
 }
