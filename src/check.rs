@@ -49,8 +49,9 @@ pub fn check(mut cfg: CheckConfig, out: &mut impl Write) -> Result<ExitCode, Err
             warnings.push(d.to_string().lines().next().unwrap_or_default().to_string());
         }
     }
-    for empty in read.empty_sources() {
-        warnings.push(format!("{empty}: no rows"));
+    warnings.extend(read.empty_sources());
+    if let Some(w) = swallowing(&read.swallowing, &name) {
+        warnings.push(w);
     }
     let result = report(&cfg, &read, reasons, linter, &warnings, &name, out);
     match result {
@@ -186,6 +187,27 @@ fn requests_made_of(read: &plan::Inputs, mode: ConversationMode, batch: Option<u
             )
         }
     }
+}
+
+/// The warning for quoted fields that hold lines looking like records: the
+/// classic stray quote that swallows the rows after it.
+fn swallowing(s: &plan::Swallowing, name: &dyn Fn(&RowRef) -> String) -> Option<String> {
+    if s.records == 0 {
+        return None;
+    }
+    let examples: Vec<String> = s
+        .examples
+        .iter()
+        .map(|(pos, lines)| format!("{} holds {lines}", name(pos)))
+        .collect();
+    Some(format!(
+        "{} record(s) have quoted fields holding {} line(s) that look like records of their own \
+         (the header's number of columns, a conversation id and a timestamp): a stray or \
+         unclosed quote may have swallowed rows; e.g. {}",
+        s.records,
+        s.lines,
+        examples.join(", ")
+    ))
 }
 
 fn human(secs: f64) -> String {

@@ -55,6 +55,10 @@ pub struct InputArgs {
     /// text. Repeat the flag or separate pairs with commas:
     /// `--map text=msg,sender_id=agent_ref`. Columns are matched
     /// case-insensitively; a mapped column wins over the built-in aliases.
+    ///
+    /// COLUMN may also be `#N`, the N-th column of a CSV header, counting
+    /// from 1: `--map text=#5`. That is how to pick one of two columns with
+    /// the same name (JSONL keys have no order: name them).
     #[arg(long, value_name = "FIELD=COLUMN", value_delimiter = ',')]
     pub map: Vec<String>,
 

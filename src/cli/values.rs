@@ -84,7 +84,8 @@ pub fn timezone(value: &str) -> Result<chrono_tz::Tz, String> {
     })
 }
 
-/// `--map FIELD=COLUMN` pairs (clap has split the commas).
+/// `--map FIELD=COLUMN` pairs (clap has split the commas). COLUMN may be
+/// `#N`, the N-th column (1-based) of a CSV header.
 pub fn map(pairs: &[String]) -> Result<Vec<(Field, String)>, String> {
     let mut out: Vec<(Field, String)> = Vec::new();
     for pair in pairs {
@@ -104,6 +105,15 @@ pub fn map(pairs: &[String]) -> Result<Vec<(Field, String)>, String> {
         if column.is_empty() {
             return Err(format!(
                 "invalid value for --map: `{pair}`: no column name after `=`"
+            ));
+        }
+        let digits = column.strip_prefix('#').unwrap_or_default();
+        if !digits.is_empty()
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && crate::read::columns::number(column).is_none()
+        {
+            return Err(format!(
+                "invalid value for --map: `{pair}`: column numbers start at 1 (`#1` is the first column)"
             ));
         }
         if out.iter().any(|(f, c)| *f == field && c != column) {
@@ -214,7 +224,14 @@ mod tests {
                 (Field::Timestamp, "when".to_string()),
             ]
         );
-        for bad in ["text", "body=msg", "text="] {
+        assert_eq!(
+            map(&pairs(&["text=#5"])).unwrap(),
+            vec![(Field::Text, "#5".to_string())]
+        );
+        assert!(map(&pairs(&["text=#0"]))
+            .unwrap_err()
+            .contains("column numbers start at 1"));
+        for bad in ["text", "body=msg", "text=", "text=#0", "text=#00"] {
             let e = map(&pairs(&[bad])).unwrap_err();
             assert!(e.starts_with("invalid value for --map"), "{bad}: {e}");
         }

@@ -49,7 +49,8 @@ impl fmt::Display for Field {
 }
 
 /// Why a row cannot be sent. `field` and `problem` group reasons (for
-/// `check`); `excerpt` is a short, truncated piece of the offending value.
+/// `check`); `excerpt` is a short, truncated piece of the offending value,
+/// escaped (see [`excerpt`]), shown in quotes.
 /// A bad row is data, never an error: it is reported and never sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invalid {
@@ -65,7 +66,7 @@ impl fmt::Display for Invalid {
         }
         f.write_str(&self.problem)?;
         if let Some(excerpt) = &self.excerpt {
-            write!(f, ": {excerpt:?}")?;
+            write!(f, ": \"{excerpt}\"")?;
         }
         Ok(())
     }
@@ -111,14 +112,22 @@ impl Invalid {
 /// At most this many characters of a bad value are shown in a reason.
 pub const EXCERPT_CHARS: usize = 32;
 
-/// A short piece of a value for a reason: at most `EXCERPT_CHARS` characters,
-/// `…` when cut. Message texts are never excerpted.
+/// A short piece of a value for a reason: at most `EXCERPT_CHARS` characters
+/// of it, `…` when cut, escaped as Rust escapes a string literal (`\"`,
+/// `\\`, `\0`, `\n`, `\u{1b}`, ...): a reason never carries a raw control
+/// character (a NUL, a terminal escape) into a report, a terminal or a log.
+/// Message texts are never excerpted.
 pub fn excerpt(value: &str) -> String {
     let mut chars = value.char_indices();
-    match chars.nth(EXCERPT_CHARS) {
-        Some((cut, _)) => format!("{}…", value.get(..cut).unwrap_or_default()),
-        None => value.to_string(),
+    let (shown, cut) = match chars.nth(EXCERPT_CHARS) {
+        Some((cut, _)) => (value.get(..cut).unwrap_or_default(), true),
+        None => (value, false),
+    };
+    let mut out: String = shown.escape_debug().collect();
+    if cut {
+        out.push('…');
     }
+    out
 }
 
 #[cfg(test)]
@@ -145,5 +154,23 @@ mod tests {
         );
         let long = "x".repeat(40);
         assert_eq!(excerpt(&long).chars().count(), EXCERPT_CHARS + 1);
+    }
+
+    #[test]
+    fn excerpts_never_carry_control_characters() {
+        assert_eq!(
+            excerpt("a\0b\u{1b}[31m\t\r\n\u{7f}"),
+            "a\\0b\\u{1b}[31m\\t\\r\\n\\u{7f}"
+        );
+        assert_eq!(excerpt("say \"hi\" \\o/"), "say \\\"hi\\\" \\\\o/");
+        let i = Invalid::value(Field::ConversationId, "bad", "A\0B");
+        assert_eq!(i.to_string(), "conversation_id: bad: \"A\\0B\"");
+        // As the Debug form of the value, which reasons used before.
+        for v in ["café", "\u{301}x", "tab\there", "\u{202e}rtl", "\u{85}"] {
+            assert_eq!(format!("\"{}\"", excerpt(v)), format!("{v:?}"), "{v:?}");
+        }
+        let long = format!("{}\0", "x".repeat(40));
+        assert!(!excerpt(&long).contains('\0'));
+        assert!(excerpt(&"\0".repeat(40)).chars().all(|c| !c.is_control()));
     }
 }

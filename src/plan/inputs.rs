@@ -31,6 +31,31 @@ pub struct Inputs {
     pub invalid: u64,
     /// Rows, valid or not, that belong to other shards.
     pub other_shards: u64,
+    /// Records of this shard whose quoted fields hold lines that look like
+    /// records of their own (a stray quote may have swallowed rows).
+    pub swallowing: Swallowing,
+}
+
+/// Records whose quoted fields hold lines that look like records: how many,
+/// and the first few with their count of such lines.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Swallowing {
+    pub records: u64,
+    pub lines: u64,
+    pub examples: Vec<(RowRef, u32)>,
+}
+
+impl Swallowing {
+    /// How many examples are kept.
+    pub const EXAMPLES: usize = 5;
+
+    fn add(&mut self, pos: RowRef, lines: u32) {
+        self.records += 1;
+        self.lines += u64::from(lines);
+        if self.examples.len() < Self::EXAMPLES {
+            self.examples.push((pos, lines));
+        }
+    }
 }
 
 impl Inputs {
@@ -42,13 +67,15 @@ impl Inputs {
             .sum()
     }
 
-    /// The inputs that had no rows at all.
-    pub fn empty_sources(&self) -> impl Iterator<Item = &str> {
+    /// A warning per input that had no rows at all, saying what it held
+    /// (`NAME: no rows (the pipe delivered nothing)`): an input that gives
+    /// nothing is never passed over in silence.
+    pub fn empty_sources(&self) -> impl Iterator<Item = String> + '_ {
         self.sources
             .iter()
             .zip(&self.rows_per_source)
             .filter(|(_, n)| **n == 0)
-            .map(|(s, _)| s.name.as_str())
+            .map(|(s, _)| s.no_rows())
     }
 }
 
@@ -81,22 +108,25 @@ pub fn read_all<E: From<ReadError> + From<Duplicate>>(
     }
     let mut builder = Builder::new(shard, validate_opts.mode);
     let (mut rows, mut invalid) = (0u64, 0u64);
+    let mut swallowing = Swallowing::default();
     let mut rows_per_source = vec![0u64; sources.len()];
     for (source, per_source) in sources.iter().zip(&mut rows_per_source) {
         for record in source.records()? {
             let record = record?;
             rows += 1;
             *per_source += 1;
-            // The conversation id is kept aside (it is small) for the
-            // report of an invalid row and for its shard.
-            let mut conversation = None::<String>;
-            let checked = record.fields.and_then(|fields| {
-                conversation = fields
-                    .conversation_id
-                    .as_deref()
-                    .map(|id| id.trim().to_string());
-                validate::row(record.pos, fields, validate_opts)
-            });
+            // The conversation id is kept aside (it is small) for the report
+            // of an invalid row and for its shard; the reader keeps it even
+            // when another field of the record cannot be read.
+            let conversation = record.conversation_id().map(|id| id.trim().to_string());
+            let id = conversation.as_deref().filter(|id| !id.is_empty());
+            let swallowed = record.lines_like_records();
+            if swallowed > 0 && shard.is_none_or(|s| s.owns(id)) {
+                swallowing.add(record.pos, swallowed);
+            }
+            let checked = record
+                .fields
+                .and_then(|fields| validate::row(record.pos, fields, validate_opts));
             match checked {
                 Ok(row) => {
                     if builder.add(&row) {
@@ -104,7 +134,6 @@ pub fn read_all<E: From<ReadError> + From<Duplicate>>(
                     }
                 }
                 Err(reason) => {
-                    let id = conversation.as_deref().filter(|id| !id.is_empty());
                     if shard.is_some_and(|s| !s.owns(id)) {
                         builder.other_shards += 1;
                         continue;
@@ -127,6 +156,7 @@ pub fn read_all<E: From<ReadError> + From<Duplicate>>(
         rows,
         invalid,
         other_shards,
+        swallowing,
     })
 }
 

@@ -21,7 +21,7 @@ use crate::model::{
 };
 use crate::validate::Row;
 
-pub use inputs::{read_all, InputConfig, Inputs};
+pub use inputs::{read_all, InputConfig, Inputs, Swallowing};
 pub use texts::{Changed, TextReader, Texts};
 
 /// `--shard K/N`: keep the conversations whose id hashes to K (1-based) of N.

@@ -4,7 +4,9 @@
 //! but letters and digits, so `sender_id`, `senderId` and `Sender ID` are the
 //! same name. Per field, the first rule that matches decides:
 //!
-//! 1. `--map field=column` (the column compared trimmed, case-insensitively);
+//! 1. `--map field=column` (the column compared trimmed, case-insensitively),
+//!    or `--map field=#N`, the N-th column (1-based) of a CSV header: the
+//!    only way to pick one of two columns with the same name;
 //! 2. the canonical name;
 //! 3. one of the field's aliases.
 //!
@@ -76,6 +78,18 @@ pub struct Ambiguous {
     pub field: Field,
     pub first: String,
     pub second: String,
+    /// 0-based positions of the two names (a CSV header's column numbers, minus one).
+    pub at: (usize, usize),
+}
+
+/// The 1-based column number of a `--map field=#N` column, if that is
+/// what `column` is (`#` and digits; `#0` is none).
+pub fn number(column: &str) -> Option<usize> {
+    let digits = column.trim().strip_prefix('#')?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok().filter(|n| *n > 0)
 }
 
 /// Which of `names` holds each field (indexed by `index(field)`).
@@ -89,6 +103,15 @@ pub fn resolve<S: AsRef<str>>(
         let Some((_, column)) = map.iter().rev().find(|(f, _)| *f == field) else {
             continue;
         };
+        if let Some(n) = number(column) {
+            if n <= names.len() {
+                found[index(field)] = Some(n - 1);
+                if let Some(c) = claimed.get_mut(n - 1) {
+                    *c = true;
+                }
+            }
+            continue;
+        }
         let want = column.trim().to_lowercase();
         let mut hits = names
             .iter()
@@ -138,6 +161,7 @@ fn ambiguous<S: AsRef<str>>(field: Field, names: &[S], i: usize, j: usize) -> Am
         field,
         first: name(i),
         second: name(j),
+        at: (i, j),
     }
 }
 
@@ -224,7 +248,8 @@ mod tests {
             Ambiguous {
                 field: Field::Text,
                 first: "message".into(),
-                second: "body".into()
+                second: "body".into(),
+                at: (0, 1),
             }
         );
         let e = cols(&["text", "TEXT"]).unwrap_err();
@@ -244,6 +269,24 @@ mod tests {
         // A mapped column that is absent leaves the field unmapped (no alias fallback).
         let map = vec![(Field::Text, "nope".to_string())];
         assert_eq!(resolve(&["text"], &map).unwrap()[index(Field::Text)], None);
+    }
+
+    #[test]
+    fn map_by_column_number_picks_one_of_two_same_names() {
+        assert_eq!(number("#5"), Some(5));
+        assert_eq!(number(" #12 "), Some(12));
+        for not in ["#0", "#", "#x", "5", "#-1", "#1.5", "text"] {
+            assert_eq!(number(not), None, "{not}");
+        }
+        let names = ["conversation_id", "text", "sender_id", "text"];
+        assert_eq!(cols(&names).unwrap_err().at, (1, 3));
+        let map = vec![(Field::Text, "#4".to_string())];
+        assert_eq!(resolve(&names, &map).unwrap()[index(Field::Text)], Some(3));
+        let map = vec![(Field::Text, "#2".to_string())];
+        assert_eq!(resolve(&names, &map).unwrap()[index(Field::Text)], Some(1));
+        // A number past the last column maps nothing (the header reader says so).
+        let map = vec![(Field::Text, "#9".to_string())];
+        assert_eq!(resolve(&names, &map).unwrap()[index(Field::Text)], None);
     }
 
     #[test]

@@ -4,6 +4,15 @@
 //! CRLF or LF, a UTF-8 BOM. Records are read as bytes and each needed field
 //! is checked for UTF-8 on its own, so a bad byte is one row's problem.
 //! Blank lines are skipped (by the csv crate) and are not records.
+//!
+//! A quoted field whose closing quote never comes runs to the end of the
+//! file: the csv crate ends the record there without a word, and every
+//! line after the quote would become that field's text. Such a record is
+//! invalid, its reason naming the line where the quote opened; the lines
+//! after it cannot be records of their own (no CSV parser can tell where
+//! the quote should have closed), so they are reported only as the span
+//! that record swallowed. A record whose quoted fields hold lines that look
+//! like records of their own is counted for `check`'s warning.
 
 use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
@@ -12,7 +21,7 @@ use std::path::Path;
 use csv::{ByteRecord, Position, ReaderBuilder};
 
 use super::columns::{self, index};
-use super::{RawFields, RawRecord, ReadError, ReadOptions, Source, BOM};
+use super::{RawFields, RawRecord, ReadError, ReadOptions, Source, Unreadable, BOM};
 use crate::model::{Field, Invalid, RowRef};
 
 /// Delimiters tried when detecting, in order of preference on a tie.
@@ -68,6 +77,7 @@ impl Header {
             None => detect_delimiter(&super::spool::head(path, 64 * 1024).map_err(open_err)?),
         };
         let file = File::open(path).map_err(open_err)?;
+        let len = file.metadata().map_err(open_err)?.len();
         let mut rdr = builder(delimiter).from_reader(BufReader::new(file));
         let mut rec = ByteRecord::new();
         let found = rdr.read_byte_record(&mut rec).map_err(|e| ReadError::At {
@@ -82,6 +92,21 @@ impl Header {
                 names: Vec::new(),
             });
         }
+        if rdr.position().byte() >= len {
+            let mut file = File::open(path).map_err(open_err)?;
+            if let Some(open) = open_quote(&mut file, 0, 1, delimiter).map_err(open_err)? {
+                return Err(ReadError::At {
+                    path: name.to_string(),
+                    line: open.line,
+                    message: format!(
+                        "the header's quoted field in column {} opened on line {} never closes \
+                         (the whole file would be the header)",
+                        open.column + 1,
+                        open.line
+                    ),
+                });
+            }
+        }
         let names: Vec<String> = rec
             .iter()
             .enumerate()
@@ -95,28 +120,45 @@ impl Header {
             })
             .collect();
         for (field, column) in &opts.columns {
-            if !names
-                .iter()
-                .any(|n| n.to_lowercase() == column.trim().to_lowercase())
-            {
+            let missing = match columns::number(column) {
+                Some(n) => (n > names.len()).then(|| {
+                    format!(
+                        "no column {n}: the header has {} column{}",
+                        names.len(),
+                        if names.len() == 1 { "" } else { "s" }
+                    )
+                }),
+                None => (!names
+                    .iter()
+                    .any(|n| n.to_lowercase() == column.trim().to_lowercase()))
+                .then(|| {
+                    format!(
+                        "no column `{column}` in the header ({})",
+                        shown_names(&names)
+                    )
+                }),
+            };
+            if let Some(missing) = missing {
                 return Err(ReadError::Other {
                     path: name.to_string(),
-                    message: format!(
-                        "--map {}={column}: no column `{column}` in the header ({})",
-                        field.name(),
-                        shown_names(&names)
-                    ),
+                    message: format!("--map {}={column}: {missing}", field.name()),
                 });
             }
         }
         let found = columns::resolve(&names, &opts.columns).map_err(|a| ReadError::Other {
             path: name.to_string(),
             message: format!(
-                "columns `{}` and `{}` both name `{}`; choose one with --map {}=COLUMN",
-                a.first,
-                a.second,
+                "columns `{}` (column {}) and `{}` (column {}) both name `{}`; \
+                 choose one with --map {}=#{} or --map {}=#{}",
+                crate::model::excerpt(&a.first),
+                a.at.0 + 1,
+                crate::model::excerpt(&a.second),
+                a.at.1 + 1,
                 a.field.name(),
-                a.field.name()
+                a.field.name(),
+                a.at.0 + 1,
+                a.field.name(),
+                a.at.1 + 1,
             ),
         })?;
         let mut cols = [0usize; 5];
@@ -142,21 +184,21 @@ impl Header {
         })
     }
 
-    /// One record's fields, or why they cannot be read.
-    fn fields(&self, rec: &ByteRecord) -> Result<RawFields, Invalid> {
+    /// Whether the file had a header line (it is empty otherwise).
+    pub(crate) fn has_columns(&self) -> bool {
+        self.columns.is_some()
+    }
+
+    /// One record's fields, or why they cannot be read (with the
+    /// conversation id when its own column can be). `open` is a quoted
+    /// field of this record that never closes.
+    fn fields(&self, rec: &ByteRecord, open: Option<&OpenQuote>) -> Result<RawFields, Unreadable> {
         let Some(cols) = self.columns else {
-            return Err(Invalid::record("no header"));
+            return Err(Invalid::record("no header").into());
         };
-        if rec.len() != self.names.len() {
-            return Err(Invalid::record(format!(
-                "row has {} field{}, header has {}",
-                rec.len(),
-                if rec.len() == 1 { "" } else { "s" },
-                self.names.len()
-            )));
-        }
+        let column_of = |field: Field| cols.get(index(field)).copied().unwrap_or(usize::MAX);
         let get = |field: Field| -> Result<Option<String>, Invalid> {
-            let i = cols.get(index(field)).copied().unwrap_or(usize::MAX);
+            let i = column_of(field);
             let Some(bytes) = rec.get(i) else {
                 return Ok(None);
             };
@@ -167,19 +209,239 @@ impl Header {
                     format!(
                         "invalid UTF-8 at byte {} of column `{}`",
                         e.valid_up_to() + 1,
-                        self.names.get(i).map(String::as_str).unwrap_or("?")
+                        crate::model::excerpt(self.names.get(i).map(String::as_str).unwrap_or("?"))
                     ),
                 )),
             }
         };
-        Ok(RawFields {
-            conversation_id: get(Field::ConversationId)?,
-            timestamp: get(Field::Timestamp)?,
-            sender_role: get(Field::SenderRole)?,
-            sender_id: get(Field::SenderId)?,
-            text: get(Field::Text)?,
-        })
+        if let Some(open) = open {
+            // Columns before the quote were read as written; the one where
+            // it opened and any after it were not.
+            let id = (column_of(Field::ConversationId) < open.column)
+                .then(|| get(Field::ConversationId).ok().flatten())
+                .flatten();
+            return Err(Unreadable {
+                reason: self.unclosed(rec, open),
+                conversation_id: id,
+            });
+        }
+        if rec.len() != self.names.len() {
+            // A ragged row's columns cannot be trusted to be where the
+            // header says: no conversation id is taken from it.
+            return Err(Invalid::record(format!(
+                "row has {} field{}, header has {}",
+                rec.len(),
+                if rec.len() == 1 { "" } else { "s" },
+                self.names.len()
+            ))
+            .into());
+        }
+        let conversation_id = get(Field::ConversationId)?;
+        let rest = (|| {
+            Ok::<_, Invalid>(RawFields {
+                conversation_id: None,
+                timestamp: get(Field::Timestamp)?,
+                sender_role: get(Field::SenderRole)?,
+                sender_id: get(Field::SenderId)?,
+                text: get(Field::Text)?,
+            })
+        })();
+        match rest {
+            Ok(fields) => Ok(RawFields {
+                conversation_id,
+                ..fields
+            }),
+            Err(reason) => Err(Unreadable {
+                reason,
+                conversation_id,
+            }),
+        }
     }
+
+    /// The reason of a record whose quoted field never closes.
+    fn unclosed(&self, rec: &ByteRecord, open: &OpenQuote) -> Invalid {
+        let field = Field::ALL
+            .into_iter()
+            .find(|f| self.columns.and_then(|c| c.get(index(*f)).copied()) == Some(open.column));
+        let what = if field == Some(Field::Text) {
+            "text"
+        } else {
+            "value"
+        };
+        let span = match open.last_line.saturating_sub(open.line) {
+            0 => "it runs to the end of the file".to_string(),
+            1 => format!(
+                "the rest of the file, line {}, would become its {what}",
+                open.line + 1
+            ),
+            _ => format!(
+                "the rest of the file, lines {}\u{2013}{}, would become its {what}",
+                open.line + 1,
+                open.last_line
+            ),
+        };
+        let like = rec
+            .get(open.column)
+            .map_or(0, |value| self.count_record_like(value));
+        let like = match like {
+            0 => String::new(),
+            1 => "; 1 of those lines looks like a record".to_string(),
+            n => format!("; {n} of those lines look like records"),
+        };
+        let problem = format!(
+            "quoted field opened on line {} never closes ({span}{like})",
+            open.line
+        );
+        match field {
+            Some(field) => Invalid::field(field, problem),
+            None => Invalid::record(format!(
+                "column `{}`: {problem}",
+                crate::model::excerpt(self.names.get(open.column).map_or("?", String::as_str))
+            )),
+        }
+    }
+
+    /// Lines inside the record's fields, after a line break, that look like
+    /// records of their own.
+    fn lines_like_records(&self, rec: &ByteRecord) -> u32 {
+        rec.iter()
+            .filter(|f| f.contains(&b'\n'))
+            .fold(0u32, |n, f| n.saturating_add(self.count_record_like(f)))
+    }
+
+    fn count_record_like(&self, value: &[u8]) -> u32 {
+        let mut n = 0u32;
+        for line in value.split(|b| *b == b'\n').skip(1) {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if self.looks_like_a_record(line) {
+                n = n.saturating_add(1);
+            }
+        }
+        n
+    }
+
+    /// The header's number of columns, a conversation id and a timestamp
+    /// in their columns: what a swallowed row looks like.
+    fn looks_like_a_record(&self, line: &[u8]) -> bool {
+        let Some(cols) = self.columns else {
+            return false;
+        };
+        let width = self.names.len();
+        let delimiters = line.iter().filter(|b| **b == self.delimiter).count();
+        if width < 2 || delimiters + 1 < width {
+            return false;
+        }
+        let mut rdr = builder(self.delimiter)
+            .buffer_capacity(line.len().clamp(64, 8 * 1024))
+            .from_reader(line);
+        let mut rec = ByteRecord::new();
+        if !matches!(rdr.read_byte_record(&mut rec), Ok(true)) || rec.len() != width {
+            return false;
+        }
+        let text = |field: Field| {
+            cols.get(index(field))
+                .and_then(|i| rec.get(*i))
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .map(str::trim)
+                .unwrap_or_default()
+        };
+        !text(Field::ConversationId).is_empty()
+            && crate::timestamp::parse(text(Field::Timestamp), chrono_tz::UTC).is_ok()
+    }
+}
+
+/// A quoted field that runs to the end of the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct OpenQuote {
+    /// 0-based column where the quote opened.
+    column: usize,
+    /// Physical line where it opened.
+    line: u64,
+    /// The last physical line with anything on it.
+    last_line: u64,
+}
+
+/// Scan from `from` (the start of a record, on line `line`) to the end of
+/// the file with the csv crate's quoting rules (csv-core's state machine:
+/// a quote opens a field only at its start, `""` inside is a quote, a quote
+/// inside an unquoted field is data) and say whether a quoted field is
+/// still open at the end. A BOM at byte 0 is skipped, as the parser does.
+fn open_quote(
+    file: &mut File,
+    from: u64,
+    mut line: u64,
+    delimiter: u8,
+) -> io::Result<Option<OpenQuote>> {
+    #[derive(Clone, Copy, PartialEq, Eq)]
+    enum S {
+        StartRecord,
+        StartField,
+        InField,
+        Quoted,
+        QuoteInQuoted,
+    }
+    file.seek(SeekFrom::Start(from))?;
+    let mut buf = vec![0u8; 64 * 1024];
+    let (mut state, mut column) = (S::StartRecord, 0usize);
+    let (mut opened, mut last_line) = ((0usize, line), line);
+    let mut skip_bom = from == 0;
+    let term = |b: u8| b == b'\r' || b == b'\n';
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        let mut bytes = buf.get(..n).unwrap_or_default();
+        if skip_bom {
+            skip_bom = false;
+            bytes = bytes.strip_prefix(BOM).unwrap_or(bytes);
+        }
+        for &b in bytes {
+            if !term(b) {
+                last_line = line;
+            }
+            let mut start_field = |column: &mut usize| {
+                if b == b'"' {
+                    opened = (*column, line);
+                    S::Quoted
+                } else if b == delimiter {
+                    *column += 1;
+                    S::StartField
+                } else if term(b) {
+                    S::StartRecord
+                } else {
+                    S::InField
+                }
+            };
+            state = match state {
+                S::StartRecord if term(b) => S::StartRecord,
+                S::StartRecord => {
+                    column = 0;
+                    start_field(&mut column)
+                }
+                S::StartField => start_field(&mut column),
+                S::Quoted if b == b'"' => S::QuoteInQuoted,
+                S::Quoted => S::Quoted,
+                S::QuoteInQuoted if b == b'"' => S::Quoted,
+                S::InField | S::QuoteInQuoted if b == delimiter => {
+                    column += 1;
+                    S::StartField
+                }
+                S::InField | S::QuoteInQuoted if term(b) => S::StartRecord,
+                S::InField | S::QuoteInQuoted => S::InField,
+            };
+            if b == b'\n' {
+                line += 1;
+            }
+        }
+    }
+    Ok((state == S::Quoted).then_some(OpenQuote {
+        column: opened.0,
+        line: opened.1,
+        last_line,
+    }))
 }
 
 fn shown_names(names: &[String]) -> String {
@@ -250,11 +512,15 @@ pub(crate) struct Records<'a> {
     rec: ByteRecord,
     record: u64,
     starts: Starts,
+    /// The file's length: a record that reaches it may hold a quote that
+    /// never closes.
+    len: u64,
 }
 
 impl<'a> Records<'a> {
     pub(crate) fn new(source: &'a Source, header: &'a Header) -> Result<Self, ReadError> {
         let file = File::open(&source.path).map_err(|e| source.open_error(e))?;
+        let len = file.metadata().map_err(|e| source.open_error(e))?.len();
         let starts = Starts {
             file: File::open(&source.path).map_err(|e| source.open_error(e))?,
             window: Vec::new(),
@@ -277,6 +543,7 @@ impl<'a> Records<'a> {
             rec,
             record: 0,
             starts,
+            len,
         })
     }
 }
@@ -302,17 +569,19 @@ impl Iterator for Records<'_> {
                 }));
             }
         }
+        let end = rdr.position().byte();
         self.record += 1;
         let start = self.rec.position().cloned().unwrap_or_else(Position::new);
+        let at_line = |line: u64, e: io::Error| ReadError::At {
+            path: self.source.name.clone(),
+            line,
+            message: e.to_string(),
+        };
         let (bytes, breaks) = match self.starts.skip(start.byte()) {
             Ok(skipped) => skipped,
             Err(e) => {
                 self.rdr = None;
-                return Some(Err(ReadError::At {
-                    path: self.source.name.clone(),
-                    line: start.line(),
-                    message: e.to_string(),
-                }));
+                return Some(Err(at_line(start.line(), e)));
             }
         };
         let pos = RowRef {
@@ -321,10 +590,33 @@ impl Iterator for Records<'_> {
             line: start.line() + breaks,
             offset: start.byte() + bytes,
         };
-        Some(Ok(RawRecord {
-            pos,
-            fields: self.header.fields(&self.rec),
-        }))
+        let open = if end >= self.len {
+            self.starts.window_at = u64::MAX;
+            match open_quote(
+                &mut self.starts.file,
+                pos.offset,
+                pos.line,
+                self.header.delimiter,
+            ) {
+                Ok(open) => open,
+                Err(e) => {
+                    self.rdr = None;
+                    return Some(Err(at_line(pos.line, e)));
+                }
+            }
+        } else {
+            None
+        };
+        Some(Ok(self.header.record(pos, &self.rec, open.as_ref())))
+    }
+}
+
+impl Header {
+    /// A record as read, with its count of lines that look like records.
+    fn record(&self, pos: RowRef, rec: &ByteRecord, open: Option<&OpenQuote>) -> RawRecord {
+        let mut record = RawRecord::new(pos, self.fields(rec, open));
+        record.lines_like_records = self.lines_like_records(rec);
+        record
     }
 }
 
@@ -334,17 +626,24 @@ pub(crate) struct At {
     header: Header,
     rdr: csv::Reader<File>,
     rec: ByteRecord,
+    /// A second handle, to look for a quote that never closes.
+    scan: File,
+    len: u64,
 }
 
 impl At {
     pub(crate) fn new(source: &Source, header: Header) -> Result<Self, ReadError> {
         let file = File::open(&source.path).map_err(|e| source.open_error(e))?;
+        let len = file.metadata().map_err(|e| source.open_error(e))?.len();
+        let scan = File::open(&source.path).map_err(|e| source.open_error(e))?;
         let rdr = builder(header.delimiter).from_reader(file);
         Ok(At {
             name: source.name.clone(),
             header,
             rdr,
             rec: ByteRecord::new(),
+            scan,
+            len,
         })
     }
 
@@ -374,10 +673,13 @@ impl At {
                 at.offset
             )));
         }
-        Ok(RawRecord {
-            pos: *at,
-            fields: self.header.fields(&self.rec),
-        })
+        let open = if self.rdr.position().byte() >= self.len {
+            open_quote(&mut self.scan, at.offset, at.line, self.header.delimiter)
+                .map_err(|e| err(e.to_string()))?
+        } else {
+            None
+        };
+        Ok(self.header.record(*at, &self.rec, open.as_ref()))
     }
 }
 
@@ -397,5 +699,39 @@ mod tests {
         assert_eq!(detect_delimiter(b""), b',');
         // A tie prefers the comma.
         assert_eq!(detect_delimiter(b"a,b;c"), b',');
+    }
+
+    /// The scanner follows the csv parser's quoting rules.
+    #[test]
+    fn a_quote_left_open_is_found_where_it_opened() {
+        let open = |bytes: &[u8]| {
+            let mut f = tempfile::tempfile().unwrap();
+            std::io::Write::write_all(&mut f, bytes).unwrap();
+            open_quote(&mut f, 0, 1, b',')
+                .unwrap()
+                .map(|o| (o.column, o.line, o.last_line))
+        };
+        assert_eq!(open(b"a,b\n"), None);
+        assert_eq!(open(b"a,\"b\"\"c\"\n"), None);
+        assert_eq!(
+            open(b"a,\"b\"c\"\n"),
+            None,
+            "a quote after a closed one is data"
+        );
+        assert_eq!(
+            open(b"a,b\"c\n"),
+            None,
+            "a quote inside an unquoted field is data"
+        );
+        assert_eq!(open(b"\"a\nb\",c\r\n"), None);
+        assert_eq!(open(b"a,\"b"), Some((1, 1, 1)));
+        assert_eq!(
+            open(b"a,\"b\"\"\n"),
+            Some((1, 1, 1)),
+            "an escaped quote does not close"
+        );
+        assert_eq!(open(b"x\r\n\r\na,b,\"c\nd\n\ne\n\n"), Some((2, 3, 6)));
+        assert_eq!(open(b"\xEF\xBB\xBF\"a\nb"), Some((0, 1, 2)), "after a BOM");
+        assert_eq!(open(b"a;\"b"), None, "`;` is no delimiter here");
     }
 }

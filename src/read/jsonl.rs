@@ -15,17 +15,25 @@ use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use serde_json::{Map, Value};
 
 use super::columns::{self, index};
-use super::{RawFields, RawRecord, ReadError, Source, BOM};
+use super::{RawFields, RawRecord, ReadError, Source, Unreadable, BOM};
 use crate::model::{json_kind as kind, Field, Invalid, RowRef};
 
-/// One line (without its line break) to fields.
-pub(crate) fn fields(line: &[u8], map: &[(Field, String)]) -> Result<RawFields, Invalid> {
-    let text = std::str::from_utf8(line).map_err(|e| {
-        Invalid::record(format!(
-            "invalid UTF-8 at byte {} of the line",
-            e.valid_up_to() + 1
-        ))
-    })?;
+/// One line (without its line break) to fields, or why they cannot be read
+/// (with the conversation id when its own key can be read).
+///
+/// JSON text is UTF-8 (RFC 8259): a line with other bytes is invalid. Its
+/// reason names the field holding them when one does, and the conversation
+/// id is still taken when its value is clean: the line is read once more
+/// with the bad bytes replaced, only to learn that.
+pub(crate) fn fields(line: &[u8], map: &[(Field, String)]) -> Result<RawFields, Unreadable> {
+    let text = match std::str::from_utf8(line) {
+        Ok(text) => text,
+        Err(e) => return Err(not_utf8(line, e.valid_up_to() + 1, map)),
+    };
+    from_object(&object(text)?, map)
+}
+
+fn object(text: &str) -> Result<Map<String, Value>, Invalid> {
     let value: Value = serde_json::from_str(text).map_err(|e| {
         let message = e.to_string();
         let what = message
@@ -37,16 +45,84 @@ pub(crate) fn fields(line: &[u8], map: &[(Field, String)]) -> Result<RawFields, 
             e.column()
         ))
     })?;
-    let Value::Object(object) = value else {
-        return Err(Invalid::record(format!(
+    match value {
+        Value::Object(object) => Ok(object),
+        other => Err(Invalid::record(format!(
             "not a JSON object: found {}",
-            kind(&value)
-        )));
-    };
-    from_object(&object, map)
+            kind(&other)
+        ))),
+    }
 }
 
-fn from_object(object: &Map<String, Value>, map: &[(Field, String)]) -> Result<RawFields, Invalid> {
+/// The reason for a line that is not UTF-8 (`byte` is 1-based).
+fn not_utf8(line: &[u8], byte: usize, map: &[(Field, String)]) -> Unreadable {
+    let problem = format!("invalid UTF-8 at byte {byte} of the line");
+    let lossy = String::from_utf8_lossy(line);
+    let Ok(object) = object(&lossy) else {
+        return Invalid::record(problem).into();
+    };
+    let bad = |v: &Option<String>| v.as_deref().is_some_and(|s| s.contains('\u{FFFD}'));
+    let (values, _) = values(&object, map);
+    let conversation_id = values
+        .first()
+        .and_then(|v| v.as_ref().ok())
+        .filter(|v| !bad(v))
+        .cloned()
+        .flatten();
+    let field = Field::ALL.into_iter().find(|f| {
+        values
+            .get(index(*f))
+            .and_then(|v| v.as_ref().ok())
+            .is_some_and(bad)
+    });
+    Unreadable {
+        reason: match field {
+            Some(field) => Invalid::field(field, problem),
+            None => Invalid::record(problem),
+        },
+        conversation_id,
+    }
+}
+
+type Values = [Result<Option<String>, Invalid>; 5];
+
+fn from_object(
+    object: &Map<String, Value>,
+    map: &[(Field, String)],
+) -> Result<RawFields, Unreadable> {
+    let (values, ambiguous) = values(object, map);
+    let [conversation_id, timestamp, sender_role, sender_id, text] = values;
+    if let Some(reason) = ambiguous {
+        return Err(reason.into());
+    }
+    // The conversation id first: it names the row even when another field
+    // cannot be read.
+    let conversation_id = conversation_id?;
+    let rest = (|| {
+        Ok::<_, Invalid>(RawFields {
+            conversation_id: None,
+            timestamp: timestamp?,
+            sender_role: sender_role?,
+            sender_id: sender_id?,
+            text: text?,
+        })
+    })();
+    match rest {
+        Ok(fields) => Ok(RawFields {
+            conversation_id,
+            ..fields
+        }),
+        Err(reason) => Err(Unreadable {
+            reason,
+            conversation_id,
+        }),
+    }
+}
+
+/// Each field's value (by `index`), and whether two keys named one field.
+/// Duplicate keys: the last one wins (serde_json keeps the last).
+fn values(object: &Map<String, Value>, map: &[(Field, String)]) -> (Values, Option<Invalid>) {
+    let mut out: Values = [Ok(None), Ok(None), Ok(None), Ok(None), Ok(None)];
     // The API's shape: `sender` is an object holding role and externalId.
     // Such a key is not a candidate for `sender_id` itself.
     let nested_sender = object
@@ -58,26 +134,29 @@ fn from_object(object: &Map<String, Value>, map: &[(Field, String)]) -> Result<R
         .map(String::as_str)
         .filter(|k| Some(*k) != nested_sender.map(|(n, _)| n))
         .collect();
-    let found = columns::resolve(&keys, map).map_err(|a| {
-        Invalid::record(format!(
-            "keys `{}` and `{}` both name `{}`; choose one with --map {}=KEY",
-            a.first,
-            a.second,
-            a.field.name(),
-            a.field.name()
-        ))
-    })?;
-    let mut out = [None, None, None, None, None];
+    let found = match columns::resolve(&keys, map) {
+        Ok(found) => found,
+        Err(a) => {
+            return (
+                out,
+                Some(Invalid::record(format!(
+                    "keys `{}` and `{}` both name `{}`; choose one with --map {}=KEY",
+                    crate::model::excerpt(&a.first),
+                    crate::model::excerpt(&a.second),
+                    a.field.name(),
+                    a.field.name()
+                ))),
+            )
+        }
+    };
     for field in Field::ALL {
         let key = found
             .get(index(field))
             .copied()
             .flatten()
             .and_then(|i| keys.get(i));
-        if let Some(key) = key {
-            if let Some(slot) = out.get_mut(index(field)) {
-                *slot = text(field, object.get(*key))?;
-            }
+        if let (Some(key), Some(slot)) = (key, out.get_mut(index(field))) {
+            *slot = text(field, object.get(*key));
         }
     }
     if let Some((_, sender)) = nested_sender {
@@ -94,20 +173,13 @@ fn from_object(object: &Map<String, Value>, map: &[(Field, String)]) -> Result<R
         ];
         for (field, value) in slots {
             if let Some(slot) = out.get_mut(index(field)) {
-                if slot.is_none() {
-                    *slot = text(field, value)?;
+                if matches!(slot, Ok(None)) {
+                    *slot = text(field, value);
                 }
             }
         }
     }
-    let [conversation_id, timestamp, sender_role, sender_id, text] = out;
-    Ok(RawFields {
-        conversation_id,
-        timestamp,
-        sender_role,
-        sender_id,
-        text,
-    })
+    (out, None)
 }
 
 fn text(field: Field, value: Option<&Value>) -> Result<Option<String>, Invalid> {
@@ -197,10 +269,7 @@ impl Iterator for Records<'_> {
                 line: self.line,
                 offset: start,
             };
-            return Some(Ok(RawRecord {
-                pos,
-                fields: fields(line, self.map),
-            }));
+            return Some(Ok(RawRecord::new(pos, fields(line, self.map))));
         }
     }
 }
@@ -243,10 +312,7 @@ impl At {
                 at.offset
             ))
         })?;
-        Ok(RawRecord {
-            pos: *at,
-            fields: fields(line, &self.map),
-        })
+        Ok(RawRecord::new(*at, fields(line, &self.map)))
     }
 }
 
@@ -255,7 +321,7 @@ mod tests {
     use super::*;
 
     fn f(line: &str) -> Result<RawFields, String> {
-        fields(line.as_bytes(), &[]).map_err(|e| e.to_string())
+        fields(line.as_bytes(), &[]).map_err(|e| e.reason.to_string())
     }
 
     #[test]
@@ -330,8 +396,11 @@ mod tests {
             "not a JSON object: trailing characters at column 14"
         );
         assert_eq!(
-            fields(b"{\"text\":\"\xff\"}", &[]).unwrap_err().to_string(),
-            "invalid UTF-8 at byte 10 of the line"
+            fields(b"{\"text\":\"\xff\"}", &[])
+                .unwrap_err()
+                .reason
+                .to_string(),
+            "text: invalid UTF-8 at byte 10 of the line"
         );
     }
 

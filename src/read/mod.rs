@@ -2,8 +2,9 @@
 //! file as text. Every record carries its `RowRef` (source, record, line, byte
 //! offset) so it can be reported and read again by offset when it is sent.
 //!
-//! Inputs that cannot be re-read by offset (stdin, `.gz`) are spooled to a
-//! temporary file first; the offsets then point into the spool.
+//! Inputs that cannot be re-read by offset (stdin, pipes, FIFOs, devices,
+//! `.gz`) are read once and spooled to a temporary file first; the offsets
+//! then point into the spool.
 //!
 //! Record numbering (`RowRef`): `record` counts data records from 1 (a CSV
 //! header is not a record; blank lines, which CSV and JSONL both skip, are
@@ -57,11 +58,77 @@ pub struct RawFields {
 }
 
 /// One record as read: its place, and its fields or why they could not be
-/// read (ragged row, invalid UTF-8, malformed JSON line, ...).
+/// read (ragged row, invalid UTF-8, malformed JSON line, a quote that never
+/// closes, ...).
 #[derive(Debug, Clone)]
 pub struct RawRecord {
     pub pos: RowRef,
     pub fields: Result<RawFields, Invalid>,
+    /// When `fields` is an error: the conversation id all the same, if its
+    /// own column (or key) could be read. It names the row in the report
+    /// and decides its `--shard`.
+    id_of_unreadable: Option<String>,
+    /// Lines inside this record's quoted fields that look like records of
+    /// their own (see [`RawRecord::lines_like_records`]).
+    lines_like_records: u32,
+}
+
+impl RawRecord {
+    fn new(pos: RowRef, read: Result<RawFields, Unreadable>) -> RawRecord {
+        match read {
+            Ok(fields) => RawRecord {
+                pos,
+                fields: Ok(fields),
+                id_of_unreadable: None,
+                lines_like_records: 0,
+            },
+            Err(Unreadable {
+                reason,
+                conversation_id,
+            }) => RawRecord {
+                pos,
+                fields: Err(reason),
+                id_of_unreadable: conversation_id,
+                lines_like_records: 0,
+            },
+        }
+    }
+
+    /// The conversation id as written (untrimmed), whether or not the rest
+    /// of the record could be read; `None` when it is absent or its own
+    /// column cannot be read (not UTF-8, not text, a ragged row).
+    pub fn conversation_id(&self) -> Option<&str> {
+        match &self.fields {
+            Ok(fields) => fields.conversation_id.as_deref(),
+            Err(_) => self.id_of_unreadable.as_deref(),
+        }
+    }
+
+    /// How many lines inside this record's quoted fields (after a line
+    /// break in a field) look like records of their own: the header's
+    /// number of columns, a conversation id and a timestamp in their
+    /// columns. More than zero usually means a stray quote swallowed rows.
+    /// Always 0 for JSONL.
+    pub fn lines_like_records(&self) -> u32 {
+        self.lines_like_records
+    }
+}
+
+/// Why a record's fields cannot be read, with its conversation id when
+/// that one column could be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Unreadable {
+    pub reason: Invalid,
+    pub conversation_id: Option<String>,
+}
+
+impl From<Invalid> for Unreadable {
+    fn from(reason: Invalid) -> Self {
+        Unreadable {
+            reason,
+            conversation_id: None,
+        }
+    }
 }
 
 /// A fatal reading problem: nothing is sent (exit 2). Messages name the
@@ -86,6 +153,23 @@ pub enum ReadError {
     Other { path: String, message: String },
 }
 
+impl ReadError {
+    /// The same error, naming the input `name`.
+    fn named(self, name: &str) -> ReadError {
+        let path = name.to_string();
+        match self {
+            ReadError::Open { source, .. } => ReadError::Open { path, source },
+            ReadError::MissingColumn { column, .. } => ReadError::MissingColumn { path, column },
+            ReadError::At { line, message, .. } => ReadError::At {
+                path,
+                line,
+                message,
+            },
+            ReadError::Other { message, .. } => ReadError::Other { path, message },
+        }
+    }
+}
+
 /// An opened input.
 #[derive(Debug)]
 pub struct Source {
@@ -95,6 +179,8 @@ pub struct Source {
     /// The file records are read (and re-read) from: the input itself, or its spool.
     pub path: PathBuf,
     pub format: Format,
+    /// Read once from a stream (stdin, a pipe, a FIFO, a device) into the spool.
+    pub streamed: bool,
     layout: Layout,
     /// Deleted when the source is dropped.
     _spool: Option<tempfile::TempPath>,
@@ -128,15 +214,32 @@ pub fn open(id: SourceId, input: &str, opts: &ReadOptions) -> Result<Source, Rea
     };
     let layout = match format {
         Format::Csv => Layout::Csv(csv::Header::read(input, &prepared.path, opts)?),
-        Format::Jsonl => Layout::Jsonl {
-            map: opts.columns.clone(),
-        },
+        Format::Jsonl => {
+            if let Some((field, column)) = opts
+                .columns
+                .iter()
+                .find(|(_, c)| columns::number(c).is_some())
+            {
+                return Err(ReadError::Other {
+                    path: input.to_string(),
+                    message: format!(
+                        "--map {}={column}: a column number names a CSV header's column; \
+                         JSONL keys have no order: name the key",
+                        field.name()
+                    ),
+                });
+            }
+            Layout::Jsonl {
+                map: opts.columns.clone(),
+            }
+        }
     };
     Ok(Source {
         id,
         name: input.to_string(),
         path: prepared.path,
         format,
+        streamed: prepared.streamed,
         layout,
         _spool: prepared.spool,
     })
@@ -163,7 +266,7 @@ pub fn open_bytes(
     if opts.format.is_none() {
         opts.format = spool::format_from_name(name);
     }
-    let mut source = open(id, &path_str, &opts)?;
+    let mut source = open(id, &path_str, &opts).map_err(|e| e.named(name))?;
     source.name = name.to_string();
     if source._spool.is_none() {
         source._spool = Some(path);
@@ -189,6 +292,36 @@ impl Source {
             Layout::Jsonl { map } => Inner::Jsonl(jsonl::At::new(self, map.clone())?),
         };
         Ok(RecordReader { inner })
+    }
+
+    /// Why this source has no records, for a warning: a stream that
+    /// delivered nothing, an empty file, a header alone, blank lines.
+    pub fn no_rows(&self) -> String {
+        let bytes = std::fs::metadata(&self.path).map_or(0, |m| m.len());
+        let what = if bytes == 0 && self.streamed {
+            if self.name == "-" {
+                "standard input delivered nothing".to_string()
+            } else {
+                "the pipe delivered nothing".to_string()
+            }
+        } else if bytes == 0 {
+            "the file is empty".to_string()
+        } else {
+            let read = if self.streamed {
+                "read from the pipe"
+            } else {
+                "in the file"
+            };
+            let held = match &self.layout {
+                Layout::Csv(header) if header.has_columns() => "a header and no rows",
+                _ => "only blank lines",
+            };
+            format!(
+                "{bytes} byte{} {read}: {held}",
+                if bytes == 1 { "" } else { "s" }
+            )
+        };
+        format!("{}: no rows ({what})", self.name)
     }
 
     fn open_error(&self, source: std::io::Error) -> ReadError {

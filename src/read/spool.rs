@@ -1,12 +1,13 @@
 //! Make every input a plain file that can be read again by byte offset:
-//! stdin and gzip input are copied (decompressed) into a temporary spool
-//! file, which lives as long as the `Source` holding it.
+//! stdin, pipes, FIFOs, devices and gzip input are copied (decompressed)
+//! into a temporary spool file, which lives as long as the `Source` holding
+//! it. A regular file is read in place.
 //!
 //! Gzip is recognised by the `.gz` extension or by its magic bytes
 //! (`1f 8b`), so a misnamed or piped gzip file is read too.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use flate2::read::MultiGzDecoder;
@@ -20,42 +21,52 @@ const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 pub(crate) struct Prepared {
     pub path: PathBuf,
     pub spool: Option<TempPath>,
+    /// The input was a stream (stdin, a pipe, a FIFO, a device), read once.
+    pub streamed: bool,
 }
 
-/// Open `input` (a path or `-`) and spool it if it is stdin or gzip.
+/// Open `input` (a path or `-`) and spool it if it is not a regular file
+/// or is gzip.
+///
+/// Anything that is not a regular file (stdin, a pipe, a FIFO, the
+/// `/dev/fd/N` of a shell's process substitution, a character device) can
+/// be read only once: it is opened once and copied into the spool, which is
+/// then read (and re-read by offset) instead. Opening it a second time
+/// would find a pipe drained, or block on a FIFO whose writer is gone.
 pub(crate) fn prepare(input: &str) -> Result<Prepared, ReadError> {
+    let open_err = |source| ReadError::Open {
+        path: input.to_string(),
+        source,
+    };
     if input == "-" {
         let stdin = io::stdin();
         let lock = stdin.lock();
         return spool(input, lock);
     }
     let path = Path::new(input);
-    let mut file = File::open(path).map_err(|source| ReadError::Open {
-        path: input.to_string(),
-        source,
-    })?;
-    if path.is_dir() {
-        return Err(ReadError::Open {
-            path: input.to_string(),
-            source: io::Error::other("is a directory"),
-        });
+    let mut file = File::open(path).map_err(open_err)?;
+    // The opened file's own metadata: what was opened is what is judged.
+    let meta = file.metadata().map_err(open_err)?;
+    if meta.is_dir() {
+        return Err(open_err(io::Error::other("is a directory")));
+    }
+    if !meta.is_file() {
+        return spool(input, file);
     }
     let mut magic = [0u8; 2];
-    let n = read_up_to(&mut file, &mut magic).map_err(|source| ReadError::Open {
-        path: input.to_string(),
-        source,
-    })?;
+    let n = read_up_to(&mut file, &mut magic).map_err(open_err)?;
     let gz = n == 2 && magic == GZIP_MAGIC;
     if gz || has_gz_extension(input) {
-        let file = File::open(path).map_err(|source| ReadError::Open {
-            path: input.to_string(),
-            source,
-        })?;
-        return spool(input, file);
+        file.seek(SeekFrom::Start(0)).map_err(open_err)?;
+        return spool(input, file).map(|p| Prepared {
+            streamed: false,
+            ..p
+        });
     }
     Ok(Prepared {
         path: path.to_path_buf(),
         spool: None,
+        streamed: false,
     })
 }
 
@@ -97,6 +108,7 @@ fn spool(name: &str, reader: impl Read) -> Result<Prepared, ReadError> {
     Ok(Prepared {
         path: path.to_path_buf(),
         spool: Some(path),
+        streamed: true,
     })
 }
 

@@ -1,6 +1,17 @@
 //! The report as CSV: a header of the contract's columns, RFC 4180 quoting,
 //! so it opens cleanly in a spreadsheet.
+//!
+//! Control characters other than tab and line breaks (a NUL, a terminal
+//! escape, DEL, C1 controls) are written escaped, as `\0` or `\u{1b}`:
+//! values like a conversation id come from the input, and a raw NUL or
+//! escape sequence in a CSV file truncates fields in C tools, breaks
+//! spreadsheet imports and rewrites a terminal that `cat`s the report. Tabs
+//! and line breaks stay as they are (line breaks inside RFC 4180 quotes;
+//! a tab is plain data between commas): every CSV reader gives them back
+//! exactly, so a conversation id read from the report still matches the
+//! input. (JSONL escapes everything itself.)
 
+use std::borrow::Cow;
 use std::io;
 
 use super::ReportRow;
@@ -23,6 +34,124 @@ pub fn encode(row: &ReportRow, out: &mut Vec<u8>) -> io::Result<()> {
         .has_headers(false)
         .buffer_capacity(512)
         .from_writer(out);
-    writer.serialize(row).map_err(io_err)?;
+    match visible_row(row) {
+        Some(escaped) => writer.serialize(&escaped),
+        None => writer.serialize(row),
+    }
+    .map_err(io_err)?;
     writer.flush()
+}
+
+/// A control character that is escaped in the CSV report.
+fn hidden(c: char) -> bool {
+    c.is_control() && !matches!(c, '\t' | '\n' | '\r')
+}
+
+/// `s` with its hidden control characters escaped.
+fn visible(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(hidden) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if hidden(c) {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// The row with every text column made visible, or `None` when nothing
+/// needs escaping (the common case: no copy).
+fn visible_row(row: &ReportRow) -> Option<ReportRow> {
+    let texts = [
+        &row.source,
+        &row.conversation_id,
+        &row.api_conversation_id,
+        &row.timestamp,
+        &row.message_id,
+        &row.error_code,
+        &row.error_message,
+        &row.request_id,
+    ];
+    if !texts.iter().any(|s| s.chars().any(hidden)) {
+        return None;
+    }
+    let v = |s: &String| visible(s).into_owned();
+    Some(ReportRow {
+        source: v(&row.source),
+        conversation_id: v(&row.conversation_id),
+        api_conversation_id: v(&row.api_conversation_id),
+        timestamp: v(&row.timestamp),
+        message_id: v(&row.message_id),
+        error_code: v(&row.error_code),
+        error_message: v(&row.error_message),
+        request_id: v(&row.request_id),
+        ..row.clone()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Status;
+
+    fn row(conversation_id: &str, error_message: &str) -> ReportRow {
+        ReportRow {
+            source: "in.csv".into(),
+            record: 1,
+            line: 2,
+            conversation_id: conversation_id.into(),
+            api_conversation_id: String::new(),
+            timestamp: String::new(),
+            status: Status::Invalid,
+            message_id: String::new(),
+            http_status: None,
+            error_code: String::new(),
+            error_message: error_message.into(),
+            request_id: String::new(),
+            attempts: 0,
+        }
+    }
+
+    fn encoded(r: &ReportRow) -> String {
+        let mut out = Vec::new();
+        encode(r, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn control_characters_are_escaped_visibly() {
+        let got = encoded(&row("AB\0C\u{1b}[2J\u{7f}\u{9b}", "bell\u{7}"));
+        assert_eq!(
+            got,
+            "in.csv,1,2,AB\\0C\\u{1b}[2J\\u{7f}\\u{9b},,,invalid,,,,bell\\u{7},,0\n"
+        );
+        assert!(!got.chars().any(|c| c.is_control() && c != '\n'));
+    }
+
+    #[test]
+    fn tabs_and_line_breaks_stay_inside_quotes() {
+        let got = encoded(&row("A\tB", "two\r\nlines"));
+        assert_eq!(got, "in.csv,1,2,A\tB,,,invalid,,,,\"two\r\nlines\",,0\n");
+        let back: Vec<csv::StringRecord> = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .from_reader(got.as_bytes())
+            .records()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(&back[0][3], "A\tB");
+        assert_eq!(&back[0][10], "two\r\nlines");
+    }
+
+    #[test]
+    fn clean_rows_are_not_copied() {
+        assert!(visible_row(&row("ABC", "text: empty")).is_none());
+        assert_eq!(
+            encoded(&row("ABC", "")),
+            "in.csv,1,2,ABC,,,invalid,,,,,,0\n"
+        );
+    }
 }

@@ -139,9 +139,11 @@ pub fn run(cfg: RunConfig) -> Result<ExitCode, Error> {
             inputs_read.invalid,
             if inputs_read.other_shards > 0 { format!(", {} in other shards", inputs_read.other_shards) } else { String::new() }
         );
-        for name in inputs_read.empty_sources() {
-            eprintln!("warning: {name}: no rows");
-        }
+    }
+    // Even with --quiet: an input that gave no rows is never passed over
+    // in silence (a drained pipe, a failed export upstream).
+    for warning in inputs_read.empty_sources() {
+        eprintln!("warning: {warning}");
     }
 
     let fewest: u64 = inputs_read

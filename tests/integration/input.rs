@@ -565,7 +565,8 @@ fn malformed_missing_columns() {
 fn malformed_ambiguous_and_unknown_map_column() {
     assert_eq!(
         open_err("malformed/ambiguous.csv", &ReadOptions::default()),
-        "malformed/ambiguous.csv: columns `message` and `body` both name `text`; choose one with --map text=COLUMN"
+        "malformed/ambiguous.csv: columns `message` (column 5) and `body` (column 6) both name `text`; \
+         choose one with --map text=#5 or --map text=#6"
     );
     let opts = ReadOptions {
         columns: vec![(Field::Text, "body".into())],
@@ -618,13 +619,124 @@ fn malformed_empty_inputs_have_no_records() {
 
 #[test]
 fn malformed_unterminated_quote() {
-    // The open quote swallows the rest of the file into one field.
+    // The open quote would swallow the rest of the file into one field: the
+    // record is invalid, naming the line where the quote opened, and is
+    // never sent. Its conversation id, before the quote, is still read.
     let got = plain("malformed/unterminated_quote.csv");
-    assert_eq!(got.len(), 1);
-    let (record, line, row) = &got[0];
-    assert_eq!((*record, *line), (1, 2));
-    let (_, _, _, _, text) = row.clone().unwrap();
-    assert_eq!(text, "never closed\nB,2021-11-23T12:13:14Z,agent,a1,x\n");
+    assert_eq!(
+        got,
+        vec![(
+            1,
+            2,
+            Err(
+                "text: quoted field opened on line 2 never closes (the rest of the file, \
+                 line 3, would become its text; 1 of those lines looks like a record)"
+                    .into()
+            )
+        )]
+    );
+    let s = open("malformed/unterminated_quote.csv", &ReadOptions::default());
+    let recs = records(&s);
+    assert_eq!(recs[0].conversation_id(), Some("A"));
+    assert_eq!(recs[0].lines_like_records(), 1);
+}
+
+/// A stray quote in row 1's text, three ordinary rows after it: the rows
+/// cannot be told from text any more, so the one record is invalid and says
+/// what it would have swallowed; the first read and the read-back agree.
+#[test]
+fn malformed_unclosed_quote_swallows_rows() {
+    let got = plain("malformed/unclosed_quote_swallows_rows.csv");
+    assert_eq!(
+        got,
+        vec![(
+            1,
+            2,
+            Err(
+                "text: quoted field opened on line 2 never closes (the rest of the file, \
+                 lines 3\u{2013}5, would become its text; 3 of those lines look like records)"
+                    .into()
+            )
+        )]
+    );
+    // In another column, and at the very end of the file.
+    let bytes = b"conversation_id,timestamp,sender_role,sender_id,text,channel\n\
+                  A,2021-11-23T12:13:14Z,agent,a1,hi,\"web\n\
+                  B,2021-11-23T12:13:15Z,agent,a1,ok,web\n\
+                  C,2021";
+    let s = read::open_bytes(SourceId(0), "t.csv", bytes, &ReadOptions::default()).unwrap();
+    let recs = records(&s);
+    assert_read_at(&s, &recs);
+    let reasons: Vec<String> = recs
+        .iter()
+        .map(|r| {
+            r.fields
+                .clone()
+                .map(|_| String::new())
+                .unwrap_or_else(|e| e.to_string())
+        })
+        .collect();
+    assert_eq!(
+        reasons,
+        vec![
+            "column `channel`: quoted field opened on line 2 never closes \
+              (the rest of the file, lines 3\u{2013}4, would become its value; \
+              1 of those lines looks like a record)"
+        ]
+    );
+    let bytes = b"conversation_id,timestamp,sender_role,sender_id,text\nA,\"2021";
+    let s = read::open_bytes(SourceId(0), "t.csv", bytes, &ReadOptions::default()).unwrap();
+    let recs = records(&s);
+    assert_read_at(&s, &recs);
+    assert_eq!(
+        recs[0].fields.clone().unwrap_err().to_string(),
+        "timestamp: quoted field opened on line 2 never closes (it runs to the end of the file)"
+    );
+    assert_eq!(recs[0].conversation_id(), Some("A"));
+    // A quote that opens in the id column leaves no id to name the row.
+    let bytes = b"conversation_id,timestamp,sender_role,sender_id,text\n\"A,x\nB,y\n";
+    let s = read::open_bytes(SourceId(0), "t.csv", bytes, &ReadOptions::default()).unwrap();
+    assert_eq!(records(&s)[0].conversation_id(), None);
+    // Closed quotes, `""` escapes and quotes inside unquoted fields are fine.
+    let bytes = b"conversation_id,timestamp,sender_role,sender_id,text\n\
+                  A,2021-11-23T12:13:14Z,agent,a1,\"say \"\"hi\"\"\"\n\
+                  A,2021-11-23T12:13:15Z,agent,a1,5\" tall\n\
+                  A,2021-11-23T12:13:16Z,agent,a1,\"\"\n";
+    let s = read::open_bytes(SourceId(0), "t.csv", bytes, &ReadOptions::default()).unwrap();
+    let recs = records(&s);
+    assert_eq!(recs.len(), 3);
+    assert!(recs.iter().all(|r| r.fields.is_ok()), "{recs:?}");
+}
+
+/// A quote opened in the header and never closed: the file is all header,
+/// which is the file's problem (exit 2), named at the line.
+#[test]
+fn malformed_unclosed_quote_in_the_header() {
+    let bytes = b"conversation_id,timestamp,\"sender_role,sender_id,text\nA,1,agent,a,x\n";
+    let e = read::open_bytes(SourceId(0), "t.csv", bytes, &ReadOptions::default()).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "t.csv: line 1: the header's quoted field in column 3 opened on line 1 never closes \
+         (the whole file would be the header)"
+    );
+}
+
+/// A quoted field that closes several lines later, swallowing rows that
+/// look like records: valid, sent as one message, and counted so that
+/// `check` can warn.
+#[test]
+fn quoted_fields_holding_record_like_lines_are_counted() {
+    let bytes = b"conversation_id,timestamp,sender_role,sender_id,text\n\
+                  A,2021-11-23T12:13:14Z,customer,c1,\"hello\n\
+                  A,2021-11-23T12:13:15Z,agent,a1,hi\n\
+                  A,2021-11-23T12:13:16Z,agent,a1,\"bye\"\n\
+                  A,2021-11-23T12:13:17Z,agent,a1,\"two\nlines, no record\"\n";
+    let s = read::open_bytes(SourceId(0), "t.csv", bytes, &ReadOptions::default()).unwrap();
+    let recs = records(&s);
+    assert_read_at(&s, &recs);
+    let like: Vec<u32> = recs.iter().map(|r| r.lines_like_records()).collect();
+    assert_eq!(like, vec![2, 0]);
+    assert!(recs.iter().all(|r| r.fields.is_ok()));
 }
 
 #[test]
@@ -660,7 +772,11 @@ fn malformed_jsonl_lines() {
                 "not a JSON object: recursion limit exceeded at column 128".to_string()
             ),
             (7, 7, "ok".to_string()),
-            (8, 8, "invalid UTF-8 at byte 10 of the line".to_string()),
+            (
+                8,
+                8,
+                "text: invalid UTF-8 at byte 10 of the line".to_string()
+            ),
         ]
     );
 }
@@ -1089,5 +1205,122 @@ fn malformed_bom_inside_a_file() {
                 "timestamp: invalid UTF-8 at byte 11 of column `timestamp`".to_string(),
             ),
         ]
+    );
+}
+
+/// A record with an unreadable field still names its conversation when
+/// the id's own column (or key) can be read: the report shows it and
+/// `--shard` places the row by it.
+#[test]
+fn unreadable_records_keep_their_conversation_id() {
+    let ids = |name: &str, bytes: &[u8]| -> Vec<(Option<String>, String)> {
+        let s = read::open_bytes(SourceId(0), name, bytes, &ReadOptions::default()).unwrap();
+        let recs = records(&s);
+        assert_read_at(&s, &recs);
+        recs.iter()
+            .map(|r| {
+                (
+                    r.conversation_id().map(str::to_string),
+                    r.fields
+                        .clone()
+                        .map(|_| "ok".to_string())
+                        .unwrap_or_else(|e| e.to_string()),
+                )
+            })
+            .collect()
+    };
+    let csv = b"conversation_id,timestamp,sender_role,sender_id,text\n\
+                C1,2021-11-23T12:13:14Z,agent,a1,caf\xe9\n\
+                C\xff2,2021-11-23T12:13:14Z,agent,a1,ok\n\
+                C3,2021-11-23T12:13:14Z,ag\xffent,a1,ok\n\
+                C4,2021-11-23T12:13:14Z,agent,a1\n\
+                C5,2021-11-23T12:13:14Z,agent,a1,fine\n";
+    assert_eq!(
+        ids("t.csv", csv),
+        vec![
+            (
+                Some("C1".into()),
+                "text: invalid UTF-8 at byte 4 of column `text`".into()
+            ),
+            (
+                None,
+                "conversation_id: invalid UTF-8 at byte 2 of column `conversation_id`".into()
+            ),
+            (
+                Some("C3".into()),
+                "sender_role: invalid UTF-8 at byte 3 of column `sender_role`".into()
+            ),
+            // A ragged row's columns cannot be trusted: no id from it.
+            (None, "row has 4 fields, header has 5".into()),
+            (Some("C5".into()), "ok".into()),
+        ]
+    );
+    let jsonl = b"{\"conversation_id\":\"J1\",\"text\":\"caf\xe9\"}\n\
+                  {\"conversation_id\":\"J\xff2\",\"text\":\"ok\"}\n\
+                  {\"conversation_id\":\"J3\",\"sender_id\":true}\n\
+                  {\"conversation_id\":\"J4\",\"note\":\"\xff\"}\n\
+                  {\"conversation_id\":\"J5\",\"text\":\"a\",\"text\":\"b\"}\n\
+                  {\"conversation_id\": 6, \"text\": \"\xfe\"\n";
+    assert_eq!(
+        ids("t.jsonl", jsonl),
+        vec![
+            (
+                Some("J1".into()),
+                "text: invalid UTF-8 at byte 36 of the line".into()
+            ),
+            (
+                None,
+                "conversation_id: invalid UTF-8 at byte 22 of the line".into()
+            ),
+            (
+                Some("J3".into()),
+                "sender_id: expected a string, found a boolean".into()
+            ),
+            (
+                Some("J4".into()),
+                "invalid UTF-8 at byte 33 of the line".into()
+            ),
+            (Some("J5".into()), "ok".into()),
+            // Not even JSON once the bad byte is set aside: nothing to name.
+            (None, "invalid UTF-8 at byte 33 of the line".into()),
+        ]
+    );
+}
+
+/// `--map FIELD=#N` picks a column by its number: the way out of two
+/// columns with the same name; a number past the header is an error.
+#[test]
+fn map_by_column_number() {
+    let bytes = b"conversation_id,timestamp,sender_role,sender_id,text,text\n\
+                  C1,2021-11-23T12:13:14Z,agent,a1,first,second\n";
+    let e = read::open_bytes(SourceId(0), "t.csv", bytes, &ReadOptions::default()).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "t.csv: columns `text` (column 5) and `text` (column 6) both name `text`; \
+         choose one with --map text=#5 or --map text=#6"
+    );
+    for (n, want) in [("#5", "first"), ("#6", "second")] {
+        let opts = ReadOptions {
+            columns: vec![(Field::Text, n.into())],
+            ..ReadOptions::default()
+        };
+        let s = read::open_bytes(SourceId(0), "t.csv", bytes, &opts).unwrap();
+        let recs = records(&s);
+        assert_eq!(recs[0].fields.as_ref().unwrap().text.as_deref(), Some(want));
+    }
+    let opts = ReadOptions {
+        columns: vec![(Field::Text, "#7".into())],
+        ..ReadOptions::default()
+    };
+    let e = read::open_bytes(SourceId(0), "t.csv", bytes, &opts).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "t.csv: --map text=#7: no column 7: the header has 6 columns"
+    );
+    let e = read::open_bytes(SourceId(0), "t.jsonl", b"{}\n", &opts).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "t.jsonl: --map text=#7: a column number names a CSV header's column; \
+         JSONL keys have no order: name the key"
     );
 }

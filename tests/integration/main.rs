@@ -6,6 +6,7 @@ mod emulator;
 mod flags;
 mod golden;
 mod hardening;
+mod hostile;
 mod input;
 mod migration;
 mod pipeline;
