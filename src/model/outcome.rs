@@ -1,7 +1,7 @@
 //! What happened to one input row: the pipeline's result type, and the
 //! seam through which outcomes leave the send stage.
 
-use super::{MessageKey, RowRef, Status, Timestamp};
+use super::{Invalid, MessageKey, RowRef, Status, Timestamp};
 
 /// The outcome of one input row in this run. Conversation ids are
 /// borrowed from the plan: building an outcome allocates only what an
@@ -31,6 +31,9 @@ pub struct Outcome<'a> {
     pub requests: u32,
     /// Set when a request was made: the message's ledger entry to settle.
     pub sent: Option<MessageKey>,
+    /// Why an invalid row is: its reasons are counted by kind (field and
+    /// problem), not by the excerpt each one shows.
+    pub invalid: Option<&'a Invalid>,
 }
 
 impl<'a> Outcome<'a> {
@@ -50,6 +53,7 @@ impl<'a> Outcome<'a> {
             attempts: 0,
             requests: 0,
             sent: None,
+            invalid: None,
         }
     }
 

@@ -75,15 +75,18 @@ struct Tally {
 }
 
 impl Tally {
-    fn add(&mut self, row: &ReportRow) {
+    /// Count a row; its reason is `kind` when given (an invalid row's field
+    /// and problem), else its message.
+    fn add(&mut self, row: &ReportRow, kind: Option<String>) {
         *self.by_status.entry(row.status).or_default() += 1;
         if matches!(
             row.status,
             Status::Invalid | Status::Failed | Status::Uncertain
         ) {
+            let message = kind.as_deref().unwrap_or(&row.error_message);
             let reason = match row.http_status {
-                Some(http) => format!("{}: HTTP {http}: {}", row.status, row.error_message),
-                None => format!("{}: {}", row.status, row.error_message),
+                Some(http) => format!("{}: HTTP {http}: {message}", row.status),
+                None => format!("{}: {message}", row.status),
             };
             if let Some(n) = self.reasons.get_mut(&reason) {
                 *n += 1;
@@ -272,7 +275,17 @@ impl SpoolWriter<'_> {
     /// Add one row. Errors are I/O errors of the spool file, and a row
     /// reported twice (a bug: every row must be reported exactly once).
     pub fn row(&mut self, row: &ReportRow, source: u32, record: u64) -> Result<(), ReportError> {
-        self.tally.add(row);
+        self.add(row, None, source, record)
+    }
+
+    fn add(
+        &mut self,
+        row: &ReportRow,
+        kind: Option<String>,
+        source: u32,
+        record: u64,
+    ) -> Result<(), ReportError> {
+        self.tally.add(row, kind);
         if let Some(format) = self.spool.format {
             let start = self.buf.len();
             format
@@ -302,7 +315,7 @@ impl SpoolWriter<'_> {
             .get(source as usize)
             .map_or("", String::as_str);
         let row = ReportRow::new(outcome, name);
-        self.row(&row, source, record)
+        self.add(&row, outcome.invalid.map(|i| i.kind()), source, record)
     }
 
     /// Hand everything buffered to the spool.

@@ -157,6 +157,16 @@ pub fn run(cfg: RunConfig) -> Result<ExitCode, Error> {
         panic!("injected failure before sending (TRANSCRIPT_IMPORT_PANIC_AFTER=0)");
     }
     crate::failure::sending(&cfg.state);
+    // A socket per worker (two with the built-in emulator on this side),
+    // plus the ledger's, the inputs' and the journal's files.
+    let sockets = cfg.pace.concurrency * if emulator.is_some() { 2 } else { 1 };
+    if let Some(limit) = raise_open_files(sockets as u64 + 256) {
+        eprintln!(
+            "warning: --concurrency {} needs about {} open files and this process may open only {limit}; raise it (ulimit -n) or lower --concurrency",
+            cfg.pace.concurrency,
+            sockets + 256
+        );
+    }
     let progress = Progress::start(
         Arc::clone(&counters),
         inputs_read.rows - inputs_read.other_shards,
@@ -281,10 +291,43 @@ impl send::BodyReader for plan::TextReader<'_> {
 fn invalid_outcome<'a>(row: &'a InvalidRow<'a>, mode: ConversationMode) -> Outcome<'a> {
     let id = row.conversation_id.unwrap_or_default();
     let mut o = Outcome::bare(row.pos, id, Status::Invalid).because(row.reason.to_string());
+    o.invalid = Some(&row.reason);
     if mode == ConversationMode::Existing {
         o.api_conversation_id = Some(id);
     }
     o
+}
+
+/// Raise this process's soft limit on open files to `want` (at most the
+/// hard limit). The limit it stays below `want` at, if it does.
+fn raise_open_files(want: u64) -> Option<u64> {
+    #[cfg(unix)]
+    {
+        // SAFETY: getrlimit and setrlimit read and write a plain struct we own.
+        unsafe {
+            let mut limit: libc::rlimit = std::mem::zeroed();
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+                return None;
+            }
+            let soft = limit.rlim_cur as u64;
+            if soft >= want || limit.rlim_cur == libc::RLIM_INFINITY {
+                return None;
+            }
+            let raised = want.min(limit.rlim_max as u64);
+            limit.rlim_cur = raised as libc::rlim_t;
+            let now = if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                raised
+            } else {
+                soft
+            };
+            (now < want).then_some(now)
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = want;
+        None
+    }
 }
 
 /// How the run ended, as the process says it (DESIGN.md, "Exit codes").

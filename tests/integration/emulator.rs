@@ -591,7 +591,8 @@ fn latency_is_observed_and_in_flight_is_counted_per_conversation() {
     assert_eq!(post(&emu, MSG, &valid()).status, 200);
     let took = t.elapsed();
     assert!(took >= Duration::from_millis(150), "{took:?}");
-    assert!(took < Duration::from_millis(1500), "{took:?}");
+    // Generous: a loaded machine may be ten times slower.
+    assert!(took < Duration::from_secs(30), "{took:?}");
     assert_eq!(emu.stats().max_in_flight_per_conversation, 1);
 
     // Two at once on other conversations: still 1 each.
@@ -613,13 +614,23 @@ fn latency_is_observed_and_in_flight_is_counted_per_conversation() {
     });
     assert_eq!(emu.stats().max_in_flight_per_conversation, 1);
 
-    // Two at once on one conversation: 2.
+    // Two at once on one conversation: 2. Each answer takes 5 s, and the
+    // second is sent only once the first has arrived, so both are surely
+    // in flight together however slow the machine is.
+    let slow = start(Config {
+        latency: Duration::from_secs(5),
+        ..Config::default()
+    });
     std::thread::scope(|s| {
-        let a = s.spawn(|| post(&emu, MSG, &body("a", "2021-11-23T12:13:15Z")).status);
-        let b = s.spawn(|| post(&emu, MSG, &body("b", "2021-11-23T12:13:16Z")).status);
+        let a = s.spawn(|| post(&slow, MSG, &body("a", "2021-11-23T12:13:15Z")).status);
+        let arrived = Instant::now() + Duration::from_secs(30);
+        while slow.stats().requests_total < 1 && Instant::now() < arrived {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let b = s.spawn(|| post(&slow, MSG, &body("b", "2021-11-23T12:13:16Z")).status);
         assert_eq!((a.join().unwrap(), b.join().unwrap()), (200, 200));
     });
-    assert_eq!(emu.stats().max_in_flight_per_conversation, 2);
+    assert_eq!(slow.stats().max_in_flight_per_conversation, 2);
 }
 
 #[test]
@@ -845,14 +856,23 @@ fn slow_clients_are_cut_off_and_others_still_served() {
         ..Config::default()
     });
     let mut slow = TcpStream::connect(emu.addr()).unwrap();
-    slow.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    // Far past the server's 300 ms: if this read times out, the server did
+    // not cut the slow client off.
+    slow.set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
     slow.write_all(b"POST /conversation/v1/conv").unwrap();
     assert_eq!(post(&emu, MSG, &valid()).status, 200, "served meanwhile");
-    let t = Instant::now();
     let mut out = Vec::new();
-    // EOF or a reset, either way within the timeout, not the 5 s read limit.
-    let _ = slow.read_to_end(&mut out);
-    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    // EOF or a reset: the server closed it.
+    if let Err(e) = slow.read_to_end(&mut out) {
+        assert!(
+            !matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+            "the server never closed the connection: {e}"
+        );
+    }
     let out = String::from_utf8_lossy(&out);
     assert!(out.is_empty() || out.starts_with("HTTP/1.1 408"), "{out}");
     assert_eq!(post(&emu, MSG, &valid()).status, 200);
