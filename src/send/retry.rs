@@ -16,7 +16,8 @@ pub enum Schedule {
     Throttled,
     /// 500 and other 5xx.
     ServerError,
-    /// Connect, DNS or TLS failure: nothing was sent.
+    /// The server never had the whole request (no connection, or a write
+    /// cut short): nothing was stored.
     NotSent,
 }
 
