@@ -40,7 +40,13 @@ fn lines(rows: usize) -> Vec<(String, String, &'static str, String, String)> {
         conv += 1;
         let len = 1 + (next() % 40) as usize;
         for m in 0..len.min(rows - out.len()) {
-            let role = ["agent", "customer", "system"][(next() % 3) as usize];
+            // A customer opens every conversation: the API creates one
+            // only with its customer (`--conversations create`).
+            let role = if m == 0 {
+                "customer"
+            } else {
+                ["agent", "customer", "system"][(next() % 3) as usize]
+            };
             out.push((
                 format!("01HCONV{conv:08}"),
                 format!("2023-05-{:02}T{:02}:{:02}:{:02}.{:03}Z", 1 + conv % 28, m / 60 % 24, m % 60, next() % 60, next() % 1000),
