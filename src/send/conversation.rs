@@ -47,12 +47,12 @@ impl Worker<'_> {
             return Ok(Err(not_attempted(failed, None, reason.as_ref())));
         }
         let mut attempts = 0;
-        // Creating is keyed by the external id: a lost answer is asked again.
+        // Creating is keyed by the external id: a lost answer is asked
+        // again, as many times as the retry policy allows a failure.
+        let mut lost = 0;
         let requested = loop {
             match self.request(&mut attempts, |client| client.create_conversation(&body)) {
-                Requested::Answered(r)
-                    if r.answer == Answer::Lost && attempts < 3 && self.take_request() =>
-                {
+                Requested::Answered(r) if r.answer == Answer::Lost && self.ask_again(&mut lost) => {
                     continue
                 }
                 other => break other,
@@ -98,12 +98,10 @@ impl Worker<'_> {
         if !self.take_request() {
             return Err(None);
         }
-        let mut attempts = 0;
+        let (mut attempts, mut lost) = (0, 0);
         let requested = loop {
             match self.request(&mut attempts, |client| client.read_back(&conv.id)) {
-                Requested::Answered(r)
-                    if r.answer == Answer::Lost && attempts < 3 && self.take_request() =>
-                {
+                Requested::Answered(r) if r.answer == Answer::Lost && self.ask_again(&mut lost) => {
                     continue
                 }
                 other => break other,
@@ -118,5 +116,12 @@ impl Worker<'_> {
             Requested::Answered(r) => Err(Some(r)),
             Requested::Stopped(r) => Err(r),
         }
+    }
+
+    /// After one more lost answer to a request that is safe to repeat:
+    /// whether to ask again (and a request to do it with).
+    fn ask_again(&mut self, lost: &mut u32) -> bool {
+        *lost += 1;
+        *lost < self.shared.settings.policy.error_attempts && self.take_request()
     }
 }

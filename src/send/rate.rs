@@ -10,6 +10,13 @@
 //! to nothing. Every good answer raises the rate a little, so the run
 //! settles just under a limit it was never told. `--rate` is the ceiling.
 //! With no ceiling and no cut yet, there is no limit at all.
+//!
+//! A cut is a test: a rate limit refuses less once the rate is down, while
+//! refusals that do not depend on the rate (a server answering 503 to a
+//! fifth of all requests, whatever the pace) come back at the same share.
+//! When the window after a cut is refused about as much as the one before
+//! it, the cut is undone, and that share becomes a baseline that only a
+//! clearly higher one cuts past; it fades as windows go by.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -25,6 +32,13 @@ const REFUSED_MIN: u64 = 2;
 const MIN_RATE: f64 = 1.0;
 /// The length of a counting window.
 const WINDOW: Duration = Duration::from_secs(1);
+/// After a cut, a share of refusals at least this much of the one that
+/// caused it says the refusals do not follow the rate.
+const SAME_SHARE: f64 = 0.7;
+/// A window cuts past the baseline only when refused this much more.
+const ABOVE_BASELINE: f64 = 0.1;
+/// How much of the baseline each window keeps.
+const BASELINE_KEPT: f64 = 0.98;
 
 pub struct RateLimiter {
     state: Mutex<State>,
@@ -40,6 +54,11 @@ struct State {
     window_start: Instant,
     accepted: u64,
     refused: u64,
+    /// The last cut, waiting for the next window to say if it helped: the
+    /// rate before it and the share of refusals that caused it.
+    cut: Option<(Option<f64>, f64)>,
+    /// The share of refusals seen not to depend on the rate.
+    baseline: f64,
 }
 
 impl State {
@@ -51,14 +70,29 @@ impl State {
             return;
         }
         let total = self.accepted + self.refused;
-        if self.refused >= REFUSED_MIN && self.refused as f64 >= REFUSED_SHARE * total as f64 {
+        let share = if total == 0 {
+            0.0
+        } else {
+            self.refused as f64 / total as f64
+        };
+        if let Some((before, cause)) = self.cut.take() {
+            if total > 0 && share >= SAME_SHARE * cause {
+                // As refused at the lower rate: not a rate limit.
+                self.rate = before;
+                self.baseline = self.baseline.max(share);
+            }
+        }
+        let threshold = REFUSED_SHARE.max(self.baseline + ABOVE_BASELINE);
+        if self.refused >= REFUSED_MIN && share >= threshold {
             let secs = elapsed.as_secs_f64();
             let offered = total as f64 / secs;
             let goodput = self.accepted as f64 / secs;
             let current = self.rate.map_or(offered, |r| r.min(offered.max(MIN_RATE)));
             let cut = goodput.max(current * DECREASE).min(current);
+            self.cut = Some((self.rate, share));
             self.rate = Some(cut.max(MIN_RATE));
         }
+        self.baseline *= BASELINE_KEPT;
         self.window_start = now;
         self.accepted = 0;
         self.refused = 0;
@@ -76,6 +110,8 @@ impl RateLimiter {
                 window_start: now,
                 accepted: 0,
                 refused: 0,
+                cut: None,
+                baseline: 0.0,
             }),
         }
     }
@@ -194,6 +230,34 @@ mod tests {
             l.refused_at(t + WINDOW);
         }
         assert_eq!(l.rate(), Some(r), "one cut per window");
+    }
+
+    #[test]
+    fn refusals_that_do_not_follow_the_rate_do_not_ratchet_it_down() {
+        let l = RateLimiter::new(Some(100.0));
+        let t = Instant::now();
+        // A fifth or more of every window refused, whatever the rate: the
+        // first cut is undone when the next window is refused as much.
+        for s in 0..60 {
+            window(&l, t + WINDOW * s, 100, 4);
+        }
+        l.accepted_at(t + WINDOW * 60);
+        let r = l.rate().unwrap();
+        assert!(r >= 90.0, "{r}");
+    }
+
+    #[test]
+    fn a_rate_limit_met_after_random_refusals_still_cuts() {
+        let l = RateLimiter::new(Some(100.0));
+        let t = Instant::now();
+        for s in 0..5 {
+            window(&l, t + WINDOW * s, 100, 4);
+        }
+        // Then most requests refused: a limit well under the rate.
+        window(&l, t + WINDOW * 5, 100, 1);
+        l.accepted_at(t + WINDOW * 6);
+        let r = l.rate().unwrap();
+        assert!(r <= 60.0, "{r}");
     }
 
     #[test]
