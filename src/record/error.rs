@@ -38,10 +38,17 @@ pub enum LedgerError {
         #[source]
         source: std::io::Error,
     },
-    /// The ledger thread failed earlier (its own error is reported when it
-    /// is closed) or is gone.
-    #[error("{path}: the ledger stopped recording: {cause}")]
-    Stopped { path: String, cause: String },
+    /// The ledger thread failed earlier (its own error is reported again
+    /// when it is closed).
+    #[error("{path}: the ledger stopped recording")]
+    Failed {
+        path: String,
+        #[source]
+        source: std::sync::Arc<LedgerError>,
+    },
+    /// The ledger thread is gone.
+    #[error("{path}: the ledger stopped recording: its thread ended")]
+    Gone { path: String },
 }
 
 impl LedgerError {
@@ -65,16 +72,4 @@ impl LedgerError {
             source,
         }
     }
-}
-
-/// An error and its causes on one line, `a: b: c`.
-pub(crate) fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
-        cause = c.source();
-    }
-    text
 }

@@ -6,7 +6,6 @@ use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::error::chain;
 use super::fold::fold_journal;
 use super::journal::{self, Journal, Message, Record, State};
 use super::{Ledger, LedgerError};
@@ -21,7 +20,7 @@ const FOLD_EVERY: Duration = Duration::from_secs(1);
 enum Msg {
     /// Answer once the journal so far is folded into the ledger.
     Flush {
-        ack: mpsc::SyncSender<Result<(), String>>,
+        ack: mpsc::SyncSender<Result<(), Arc<LedgerError>>>,
     },
     /// Sent by `Writer::close`: fold what came before, and stop, even if
     /// some recorder is still alive.
@@ -62,7 +61,7 @@ impl Ledger {
     }
 
     fn serve(&mut self, rx: mpsc::Receiver<Msg>) -> Result<(), LedgerError> {
-        let mut first_error: Option<LedgerError> = None;
+        let mut first_error: Option<Arc<LedgerError>> = None;
         let mut last_fold = Instant::now();
         loop {
             let ack = match rx.recv_timeout(FOLD_EVERY) {
@@ -72,17 +71,22 @@ impl Ledger {
             };
             if first_error.is_none() && (ack.is_some() || last_fold.elapsed() >= FOLD_EVERY) {
                 if let Err(e) = self.fold_rotated() {
-                    first_error = Some(e);
+                    first_error = Some(Arc::new(e));
                 }
                 last_fold = Instant::now();
             }
             if let Some(ack) = ack {
                 // A worker that gave up waiting is not an error here.
-                let _ = ack.send(first_error.as_ref().map_or(Ok(()), |e| Err(chain(e))));
+                let _ = ack.send(first_error.as_ref().map_or(Ok(()), |e| Err(Arc::clone(e))));
             }
         }
         if let Some(e) = first_error {
-            return Err(e);
+            return Err(
+                Arc::try_unwrap(e).unwrap_or_else(|source| LedgerError::Failed {
+                    path: self.path.display().to_string(),
+                    source,
+                }),
+            );
         }
         match self.journal.as_ref().and_then(|j| j.close()) {
             Some(sealed) => fold_journal(&self.conn, &sealed),
@@ -119,10 +123,7 @@ impl Writer {
         let _ = self.tx.send(Msg::Close);
         match self.handle.join() {
             Ok((ledger, result)) => result.map(|()| ledger),
-            Err(_) => Err(LedgerError::Stopped {
-                path: self.path,
-                cause: "the ledger thread failed".into(),
-            }),
+            Err(_) => Err(LedgerError::Gone { path: self.path }),
         }
     }
 }
@@ -136,8 +137,8 @@ pub struct Recorder {
     /// This recorder's file in the journal.
     lane: usize,
     path: String,
-    ack_tx: mpsc::SyncSender<Result<(), String>>,
-    ack_rx: mpsc::Receiver<Result<(), String>>,
+    ack_tx: mpsc::SyncSender<Result<(), Arc<LedgerError>>>,
+    ack_rx: mpsc::Receiver<Result<(), Arc<LedgerError>>>,
     /// Journal records not yet written.
     unwritten: Vec<u8>,
 }
@@ -212,19 +213,21 @@ impl Recorder {
     /// Wait until everything recorded so far is in the ledger.
     pub fn flush(&mut self) -> Result<(), LedgerError> {
         self.write_journal()?;
-        let stopped = |cause: &str| LedgerError::Stopped {
+        let gone = || LedgerError::Gone {
             path: self.path.clone(),
-            cause: cause.to_string(),
         };
         self.tx
             .send(Msg::Flush {
                 ack: self.ack_tx.clone(),
             })
-            .map_err(|_| stopped("the ledger thread is gone"))?;
+            .map_err(|_| gone())?;
         match self.ack_rx.recv() {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(cause)) => Err(stopped(&cause)),
-            Err(_) => Err(stopped("the ledger thread is gone")),
+            Ok(Err(source)) => Err(LedgerError::Failed {
+                path: self.path.clone(),
+                source,
+            }),
+            Err(_) => Err(gone()),
         }
     }
 

@@ -80,7 +80,7 @@ pub enum ReportFormat {
 
 impl ReportFormat {
     /// By the report path's extension.
-    pub fn from_path(path: &Path) -> Result<ReportFormat, String> {
+    pub fn from_path(path: &Path) -> Result<ReportFormat, ReportError> {
         match path
             .extension()
             .and_then(|e| e.to_str())
@@ -89,10 +89,9 @@ impl ReportFormat {
         {
             Some("csv") => Ok(ReportFormat::Csv),
             Some("jsonl") | Some("ndjson") => Ok(ReportFormat::Jsonl),
-            _ => Err(format!(
-                "{}: the report must end in .csv or .jsonl",
-                path.display()
-            )),
+            _ => Err(ReportError::Extension {
+                path: path.display().to_string(),
+            }),
         }
     }
 
@@ -238,12 +237,12 @@ mod tests {
     #[test]
     fn format_by_extension() {
         assert_eq!(
-            ReportFormat::from_path(Path::new("r.CSV")),
-            Ok(ReportFormat::Csv)
+            ReportFormat::from_path(Path::new("r.CSV")).ok(),
+            Some(ReportFormat::Csv)
         );
         assert_eq!(
-            ReportFormat::from_path(Path::new("r.jsonl")),
-            Ok(ReportFormat::Jsonl)
+            ReportFormat::from_path(Path::new("r.jsonl")).ok(),
+            Some(ReportFormat::Jsonl)
         );
         assert!(ReportFormat::from_path(Path::new("r.txt")).is_err());
     }

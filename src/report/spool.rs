@@ -27,6 +27,8 @@ pub enum ReportError {
     },
     #[error("cannot write the report's spool file")]
     Spool(#[source] io::Error),
+    #[error("{path}: the report must end in .csv or .jsonl")]
+    Extension { path: String },
     /// A bug, never the input's doing: every row is reported exactly once.
     #[error("record {record} of input {source_index} was reported twice")]
     Twice { source_index: u32, record: u64 },

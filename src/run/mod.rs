@@ -44,7 +44,7 @@ pub fn run(cfg: RunConfig) -> Result<ExitCode, Error> {
         (Some(url), Some(creds)) => (None, url.clone(), creds.clone()),
         _ => {
             let emu = Emulator::start(emulator::Config::default()).map_err(Error::Emulator)?;
-            let url = ApiUrl::parse(&emu.url()).map_err(Error::usage)?;
+            let url = ApiUrl::parse(&emu.url()).map_err(|e| Error::usage(e.to_string()))?;
             let creds = Credentials {
                 id: "emulator".into(),
                 secret: "emulator".into(),
@@ -63,7 +63,7 @@ pub fn run(cfg: RunConfig) -> Result<ExitCode, Error> {
     let inputs = &cfg.input.inputs;
     let spool = match &cfg.report {
         Some(path) => {
-            let format = ReportFormat::from_path(path).map_err(Error::usage)?;
+            let format = ReportFormat::from_path(path)?;
             let dir = report::report_dir(path);
             Spool::for_report(format, inputs.clone(), &dir).map_err(|e| {
                 Error::usage(format!(

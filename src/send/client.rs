@@ -26,6 +26,19 @@ impl fmt::Debug for Credentials {
     }
 }
 
+/// Why a string is not a usable API URL.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UrlError {
+    #[error("{0:?}: expected a URL such as https://api.sandbox.asapp.com")]
+    NotAUrl(String),
+    #[error("{0:?}: no host")]
+    NoHost(String),
+    #[error("{0:?}: plain http is allowed only on loopback; use https so credentials and transcripts are encrypted")]
+    PlainHttp(String),
+    #[error("{url:?}: unsupported scheme {scheme:?}")]
+    Scheme { url: String, scheme: String },
+}
+
 /// A base URL that is HTTPS, or plain HTTP only on loopback.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiUrl {
@@ -34,14 +47,14 @@ pub struct ApiUrl {
 }
 
 impl ApiUrl {
-    pub fn parse(url: &str) -> Result<ApiUrl, String> {
+    pub fn parse(url: &str) -> Result<ApiUrl, UrlError> {
         let url = url.trim().trim_end_matches('/');
-        let (scheme, rest) = url.split_once("://").ok_or_else(|| {
-            format!("{url:?}: expected a URL such as https://api.sandbox.asapp.com")
-        })?;
+        let (scheme, rest) = url
+            .split_once("://")
+            .ok_or_else(|| UrlError::NotAUrl(url.to_string()))?;
         let authority = rest.split('/').next().unwrap_or_default();
         if authority.is_empty() {
-            return Err(format!("{url:?}: no host"));
+            return Err(UrlError::NoHost(url.to_string()));
         }
         let host = if let Some(v6) = authority.strip_prefix('[') {
             v6.split(']').next().unwrap_or_default()
@@ -56,12 +69,13 @@ impl ApiUrl {
         match scheme.to_ascii_lowercase().as_str() {
             "https" => {}
             "http" if loopback => {}
-            "http" => {
-                return Err(format!(
-                    "{url:?}: plain http is allowed only on loopback; use https so credentials and transcripts are encrypted"
-                ))
+            "http" => return Err(UrlError::PlainHttp(url.to_string())),
+            other => {
+                return Err(UrlError::Scheme {
+                    url: url.to_string(),
+                    scheme: other.to_string(),
+                })
             }
-            other => return Err(format!("{url:?}: unsupported scheme {other:?}")),
         }
         Ok(ApiUrl {
             base: url.to_string(),

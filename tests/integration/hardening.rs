@@ -111,6 +111,29 @@ fn regression_413_is_failed_not_uncertain_jsonl() {
     body_over_the_limit_is_failed_413(true);
 }
 
+/// The corpus file of that case (gzipped: 5 MB of text compress well):
+/// the row is refused, its conversation's other rows go.
+#[test]
+fn the_corpus_file_of_a_413_is_refused_before_sending() {
+    let input = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/malformed/body_over_the_limit.csv.gz"
+    );
+    let emu = Emulator::start(Config::default()).expect("start the emulator");
+    let dir = Dir::new();
+    let ran = util::import(&emu.url(), &dir, "report.csv", &[input]);
+    assert_eq!(ran.code, 1, "{ran:?}");
+    let report = util::report(&dir.path("report.csv"));
+    let statuses: Vec<&str> = report.iter().map(|r| r.status.as_str()).collect();
+    assert_eq!(statuses, ["created", "invalid", "created"]);
+    assert!(
+        report[1].error_message.starts_with("text: too long"),
+        "{:?}",
+        report[1]
+    );
+    assert_eq!(emu.stats().stored, 2);
+}
+
 /// The issue's own case, a 5 MB text: over the API's limit, so `check`
 /// and `run` refuse the row before anything is sent, naming the column.
 #[test]
