@@ -20,7 +20,7 @@ fn read_validate_plan(path: &std::path::Path) -> usize {
         let rec = rec.unwrap();
         if let Ok(fields) = rec.fields {
             if let Ok(row) = validate::row(rec.pos, fields, &opts) {
-                builder.add(&row);
+                builder.add(&row).unwrap();
             }
         }
     }

@@ -21,7 +21,7 @@ pub use message::{
     ContentKey, ConversationBody, MessageBody, MessageKey, Participant, Sender, StoredItem,
 };
 pub use outcome::Outcome;
-pub use planned::{Conversation, Entry, Participants, Prior, Todo};
+pub use planned::{Conversation, Entry, Participants, Prior, Todo, TooMany};
 
 /// An enum with exactly one string form per variant: `as_str`, `Display`,
 /// `FromStr` and serde all read the same table, so a contract's spelling

@@ -3,39 +3,94 @@
 
 use chrono::DateTime;
 
-use super::{ConversationId, ConversationMode, MessageKey, RowRef, Timestamp};
+use super::{ContentKey, ConversationId, ConversationMode, MessageKey, RowRef, Timestamp};
 
 /// What to do with one planned message, decided from the ledger before sending.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Todo {
     #[default]
     Send,
-    /// Stored by an earlier run, with the id the API gave it.
-    AlreadyImported { message_id: Option<Box<str>> },
+    /// Stored by an earlier run (its id, if the API gave one, is in
+    /// [`Conversation::imported`]).
+    AlreadyImported,
     /// Sent by an earlier run that got no answer: it may be stored; not re-sent.
     Uncertain,
 }
 
-/// One message to send, in its conversation's order. Small on purpose
-/// (place, instant, key), never the text: the text is read back by offset
-/// when the message is sent.
+/// One message to send, in its conversation's order. Small on purpose,
+/// 56 bytes: where the row is, its instant, its key, never its text (read
+/// back by offset when the message is sent), so a plan of ten million
+/// rows fits in memory whatever the texts' length.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
-    pub pos: RowRef,
-    /// Nanoseconds since the epoch: the sort key.
-    pub instant: i128,
+    offset: u64,
+    secs: i64,
+    content: ContentKey,
+    record: u32,
+    line: u32,
+    nanos: u32,
+    occurrence: u32,
+    source: u16,
     /// Fractional-second digits of the input, to report the instant as sent.
-    pub digits: u8,
-    pub key: MessageKey,
+    digits: u8,
     pub todo: Todo,
 }
 
+/// A row past what a plan entry can number: more than 65,535 inputs, or
+/// more than 4,294,967,295 records or lines in one input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("more records, lines or inputs than one run can plan ({0:?})")]
+pub struct TooMany(pub RowRef);
+
 impl Entry {
+    /// The plan entry of a valid row, its occurrence not yet counted.
+    pub fn new(pos: RowRef, timestamp: Timestamp, content: ContentKey) -> Result<Entry, TooMany> {
+        let too_many = |_| TooMany(pos);
+        Ok(Entry {
+            offset: pos.offset,
+            secs: timestamp.instant.timestamp(),
+            nanos: timestamp.instant.timestamp_subsec_nanos(),
+            content,
+            record: u32::try_from(pos.record).map_err(too_many)?,
+            line: u32::try_from(pos.line).map_err(too_many)?,
+            source: u16::try_from(pos.source.0).map_err(too_many)?,
+            occurrence: 0,
+            digits: timestamp.digits,
+            todo: Todo::Send,
+        })
+    }
+
+    /// Where the row is.
+    pub fn pos(&self) -> RowRef {
+        RowRef {
+            source: super::SourceId(u32::from(self.source)),
+            record: u64::from(self.record),
+            line: u64::from(self.line),
+            offset: self.offset,
+        }
+    }
+
+    /// The message's identity in the ledger.
+    pub fn key(&self) -> MessageKey {
+        MessageKey {
+            content: self.content,
+            occurrence: self.occurrence,
+        }
+    }
+
+    /// Which of identical messages of its conversation this is (0: the first).
+    pub fn set_occurrence(&mut self, occurrence: u32) {
+        self.occurrence = occurrence;
+    }
+
+    /// The sort key: the instant, then input order (source, record).
+    pub fn order(&self) -> (i64, u32, u16, u32) {
+        (self.secs, self.nanos, self.source, self.record)
+    }
+
     /// The instant this message is (or was) sent as.
     pub fn timestamp(&self) -> Option<Timestamp> {
-        let secs = i64::try_from(self.instant.div_euclid(1_000_000_000)).ok()?;
-        let nanos = self.instant.rem_euclid(1_000_000_000) as u32;
-        DateTime::from_timestamp(secs, nanos).map(|t| Timestamp::new(t, self.digits))
+        DateTime::from_timestamp(self.secs, self.nanos).map(|t| Timestamp::new(t, self.digits))
     }
 }
 
@@ -50,9 +105,21 @@ pub struct Conversation {
     /// `--conversations create`: who takes part, to create it with.
     pub participants: Participants,
     pub entries: Vec<Entry>,
+    /// The ids the API gave messages an earlier run stored, by index in
+    /// `entries`, in order: kept apart so that a plan entry stays small.
+    pub imported: Vec<(u32, Box<str>)>,
 }
 
 impl Conversation {
+    /// The id of entry `index`, when an earlier run stored it with one.
+    pub fn imported_id(&self, index: usize) -> Option<&str> {
+        let i = self
+            .imported
+            .binary_search_by_key(&index, |(i, _)| *i as usize)
+            .ok()?;
+        Some(&self.imported[i].1)
+    }
+
     /// The fewest requests this conversation needs (without retries):
     /// creating it (`create` mode, when no earlier run did), settling what
     /// an earlier run left uncertain (a read-back), its messages one each
@@ -111,6 +178,34 @@ pub enum Prior {
 mod tests {
     use super::*;
 
+    fn stamp() -> Timestamp {
+        Timestamp::new(chrono::DateTime::from_timestamp(0, 0).unwrap(), 0)
+    }
+
+    #[test]
+    fn an_entry_is_small_and_gives_back_what_it_was_made_of() {
+        assert_eq!(std::mem::size_of::<Entry>(), 56);
+        let pos = RowRef {
+            source: super::super::SourceId(3),
+            record: 7,
+            line: 9,
+            offset: 1 << 40,
+        };
+        let at = Timestamp::new(
+            chrono::DateTime::from_timestamp(-62_135_596_800, 123_456_789).unwrap(),
+            9,
+        );
+        let e = Entry::new(pos, at, ContentKey([5; 16])).unwrap();
+        assert_eq!(e.pos(), pos);
+        assert_eq!(e.timestamp(), Some(at));
+        assert_eq!(e.key().content, ContentKey([5; 16]));
+        let far = RowRef {
+            record: u64::from(u32::MAX) + 1,
+            ..pos
+        };
+        assert!(Entry::new(far, at, ContentKey([5; 16])).is_err());
+    }
+
     fn conversation(todos: &[Todo], api: bool) -> Conversation {
         Conversation {
             id: "chat-1".into(),
@@ -119,16 +214,11 @@ mod tests {
             entries: todos
                 .iter()
                 .map(|todo| Entry {
-                    pos: RowRef::default(),
-                    instant: 0,
-                    digits: 0,
-                    key: MessageKey {
-                        content: super::super::ContentKey([0; 16]),
-                        occurrence: 0,
-                    },
-                    todo: todo.clone(),
+                    todo: *todo,
+                    ..Entry::new(RowRef::default(), stamp(), ContentKey([0; 16])).unwrap()
                 })
                 .collect(),
+            imported: Vec::new(),
         }
     }
 
@@ -156,7 +246,7 @@ mod tests {
         // Created before: no create.
         assert_eq!(conversation(&send, true).fewest_requests(Create, None), 250);
         // Nothing to send: nothing at all.
-        let done = vec![Todo::AlreadyImported { message_id: None }; 3];
+        let done = vec![Todo::AlreadyImported; 3];
         assert_eq!(
             conversation(&done, false).fewest_requests(Create, Some(100)),
             0
@@ -164,7 +254,7 @@ mod tests {
         // An imported row splits the batches; an uncertain one is settled.
         let mixed = [
             Todo::Send,
-            Todo::AlreadyImported { message_id: None },
+            Todo::AlreadyImported,
             Todo::Send,
             Todo::Uncertain,
         ];

@@ -129,7 +129,11 @@ pub fn read_all<E: From<ReadError> + From<Duplicate>>(
                 .and_then(|fields| validate::row(record.pos, fields, validate_opts));
             match checked {
                 Ok(row) => {
-                    if builder.add(&row) {
+                    let added = builder.add(&row).map_err(|e| ReadError::Other {
+                        path: source.name.clone(),
+                        message: e.to_string(),
+                    })?;
+                    if added {
                         on_valid(&row);
                     }
                 }

@@ -17,7 +17,7 @@ use std::str::FromStr;
 
 use crate::model::{
     ContentKey, Conversation, ConversationId, ConversationMode, Entry, MessageKey, Participants,
-    Prior, Role, RowRef, Todo,
+    Prior, Role, Todo, TooMany,
 };
 use crate::validate::Row;
 
@@ -83,9 +83,9 @@ fn fnv1a64(bytes: &[u8]) -> u64 {
     h
 }
 
-/// A sender and where it was seen first.
+/// A sender and where it was seen first (`Entry::order`).
 struct First {
-    at: (i128, RowRef),
+    at: (i64, u32, u16, u32),
     sender: Box<str>,
 }
 
@@ -112,25 +112,16 @@ impl Builder {
         }
     }
 
-    /// Add a valid row. Returns false when its conversation belongs to another shard.
-    pub fn add(&mut self, row: &Row) -> bool {
-        let entry = Entry {
-            pos: row.pos,
-            instant: row.timestamp.nanos(),
-            digits: row.timestamp.digits,
-            key: MessageKey {
-                content: row.key(),
-                occurrence: 0,
-            },
-            todo: Todo::Send,
-        };
+    /// Add a valid row. Returns false when its conversation belongs to
+    /// another shard.
+    pub fn add(&mut self, row: &Row) -> Result<bool, TooMany> {
         let i = match self.index.get(row.conversation_id.as_str()) {
             Some(&i) => i,
             None => {
                 if let Some(shard) = self.shard {
                     if !shard.contains(&row.conversation_id) {
                         self.other_shards += 1;
-                        return false;
+                        return Ok(false);
                     }
                 }
                 let id: Box<str> = row.conversation_id.as_str().into();
@@ -147,6 +138,7 @@ impl Builder {
                     api,
                     participants: Participants::default(),
                     entries: Vec::new(),
+                    imported: Vec::new(),
                 });
                 if self.mode == ConversationMode::Create {
                     self.firsts.push([None, None]);
@@ -154,13 +146,14 @@ impl Builder {
                 self.conversations.len() - 1
             }
         };
+        let entry = Entry::new(row.pos, row.timestamp, row.key())?;
         if let Some(firsts) = self.firsts.get_mut(i) {
             let slot = match row.role {
                 Role::Customer => Some(&mut firsts[0]),
                 Role::Agent => Some(&mut firsts[1]),
                 Role::System => None,
             };
-            let at = (entry.instant, entry.pos);
+            let at = entry.order();
             if let Some(slot) = slot {
                 if slot.as_ref().is_none_or(|f| at < f.at) {
                     *slot = Some(First {
@@ -171,7 +164,7 @@ impl Builder {
             }
         }
         self.conversations[i].entries.push(entry);
-        true
+        Ok(true)
     }
 
     /// Sort each conversation by instant (stable: ties keep input order, and
@@ -186,12 +179,11 @@ impl Builder {
             };
         }
         for c in &mut conversations {
-            c.entries
-                .sort_by_key(|e| (e.instant, e.pos.source, e.pos.record));
+            c.entries.sort_by_key(Entry::order);
             let mut seen: HashMap<ContentKey, u32> = HashMap::new();
             for e in &mut c.entries {
-                let n = seen.entry(e.key.content).or_insert(0);
-                e.key.occurrence = *n;
+                let n = seen.entry(e.key().content).or_insert(0);
+                e.set_occurrence(*n);
                 *n += 1;
             }
         }
@@ -245,16 +237,23 @@ pub fn decide<E: Earlier>(
             .conversation(&conversation.id)?
             .and_then(|id| ConversationId::try_from(id.as_str()).ok());
     }
-    for entry in conversations.iter_mut().flat_map(|c| c.entries.iter_mut()) {
-        entry.todo = match earlier.prior(&entry.key)? {
-            Some(Prior::Stored { message_id }) => Todo::AlreadyImported { message_id },
-            Some(Prior::Uncertain) if !resend_uncertain => Todo::Uncertain,
-            _ => Todo::Send,
-        };
-        match entry.todo {
-            Todo::Send => decided.to_send += 1,
-            Todo::AlreadyImported { .. } => decided.already_imported += 1,
-            Todo::Uncertain => decided.uncertain += 1,
+    for conversation in conversations.iter_mut() {
+        for (i, entry) in conversation.entries.iter_mut().enumerate() {
+            entry.todo = match earlier.prior(&entry.key())? {
+                Some(Prior::Stored { message_id }) => {
+                    if let Some(id) = message_id {
+                        conversation.imported.push((i as u32, id));
+                    }
+                    Todo::AlreadyImported
+                }
+                Some(Prior::Uncertain) if !resend_uncertain => Todo::Uncertain,
+                _ => Todo::Send,
+            };
+            match entry.todo {
+                Todo::Send => decided.to_send += 1,
+                Todo::AlreadyImported => decided.already_imported += 1,
+                Todo::Uncertain => decided.uncertain += 1,
+            }
         }
     }
     Ok(decided)
@@ -286,13 +285,13 @@ mod tests {
     #[test]
     fn sorts_by_instant_and_ties_keep_input_order() {
         let mut b = Builder::new(None, ConversationMode::Existing);
-        b.add(&row("A", 1, 30, "x"));
-        b.add(&row("A", 2, 10, "y"));
-        b.add(&row("A", 3, 10, "z"));
-        b.add(&row("B", 4, 5, "w"));
+        b.add(&row("A", 1, 30, "x")).unwrap();
+        b.add(&row("A", 2, 10, "y")).unwrap();
+        b.add(&row("A", 3, 10, "z")).unwrap();
+        b.add(&row("B", 4, 5, "w")).unwrap();
         let plan = b.finish();
         assert_eq!(&*plan[0].id, "A");
-        let records: Vec<u64> = plan[0].entries.iter().map(|e| e.pos.record).collect();
+        let records: Vec<u64> = plan[0].entries.iter().map(|e| e.pos().record).collect();
         assert_eq!(records, vec![2, 3, 1]);
         assert_eq!(&*plan[1].id, "B");
     }
@@ -300,13 +299,13 @@ mod tests {
     #[test]
     fn identical_messages_get_occurrence_numbers() {
         let mut b = Builder::new(None, ConversationMode::Existing);
-        b.add(&row("A", 1, 10, "ok"));
-        b.add(&row("A", 2, 10, "ok"));
-        b.add(&row("A", 3, 11, "ok"));
+        b.add(&row("A", 1, 10, "ok")).unwrap();
+        b.add(&row("A", 2, 10, "ok")).unwrap();
+        b.add(&row("A", 3, 11, "ok")).unwrap();
         let plan = b.finish();
-        let occ: Vec<u32> = plan[0].entries.iter().map(|e| e.key.occurrence).collect();
+        let occ: Vec<u32> = plan[0].entries.iter().map(|e| e.key().occurrence).collect();
         assert_eq!(occ, vec![0, 1, 0]);
-        let content: Vec<ContentKey> = plan[0].entries.iter().map(|e| e.key.content).collect();
+        let content: Vec<ContentKey> = plan[0].entries.iter().map(|e| e.key().content).collect();
         assert_eq!(content[0], content[1]);
         assert_ne!(content[0], content[2]);
     }
@@ -327,7 +326,7 @@ mod tests {
     fn decide_follows_what_earlier_runs_left() {
         let mut b = Builder::new(None, ConversationMode::Existing);
         for (i, text) in ["a", "b", "c", "d"].iter().enumerate() {
-            b.add(&row("A", i as u64 + 1, i as i64, text));
+            b.add(&row("A", i as u64 + 1, i as i64, text)).unwrap();
         }
         let mut plan = b.finish();
         struct Ledger(Vec<MessageKey>);
@@ -347,7 +346,7 @@ mod tests {
                 Ok(None)
             }
         }
-        let ledger = Ledger(plan[0].entries.iter().map(|e| e.key).collect());
+        let ledger = Ledger(plan[0].entries.iter().map(|e| e.key()).collect());
         let d = decide(&mut plan, false, &ledger).unwrap();
         assert_eq!(
             d,
@@ -357,12 +356,8 @@ mod tests {
                 uncertain: 1
             }
         );
-        assert_eq!(
-            plan[0].entries[0].todo,
-            Todo::AlreadyImported {
-                message_id: Some("M1".into())
-            }
-        );
+        assert_eq!(plan[0].entries[0].todo, Todo::AlreadyImported);
+        assert_eq!(plan[0].imported_id(0), Some("M1"));
         assert_eq!(plan[0].entries[1].todo, Todo::Uncertain);
         let d = decide(&mut plan, true, &ledger).unwrap();
         assert_eq!((d.to_send, d.uncertain), (3, 0));
@@ -375,7 +370,7 @@ mod tests {
             let mut x = row("chat-1", record, secs, &format!("m{record}"));
             x.role = role;
             x.sender_id = sender.into();
-            b.add(&x);
+            b.add(&x).unwrap();
         };
         r(1, 30, Role::Customer, "late-customer");
         r(2, 10, Role::Agent, "first-agent");
@@ -433,12 +428,12 @@ mod tests {
             let order = |rows: &[Row]| {
                 let mut b = Builder::new(None, ConversationMode::Existing);
                 for r in rows {
-                    b.add(r);
+                    b.add(r).unwrap();
                 }
                 let mut plan = b.finish();
                 plan.sort_by(|a, b| a.id.cmp(&b.id));
                 plan.iter()
-                    .map(|c| c.entries.iter().map(|e| e.instant).collect::<Vec<_>>())
+                    .map(|c| c.entries.iter().map(|e| e.timestamp()).collect::<Vec<_>>())
                     .collect::<Vec<_>>()
             };
             let mut shuffled = rows.clone();

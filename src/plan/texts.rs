@@ -54,14 +54,15 @@ pub struct TextReader<'a> {
 impl TextReader<'_> {
     /// The body of a planned message, as it was planned.
     pub fn body(&mut self, entry: &Entry) -> Result<MessageBody, Changed> {
-        let i = entry.pos.source.0 as usize;
+        let pos = entry.pos();
+        let i = pos.source.0 as usize;
         let changed = |why: String| Changed {
             source_name: self
                 .sources
                 .get(i)
                 .map_or_else(|| format!("input {i}"), |s| s.name.clone()),
-            record: entry.pos.record,
-            line: entry.pos.line,
+            record: entry.pos().record,
+            line: entry.pos().line,
             why,
         };
         let (Some(source), Some(slot)) = (self.sources.get(i), self.readers.get_mut(i)) else {
@@ -76,12 +77,12 @@ impl TextReader<'_> {
             ),
         };
         let record = reader
-            .read_at(&entry.pos)
+            .read_at(&entry.pos())
             .map_err(|e| changed(format!("{:#}", anyhow::Error::from(e))))?;
         let fields = record.fields.map_err(|e| changed(e.to_string()))?;
-        let row =
-            validate::row(entry.pos, fields, self.validate).map_err(|e| changed(e.to_string()))?;
-        if row.key() != entry.key.content {
+        let row = validate::row(entry.pos(), fields, self.validate)
+            .map_err(|e| changed(e.to_string()))?;
+        if row.key() != entry.key().content {
             return Err(changed("its content is not what was read before".into()));
         }
         Ok(row.into_body())

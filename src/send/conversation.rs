@@ -20,7 +20,7 @@ impl Worker<'_> {
     ) -> Result<Result<ConversationId, Outcome<'c>>, BoxError> {
         let first = conv.entries.first();
         let mut failed = Outcome::bare(
-            first.map(|e| e.pos).unwrap_or_default(),
+            first.map(|e| e.pos()).unwrap_or_default(),
             &conv.id,
             Status::Failed,
         );

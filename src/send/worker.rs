@@ -145,7 +145,7 @@ impl<'a> Worker<'a> {
 
     fn each_row(&mut self, conv: &Conversation) -> Result<(), BoxError> {
         let bare = |entry: &Entry, status| {
-            let mut o = Outcome::bare(entry.pos, &conv.id, status);
+            let mut o = Outcome::bare(entry.pos(), &conv.id, status);
             o.api_conversation_id = conv.api.as_ref().map(ConversationId::as_str);
             o.timestamp = entry.timestamp();
             o
@@ -179,7 +179,7 @@ impl<'a> Worker<'a> {
                 }
                 Err(outcome) => {
                     return self.all(conv, |e| Outcome {
-                        pos: e.pos,
+                        pos: e.pos(),
                         timestamp: e.timestamp(),
                         ..outcome.clone()
                     })
@@ -194,10 +194,11 @@ impl<'a> Worker<'a> {
         let mut steps: Vec<Step<'_>> = conv
             .entries
             .iter()
-            .map(|e| match &e.todo {
+            .enumerate()
+            .map(|(i, e)| match e.todo {
                 Todo::Send => Step::Send,
-                Todo::AlreadyImported { message_id } => Step::Done(Box::new(Outcome {
-                    message_id: message_id.as_deref().map(str::to_string),
+                Todo::AlreadyImported => Step::Done(Box::new(Outcome {
+                    message_id: conv.imported_id(i).map(str::to_string),
                     ..bare(e, Status::AlreadyImported)
                 })),
                 Todo::Uncertain => Step::Uncertain,
@@ -209,11 +210,11 @@ impl<'a> Worker<'a> {
             if let Ok(held) = self.read_back(conv) {
                 for (step, entry) in steps.iter_mut().zip(&conv.entries) {
                     if let Step::Uncertain = step {
-                        *step = match held.id_of(&entry.key) {
+                        *step = match held.id_of(&entry.key()) {
                             // Recorded as created, so no later run asks again.
                             Some(id) => Step::Done(Box::new(Outcome {
                                 message_id: Some(id.to_string()),
-                                sent: Some(entry.key),
+                                sent: Some(entry.key()),
                                 ..bare(entry, Status::Created)
                             })),
                             None => Step::Send,
@@ -273,9 +274,9 @@ impl<'a> Worker<'a> {
         if !awaiting_ids.is_empty() {
             let held = self.read_back(conv).ok();
             for mut outcome in awaiting_ids {
-                let entry = conv.entries.iter().find(|e| e.pos == outcome.pos);
+                let entry = conv.entries.iter().find(|e| e.pos() == outcome.pos);
                 match (&held, entry) {
-                    (Some(held), Some(entry)) => match held.id_of(&entry.key) {
+                    (Some(held), Some(entry)) => match held.id_of(&entry.key()) {
                         Some(id) => outcome.message_id = Some(id.to_string()),
                         None => {
                             outcome.error_message = Some(
@@ -301,11 +302,11 @@ impl<'a> Worker<'a> {
         conv: &'c Conversation,
         make: impl Fn(&'c Entry) -> Outcome<'c>,
     ) -> Result<(), BoxError> {
-        for entry in &conv.entries {
-            let outcome = match &entry.todo {
-                Todo::AlreadyImported { message_id } => Outcome {
+        for (i, entry) in conv.entries.iter().enumerate() {
+            let outcome = match entry.todo {
+                Todo::AlreadyImported => Outcome {
                     status: Status::AlreadyImported,
-                    message_id: message_id.as_deref().map(str::to_string),
+                    message_id: conv.imported_id(i).map(str::to_string),
                     error_message: None,
                     ..make(entry)
                 },
@@ -383,7 +384,7 @@ impl<'a> Worker<'a> {
                 .collect());
         }
         for entry in entries {
-            if let Err(e) = self.sink.intent(entry.key, &conv.id) {
+            if let Err(e) = self.sink.intent(entry.key(), &conv.id) {
                 self.shared.stop.set(StopReason::Sink);
                 self.failed.get_or_insert(e);
                 return Ok(rows
@@ -393,7 +394,7 @@ impl<'a> Worker<'a> {
             }
         }
         for (row, entry) in rows.iter_mut().zip(entries) {
-            row.sent = Some(entry.key);
+            row.sent = Some(entry.key());
         }
         let batch = self.shared.settings.batch.is_some();
         let mut attempts = 0;
@@ -418,7 +419,7 @@ impl<'a> Worker<'a> {
             let Ok(held) = self.read_back(conv) else {
                 break Requested::Answered(response);
             };
-            let ids: Vec<Option<&str>> = entries.iter().map(|e| held.id_of(&e.key)).collect();
+            let ids: Vec<Option<&str>> = entries.iter().map(|e| held.id_of(&e.key())).collect();
             let found = ids.iter().filter(|id| id.is_some()).count();
             if found == ids.len() {
                 for (row, id) in rows.iter_mut().zip(ids) {
