@@ -107,7 +107,7 @@ fn report(
             writeln!(out, "  {w}")?;
         }
     }
-    let lints = linter.finish();
+    let lints = linter.finish(&read.conversations);
     if !lints.is_empty() {
         writeln!(
             out,

@@ -1,6 +1,7 @@
 //! Warnings for `check`: things that are valid but look wrong. They never
-//! block a run. Memory per row stays small: a row leaves a hash of its
-//! content and of its (conversation, instant) pair, never its text.
+//! block a run. Rows leave nothing here but two counters; the rest is read
+//! off the plan, where each conversation is already sorted by instant and
+//! identical messages are numbered, so checking costs no memory per row.
 //!
 //! - `future_timestamp`: after the time the check runs;
 //! - `old_timestamp`: before 1990-01-01 (often an epoch value in the wrong
@@ -11,13 +12,9 @@
 //!   one conversation;
 //! - `long_conversation`: first and last message more than 30 days apart.
 
-use std::collections::hash_map::{DefaultHasher, Entry};
-use std::collections::{HashMap, HashSet};
-use std::hash::{Hash, Hasher};
-
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
-use crate::model::RowRef;
+use crate::model::{Conversation, RowRef};
 use crate::validate::Row;
 
 /// How many example rows a warning keeps.
@@ -31,29 +28,26 @@ pub struct Warning {
     pub kind: &'static str,
     pub message: String,
     pub count: u64,
-    /// The first few rows concerned.
+    /// The first few rows concerned, in input order.
     pub examples: Vec<RowRef>,
 }
 
 #[derive(Debug, Default)]
 struct Tally {
     count: u64,
+    /// The first rows in input order, whatever order they are met in.
     examples: Vec<RowRef>,
 }
 
 impl Tally {
     fn add(&mut self, at: RowRef) {
         self.count += 1;
-        if self.examples.len() < EXAMPLES {
-            self.examples.push(at);
+        let i = self.examples.partition_point(|e| *e < at);
+        if i < EXAMPLES {
+            self.examples.insert(i, at);
+            self.examples.truncate(EXAMPLES);
         }
     }
-}
-
-struct Span {
-    first: DateTime<Utc>,
-    last: DateTime<Utc>,
-    example: RowRef,
 }
 
 pub struct Linter {
@@ -61,19 +55,6 @@ pub struct Linter {
     oldest_plausible: DateTime<Utc>,
     future: Tally,
     old: Tally,
-    ties: Tally,
-    duplicates: Tally,
-    /// (conversation, instant) hash -> first content hash seen there.
-    instants: HashMap<u64, u64>,
-    /// Content hashes (conversation, instant, role, sender, text).
-    contents: HashSet<u64>,
-    spans: HashMap<String, Span>,
-}
-
-fn hash(parts: impl Hash) -> u64 {
-    let mut h = DefaultHasher::new();
-    parts.hash(&mut h);
-    h.finish()
 }
 
 impl Linter {
@@ -86,11 +67,6 @@ impl Linter {
                 .unwrap_or(DateTime::<Utc>::MIN_UTC),
             future: Tally::default(),
             old: Tally::default(),
-            ties: Tally::default(),
-            duplicates: Tally::default(),
-            instants: HashMap::new(),
-            contents: HashSet::new(),
-            spans: HashMap::new(),
         }
     }
 
@@ -102,45 +78,39 @@ impl Linter {
         if instant < self.oldest_plausible {
             self.old.add(row.pos);
         }
+    }
 
-        let key = hash((&row.conversation_id, instant));
-        let content = hash((
-            &row.conversation_id,
-            instant,
-            row.role,
-            &row.sender_id,
-            &row.text,
-        ));
-        if !self.contents.insert(content) {
-            self.duplicates.add(row.pos);
-        } else {
-            match self.instants.entry(key) {
-                Entry::Occupied(_) => self.ties.add(row.pos),
-                Entry::Vacant(v) => {
-                    v.insert(content);
+    /// The warnings, the plan's among them.
+    pub fn finish(self, plan: &[Conversation]) -> Vec<Warning> {
+        let (mut ties, mut duplicates) = (Tally::default(), Tally::default());
+        let mut long: Vec<(&str, i64, RowRef)> = Vec::new();
+        let limit = Duration::days(LONG_CONVERSATION_DAYS);
+        for conversation in plan {
+            let mut previous = None;
+            for entry in &conversation.entries {
+                let key = entry.key();
+                let instant = entry.timestamp().map(|t| t.instant);
+                // Identical messages (same content, so same instant) are
+                // numbered by the plan; a first one at an instant already
+                // taken is a tie.
+                if key.occurrence > 0 {
+                    duplicates.add(entry.pos());
+                } else if instant.is_some() && instant == previous {
+                    ties.add(entry.pos());
+                }
+                previous = instant;
+            }
+            let first = conversation.entries.first().and_then(|e| e.timestamp());
+            let last = conversation.entries.last().and_then(|e| e.timestamp());
+            if let (Some(first), Some(last), Some(entry)) =
+                (first, last, conversation.entries.first())
+            {
+                let span = last.instant - first.instant;
+                if span > limit {
+                    long.push((&conversation.id, span.num_days(), entry.pos()));
                 }
             }
         }
-
-        match self.spans.get_mut(row.conversation_id.as_str()) {
-            Some(span) => {
-                span.first = span.first.min(instant);
-                span.last = span.last.max(instant);
-            }
-            None => {
-                self.spans.insert(
-                    row.conversation_id.clone(),
-                    Span {
-                        first: instant,
-                        last: instant,
-                        example: row.pos,
-                    },
-                );
-            }
-        }
-    }
-
-    pub fn finish(self) -> Vec<Warning> {
         let mut out = Vec::new();
         let mut push = |kind: &'static str, tally: Tally, message: String| {
             if tally.count > 0 {
@@ -165,45 +135,33 @@ impl Linter {
             self.old,
             format!("{o} message(s) have a timestamp before 1990 (epoch in the wrong unit?)"),
         );
-        let t = n(&self.ties);
+        let t = n(&ties);
         push(
             "timestamp_tie",
-            self.ties,
+            ties,
             format!(
                 "{t} message(s) share their conversation's instant with another message; \
                  their order follows the input order"
             ),
         );
-        let d = n(&self.duplicates);
+        let d = n(&duplicates);
         push(
             "duplicate_message",
-            self.duplicates,
+            duplicates,
             format!(
                 "{d} message(s) repeat an earlier message of their conversation exactly \
                  (instant, role, sender, text); each is sent as a message of its own"
             ),
         );
-        let limit = Duration::days(LONG_CONVERSATION_DAYS);
-        let mut long: Vec<(&String, &Span)> = self
-            .spans
-            .iter()
-            .filter(|(_, s)| s.last - s.first > limit)
-            .collect();
-        long.sort_by_key(|(_, s)| s.example);
+        long.sort_by_key(|(_, _, at)| *at);
         let mut tally = Tally::default();
-        for (_, s) in &long {
-            tally.add(s.example);
+        for (_, _, at) in &long {
+            tally.add(*at);
         }
         let shown: Vec<String> = long
             .iter()
             .take(EXAMPLES)
-            .map(|(id, s)| {
-                format!(
-                    "{} ({} days)",
-                    crate::model::excerpt(id),
-                    (s.last - s.first).num_days()
-                )
-            })
+            .map(|(id, days, _)| format!("{} ({days} days)", crate::model::excerpt(id)))
             .collect();
         let l = tally.count;
         push(
@@ -247,10 +205,12 @@ mod tests {
 
     fn lint(rows: &[Row]) -> Vec<Warning> {
         let mut l = Linter::new(DateTime::from_timestamp(NOW, 0).unwrap());
+        let mut plan = crate::plan::Builder::new(None, crate::model::ConversationMode::Create);
         for r in rows {
             l.row(r);
+            plan.add(r).unwrap();
         }
-        l.finish()
+        l.finish(&plan.finish())
     }
 
     #[test]

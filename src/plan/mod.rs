@@ -89,10 +89,15 @@ struct First {
     sender: Box<str>,
 }
 
+/// Conversation ids to their place in the plan. foldhash: several times
+/// faster than SipHash on short keys, and seeded per process, so crafted
+/// ids cannot pile up in one bucket.
+type Index = HashMap<Box<str>, usize, foldhash::fast::RandomState>;
+
 /// Collects valid rows, then builds the plan.
 #[derive(Default)]
 pub struct Builder {
-    index: HashMap<Box<str>, usize>,
+    index: Index,
     conversations: Vec<Conversation>,
     /// Create mode: per conversation, the earliest customer and agent so
     /// far, by (instant, input position).
@@ -180,7 +185,8 @@ impl Builder {
         }
         for c in &mut conversations {
             c.entries.sort_by_key(Entry::order);
-            let mut seen: HashMap<ContentKey, u32> = HashMap::new();
+            let mut seen: HashMap<ContentKey, u32, foldhash::fast::RandomState> =
+                HashMap::default();
             for e in &mut c.entries {
                 let n = seen.entry(e.key().content).or_insert(0);
                 e.set_occurrence(*n);
