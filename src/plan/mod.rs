@@ -184,6 +184,8 @@ impl Builder {
             };
         }
         for c in &mut conversations {
+            // Growth left room for more; the plan is final now.
+            c.entries.shrink_to_fit();
             c.entries.sort_by_key(Entry::order);
             let mut seen: HashMap<ContentKey, u32, foldhash::fast::RandomState> =
                 HashMap::default();

@@ -121,6 +121,21 @@ struct Index {
 }
 
 impl Index {
+    /// Room for `rows` records of `source`, so the index does not grow
+    /// by doubling (and hold up to twice what it needs) during the run.
+    fn reserve(&mut self, source: usize, rows: usize) {
+        if self.offsets.len() <= source {
+            self.offsets.resize_with(source + 1, Vec::new);
+            self.lens.resize_with(source + 1, Vec::new);
+        }
+        if self.offsets[source].len() < rows {
+            self.offsets[source].resize(rows, 0);
+            self.lens[source].resize(rows, 0);
+            self.offsets[source].shrink_to_fit();
+            self.lens[source].shrink_to_fit();
+        }
+    }
+
     fn set(&mut self, source: u32, record: u64, offset: u64, len: u32) -> Result<(), ReportError> {
         let s = source as usize;
         if self.offsets.len() <= s {
@@ -192,6 +207,14 @@ impl Spool {
     }
 
     /// A worker's own buffer: rows are rendered there, without a lock.
+    /// Expect `rows` records of each source (known once they are read).
+    pub fn reserve(&self, rows_per_source: &[u64]) {
+        let mut shared = self.lock();
+        for (source, rows) in rows_per_source.iter().enumerate() {
+            shared.index.reserve(source, *rows as usize);
+        }
+    }
+
     pub fn writer(&self) -> SpoolWriter<'_> {
         SpoolWriter {
             spool: self,

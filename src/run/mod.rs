@@ -127,6 +127,7 @@ pub fn run(cfg: RunConfig) -> Result<ExitCode, Error> {
             return Err(e);
         }
     };
+    spool.reserve(&inputs_read.rows_per_source);
     if !cfg.quiet {
         eprintln!(
             "{} rows in {} conversations from {} input(s): {} to send, {} already imported, {} uncertain, {} invalid{}",
