@@ -10,6 +10,16 @@
 //! a tab is plain data between commas): every CSV reader gives them back
 //! exactly, so a conversation id read from the report still matches the
 //! input. (JSONL escapes everything itself.)
+//!
+//! A cell that starts with `=`, `+`, `-`, `@`, a tab or a carriage return
+//! gets a single quote (`'`) in front, as OWASP's rule against CSV
+//! injection says: a spreadsheet would take such a cell for a formula
+//! (`=HYPERLINK(...)`, `@SUM(...)`) and run it. Values come from the input
+//! and from the API's answers, neither of which the analyst opening the
+//! report controls. A conversation id like `-17` reads `'-17` in the file
+//! (and shows as `-17` in a spreadsheet). A cell that is `-` alone, the
+//! name of standard input in `source`, has nothing after its sign to
+//! compute and stays as it is.
 
 use std::borrow::Cow;
 use std::io;
@@ -34,7 +44,7 @@ pub fn encode(row: &ReportRow, out: &mut Vec<u8>) -> io::Result<()> {
         .has_headers(false)
         .buffer_capacity(512)
         .from_writer(out);
-    match visible_row(row) {
+    match safe_row(row) {
         Some(escaped) => writer.serialize(&escaped),
         None => writer.serialize(row),
     }
@@ -47,12 +57,27 @@ fn hidden(c: char) -> bool {
     c.is_control() && !matches!(c, '\t' | '\n' | '\r')
 }
 
-/// `s` with its hidden control characters escaped.
-fn visible(s: &str) -> Cow<'_, str> {
-    if !s.chars().any(hidden) {
+/// A first character that makes a spreadsheet take a cell for a formula
+/// (OWASP, "CSV Injection"); `-` alone (standard input) is no formula.
+pub fn formula_start(s: &str) -> bool {
+    s.starts_with(['=', '+', '-', '@', '\t', '\r']) && s != "-"
+}
+
+/// Whether a cell needs [`safe`]'s work.
+fn unsafe_cell(s: &str) -> bool {
+    formula_start(s) || s.chars().any(hidden)
+}
+
+/// `s` with its hidden control characters escaped, and a `'` in front if
+/// it starts like a formula.
+pub fn safe(s: &str) -> Cow<'_, str> {
+    if !unsafe_cell(s) {
         return Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len() + 8);
+    if formula_start(s) {
+        out.push('\'');
+    }
     for c in s.chars() {
         if hidden(c) {
             out.extend(c.escape_debug());
@@ -63,9 +88,9 @@ fn visible(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// The row with every text column made visible, or `None` when nothing
-/// needs escaping (the common case: no copy).
-fn visible_row(row: &ReportRow) -> Option<ReportRow> {
+/// The row with every text column made safe, or `None` when nothing
+/// needs it (the common case: no copy).
+fn safe_row(row: &ReportRow) -> Option<ReportRow> {
     let texts = [
         &row.source,
         &row.conversation_id,
@@ -76,10 +101,10 @@ fn visible_row(row: &ReportRow) -> Option<ReportRow> {
         &row.error_message,
         &row.request_id,
     ];
-    if !texts.iter().any(|s| s.chars().any(hidden)) {
+    if !texts.iter().any(|s| unsafe_cell(s)) {
         return None;
     }
-    let v = |s: &String| visible(s).into_owned();
+    let v = |s: &String| safe(s).into_owned();
     Some(ReportRow {
         source: v(&row.source),
         conversation_id: v(&row.conversation_id),
@@ -133,6 +158,40 @@ mod tests {
     }
 
     #[test]
+    fn cells_that_start_like_a_formula_get_a_quote() {
+        for start in ["=", "+", "-", "@", "\t", "\r"] {
+            let mut r = row(&format!("{start}CONV"), &format!("{start}HYPERLINK(\"x\")"));
+            r.message_id = format!("{start}1+1");
+            r.api_conversation_id = r.conversation_id.clone();
+            let got = encoded(&r);
+            let back: Vec<csv::StringRecord> = csv::ReaderBuilder::new()
+                .has_headers(false)
+                .from_reader(got.as_bytes())
+                .records()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            assert_eq!(back[0][3], format!("'{start}CONV"), "{got:?}");
+            assert_eq!(back[0][4], format!("'{start}CONV"), "{got:?}");
+            assert_eq!(back[0][7], format!("'{start}1+1"), "{got:?}");
+            assert_eq!(back[0][10], format!("'{start}HYPERLINK(\"x\")"), "{got:?}");
+            // Numbers are numbers: never quoted.
+            assert_eq!(&back[0][1], "1");
+        }
+        // Standard input's name is no formula.
+        assert_eq!(safe("-"), "-");
+        // Inside a cell they are harmless.
+        assert_eq!(
+            encoded(&row("A-B=C", "x@y")),
+            "in.csv,1,2,A-B=C,,,invalid,,,,x@y,,0\n"
+        );
+        // A control character and a formula start at once.
+        assert_eq!(
+            encoded(&row("=\u{1b}x", "")),
+            "in.csv,1,2,'=\\u{1b}x,,,invalid,,,,,,0\n"
+        );
+    }
+
+    #[test]
     fn tabs_and_line_breaks_stay_inside_quotes() {
         let got = encoded(&row("A\tB", "two\r\nlines"));
         assert_eq!(got, "in.csv,1,2,A\tB,,,invalid,,,,\"two\r\nlines\",,0\n");
@@ -148,7 +207,7 @@ mod tests {
 
     #[test]
     fn clean_rows_are_not_copied() {
-        assert!(visible_row(&row("ABC", "text: empty")).is_none());
+        assert!(safe_row(&row("ABC", "text: empty")).is_none());
         assert_eq!(
             encoded(&row("ABC", "")),
             "in.csv,1,2,ABC,,,invalid,,,,,,0\n"
