@@ -20,7 +20,7 @@ pub use field::{excerpt, Field, Invalid, EXCERPT_CHARS};
 pub use message::{
     ContentKey, ConversationBody, MessageBody, MessageKey, Participant, Sender, StoredItem,
 };
-pub use outcome::Outcome;
+pub use outcome::{Exchange, Outcome};
 pub use planned::{Conversation, Entry, Participants, Prior, Todo, TooMany};
 
 /// An enum with exactly one string form per variant: `as_str`, `Display`,

@@ -1,6 +1,8 @@
 //! What happened to one input row: the pipeline's result type, and the
 //! seam through which outcomes leave the send stage.
 
+use std::time::Duration;
+
 use super::{Invalid, MessageKey, RowRef, Status, Timestamp};
 
 /// The outcome of one input row in this run. Conversation ids are
@@ -62,4 +64,20 @@ impl<'a> Outcome<'a> {
         self.error_message = Some(reason.into());
         self
     }
+}
+
+/// One request and what came back, timed by the send stage: what the
+/// summary, progress and the HTML report know of latency, retries and
+/// refusals. Every request made gets one, whatever it was for (a message,
+/// a batch, creating a conversation, reading one back).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exchange {
+    /// From handing the request to the HTTP client to its answer (or to
+    /// giving up on one): the rate limiter's wait is not in it.
+    pub latency: Duration,
+    /// The answer's HTTP status; `None` when none came (no connection, a
+    /// timeout, a connection lost).
+    pub http_status: Option<u16>,
+    /// A retry: the second or a later attempt of the same request.
+    pub retry: bool,
 }

@@ -51,7 +51,9 @@ impl Worker<'_> {
         // again, as many times as the retry policy allows a failure.
         let mut lost = 0;
         let requested = loop {
-            match self.request(&mut attempts, |client| client.create_conversation(&body)) {
+            match self.request(&conv.id, &mut attempts, |client| {
+                client.create_conversation(&body)
+            }) {
                 Requested::Answered(r) if r.answer == Answer::Lost && self.ask_again(&mut lost) => {
                     continue
                 }
@@ -100,7 +102,7 @@ impl Worker<'_> {
         }
         let (mut attempts, mut lost) = (0, 0);
         let requested = loop {
-            match self.request(&mut attempts, |client| client.read_back(&conv.id)) {
+            match self.request(&conv.id, &mut attempts, |client| client.read_back(&conv.id)) {
                 Requested::Answered(r) if r.answer == Answer::Lost && self.ask_again(&mut lost) => {
                     continue
                 }

@@ -21,7 +21,9 @@ mod worker;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use crate::model::{ConversationId, ConversationMode, Entry, MessageBody, MessageKey, Outcome};
+use crate::model::{
+    ConversationId, ConversationMode, Entry, Exchange, MessageBody, MessageKey, Outcome,
+};
 
 pub use pool::run;
 pub use verdict::Verdict;
@@ -57,6 +59,9 @@ pub trait SinkHandle {
     /// Requests that belong to no one row: creating or reading back a
     /// conversation, a batch.
     fn requests(&mut self, count: u32);
+    /// A request of this conversation was answered (or given up on), and
+    /// how long that took. Counted nowhere by `send` itself.
+    fn exchange(&mut self, _conversation_id: &str, _exchange: Exchange) {}
     /// Everything handed over so far is recorded.
     fn flush(&mut self) -> Result<(), BoxError>;
 }

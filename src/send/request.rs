@@ -9,7 +9,7 @@ use super::retry::Schedule;
 use super::verdict::Seen;
 use super::worker::Worker;
 use super::{Stop, StopReason};
-use crate::model::Outcome;
+use crate::model::{Exchange, Outcome};
 
 /// How a request ended.
 pub(super) enum Requested {
@@ -24,9 +24,11 @@ pub(super) enum Requested {
 impl Worker<'_> {
     /// Send with retries; the first attempt must already be counted
     /// against the daily quota (`take_request`), retries are counted here.
-    /// `attempts` counts every request made.
+    /// `attempts` counts every request made; each one's answer is told to
+    /// the sink, timed, as an exchange of `conversation_id`.
     pub(super) fn request(
         &mut self,
+        conversation_id: &str,
         attempts: &mut u32,
         mut send: impl FnMut(&Client) -> Response,
     ) -> Requested {
@@ -41,7 +43,16 @@ impl Worker<'_> {
             first = false;
             shared.limiter.acquire();
             *attempts += 1;
+            let sent_at = Instant::now();
             let response = send(shared.client);
+            self.sink.exchange(
+                conversation_id,
+                Exchange {
+                    latency: sent_at.elapsed(),
+                    http_status: response.http_status,
+                    retry: *attempts > 1,
+                },
+            );
             let (seen, schedule, retry_after) = match &response.answer {
                 Answer::Throttled { retry_after } => {
                     (Seen::Throttled, Some(Schedule::Throttled), *retry_after)

@@ -403,7 +403,7 @@ impl<'a> Worker<'a> {
         // proved it is not stored, so never twice), a bounded number of times.
         let mut resent = 0;
         let answer = loop {
-            let requested = self.request(&mut attempts, |client| {
+            let requested = self.request(&conv.id, &mut attempts, |client| {
                 if batch {
                     client.create_batch(api.as_str(), &bodies)
                 } else {
