@@ -23,6 +23,8 @@ pub enum Error {
     #[error(transparent)]
     Report(#[from] crate::report::ReportError),
     #[error(transparent)]
+    Rejects(#[from] crate::report::rejects::RejectsError),
+    #[error(transparent)]
     Send(#[from] crate::send::SendError),
     #[error("cannot start the built-in emulator")]
     Emulator(#[source] std::io::Error),
@@ -61,6 +63,7 @@ impl Error {
             | Error::Duplicate(_)
             | Error::Ledger(_)
             | Error::Report(_)
+            | Error::Rejects(_)
             | Error::Send(_)
             | Error::Emulator(_)
             | Error::Output(_) => ExitCode::Usage,

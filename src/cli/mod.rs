@@ -167,6 +167,33 @@ pub struct RunArgs {
     #[arg(long, value_name = "PATH")]
     pub report: Option<PathBuf>,
 
+    /// Write the rows that did not make it here, in the input's own format, to fix and feed back.
+    ///
+    /// Invalid, failed, skipped, uncertain and not attempted rows, byte for
+    /// byte as the input has them (CSV: its header and records; JSONL: its
+    /// lines), plus `status` and `reason` columns (JSONL: keys). Name it
+    /// like the inputs (`.csv` or `.jsonl`); several inputs must share a
+    /// format and a header. Fed back with the same --state, it imports the
+    /// rows fixed in it.
+    #[arg(long, value_name = "PATH")]
+    pub rejects: Option<PathBuf>,
+
+    /// Write a self-contained HTML report for analysts here.
+    ///
+    /// Rows by status, reasons with their first rows, throughput over time,
+    /// latency, the slowest and most failed conversations, the settings.
+    /// One file: no script, nothing fetched.
+    #[arg(long, value_name = "PATH")]
+    pub html: Option<PathBuf>,
+
+    /// Write the end-of-run summary here as JSON, for monitoring.
+    ///
+    /// The same figures as the summary on stderr, with stable keys (the
+    /// README has the schema). Written at the end of every run that gets
+    /// past its flags, also when it stops early or fails (`exit_code`).
+    #[arg(long, value_name = "PATH")]
+    pub summary_json: Option<PathBuf>,
+
     /// The ledger (SQLite file) that records every send; reuse it to resume.
     ///
     /// Rows it shows as created are never sent again (`already_imported`).

@@ -5,6 +5,7 @@
 
 pub mod credentials;
 pub mod paths;
+pub mod settings;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -77,6 +78,14 @@ pub struct RunConfig {
     pub api_url: Option<ApiUrl>,
     pub credentials: Option<Credentials>,
     pub report: Option<PathBuf>,
+    /// `--rejects`: the rows that did not make it, in the input's format.
+    pub rejects: Option<PathBuf>,
+    /// `--html`.
+    pub html: Option<PathBuf>,
+    /// `--summary-json`.
+    pub summary_json: Option<PathBuf>,
+    /// The settings as the HTML report shows them (no credentials).
+    pub settings: Vec<(String, String)>,
     pub state: PathBuf,
     pub pace: Pace,
     pub resend_uncertain: bool,
@@ -99,6 +108,9 @@ pub fn run_config(args: &RunArgs) -> Result<RunConfig, Error> {
     if let Some(report) = &args.report {
         ReportFormat::from_path(report).map_err(|e| Error::usage(format!("--report {e}")))?;
     }
+    if let Some(rejects) = &args.rejects {
+        rejects_format(rejects)?;
+    }
     let (api_url, credentials) = if args.emulator {
         (None, None)
     } else {
@@ -107,11 +119,15 @@ pub fn run_config(args: &RunArgs) -> Result<RunConfig, Error> {
         let credentials = credentials::load(args.credentials_file.as_deref())?;
         (Some(url), Some(credentials))
     };
-    let outputs: Vec<(&str, &std::path::Path)> = args
-        .report
-        .iter()
-        .map(|r| ("--report", r.as_path()))
-        .collect();
+    let outputs: Vec<(&str, &std::path::Path)> = [
+        ("--report", &args.report),
+        ("--rejects", &args.rejects),
+        ("--html", &args.html),
+        ("--summary-json", &args.summary_json),
+    ]
+    .into_iter()
+    .filter_map(|(flag, path)| path.as_deref().map(|p| (flag, p)))
+    .collect();
     paths::check_outputs(&outputs, &input.inputs, Some(&args.state))?;
     paths::check_inputs(&input.inputs, input.allow_duplicates)?;
     let loopback = api_url.as_ref().is_none_or(ApiUrl::is_loopback);
@@ -120,6 +136,10 @@ pub fn run_config(args: &RunArgs) -> Result<RunConfig, Error> {
         api_url,
         credentials,
         report: args.report.clone(),
+        rejects: args.rejects.clone(),
+        html: args.html.clone(),
+        summary_json: args.summary_json.clone(),
+        settings: settings::of_run(args),
         state: args.state.clone(),
         pace: pace(&args.pace, loopback),
         resend_uncertain: args.resend_uncertain,
@@ -134,6 +154,20 @@ pub fn run_config(args: &RunArgs) -> Result<RunConfig, Error> {
         panic_after: std::env::var("TRANSCRIPT_IMPORT_PANIC_AFTER")
             .ok()
             .and_then(|v| v.parse().ok()),
+    })
+}
+
+/// A rejects file must say its format by its name, so that it can be fed
+/// back: `.csv` (`.tsv`, `.txt`) or `.jsonl` (`.ndjson`, `.json`).
+fn rejects_format(path: &std::path::Path) -> Result<crate::read::Format, Error> {
+    crate::report::rejects::format_of(path).ok_or_else(|| {
+        Error::usage_with_hint(
+            format!(
+                "--rejects {}: the name must end in .csv or .jsonl, the inputs' format",
+                path.display()
+            ),
+            "the rejects file is an input to feed back: its extension says its format",
+        )
     })
 }
 

@@ -1,18 +1,26 @@
-//! Report: the results report, one line per input row in input order.
-//! Each format renders one row into bytes (`encode`), so each is tested
-//! without a file; the [`Spool`] gathers rendered rows during the run and
-//! writes them in input order at its end; [`progress`] draws the run as
-//! outcomes arrive.
+//! Report: what a run tells people and scripts. The results report, one
+//! line per input row in input order: each format renders one row into
+//! bytes (`encode`), so each is tested without a file; the [`Spool`]
+//! gathers rendered rows during the run and writes them in input order at
+//! its end. [`stats`] gathers what the summary, the summary JSON
+//! ([`summary`]) and the HTML report ([`html`]) say; [`rejects`] writes
+//! the rows that did not make it back in the input's format; [`progress`]
+//! draws the run as outcomes arrive.
 
 mod csv;
+pub mod html;
 mod jsonl;
 pub mod progress;
+pub mod rejects;
 mod spool;
+pub mod stats;
+pub mod summary;
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-pub use self::spool::{ReportError, Spool, SpoolWriter, Summary};
+pub use self::spool::{ReportError, Spool, SpoolWriter};
+pub use self::stats::{Stats, StatsLane, Summary};
 use crate::model::{Outcome, Status};
 
 /// One line of the results report, as DESIGN.md defines its columns.

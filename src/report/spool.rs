@@ -7,14 +7,13 @@
 //! the ledger, so the spool needs no durability: it is a temporary file,
 //! gone with the process.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::Path;
 use std::sync::Mutex;
 
 use super::{ReportFormat, ReportRow};
-use crate::model::{Outcome, Status};
+use crate::model::Outcome;
 
 /// The report could not be gathered or written.
 #[derive(Debug, thiserror::Error)]
@@ -36,82 +35,6 @@ pub enum ReportError {
 
 /// Rows a worker renders before handing them to the spool.
 const CHUNK_BYTES: usize = 64 * 1024;
-/// Distinct failure reasons counted for the summary; past this, rows with
-/// a reason not seen yet are left out of the reason counts (never out of
-/// the report or the status counts).
-const MAX_REASONS: usize = 10_000;
-
-/// Counts for the end-of-run summary and the exit code.
-#[derive(Debug, Clone, Default)]
-pub struct Summary {
-    pub by_status: Vec<(Status, u64)>,
-    /// The most frequent reasons rows were not created, with counts.
-    pub reasons: Vec<(String, u64)>,
-}
-
-impl Summary {
-    pub fn count(&self, status: Status) -> u64 {
-        self.by_status
-            .iter()
-            .filter(|(s, _)| *s == status)
-            .map(|(_, n)| n)
-            .sum()
-    }
-
-    pub fn total(&self) -> u64 {
-        self.by_status.iter().map(|(_, n)| n).sum()
-    }
-
-    pub fn all_success(&self) -> bool {
-        self.by_status
-            .iter()
-            .all(|(s, n)| *n == 0 || s.is_success())
-    }
-}
-
-/// Status and reason counts, kept per worker and merged.
-#[derive(Default)]
-struct Tally {
-    by_status: HashMap<Status, u64>,
-    reasons: HashMap<String, u64>,
-}
-
-impl Tally {
-    /// Count a row; its reason is `kind` when given (an invalid row's field
-    /// and problem), else its message.
-    fn add(&mut self, row: &ReportRow, kind: Option<String>) {
-        *self.by_status.entry(row.status).or_default() += 1;
-        if matches!(
-            row.status,
-            Status::Invalid | Status::Failed | Status::Uncertain
-        ) {
-            let message = kind.as_deref().unwrap_or(&row.error_message);
-            let reason = match row.http_status {
-                Some(http) => format!("{}: HTTP {http}: {message}", row.status),
-                None => format!("{}: {message}", row.status),
-            };
-            if let Some(n) = self.reasons.get_mut(&reason) {
-                *n += 1;
-            } else if self.reasons.len() < MAX_REASONS {
-                self.reasons.insert(reason, 1);
-            }
-        }
-    }
-
-    fn merge(&mut self, other: Tally) {
-        for (s, n) in other.by_status {
-            *self.by_status.entry(s).or_default() += n;
-        }
-        for (r, n) in other.reasons {
-            if let Some(m) = self.reasons.get_mut(&r) {
-                *m += n;
-            } else if self.reasons.len() < MAX_REASONS {
-                self.reasons.insert(r, n);
-            }
-        }
-    }
-}
-
 /// Where each row's rendering sits in the spool file, per source, by record.
 #[derive(Default)]
 struct Index {
@@ -164,7 +87,6 @@ struct Shared {
     file: Option<File>,
     len: u64,
     index: Index,
-    tally: Tally,
 }
 
 /// This run's report rows, on their way to the report.
@@ -201,7 +123,6 @@ impl Spool {
                 file,
                 len: 0,
                 index: Index::default(),
-                tally: Tally::default(),
             }),
         }
     }
@@ -220,33 +141,11 @@ impl Spool {
             spool: self,
             buf: Vec::new(),
             placed: Vec::new(),
-            tally: Tally::default(),
         }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
         self.shared.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Rows by status, and the most frequent reasons rows were not created.
-    pub fn summary(&self) -> Summary {
-        let shared = self.lock();
-        let mut by_status: Vec<(Status, u64)> = shared
-            .tally
-            .by_status
-            .iter()
-            .map(|(s, n)| (*s, *n))
-            .collect();
-        by_status.sort();
-        let mut reasons: Vec<(String, u64)> = shared
-            .tally
-            .reasons
-            .iter()
-            .map(|(r, n)| (r.clone(), *n))
-            .collect();
-        reasons.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        reasons.truncate(20);
-        Summary { by_status, reasons }
     }
 
     /// Write the report header and every row, in input order, to `out`.
@@ -293,24 +192,12 @@ pub struct SpoolWriter<'a> {
     buf: Vec<u8>,
     /// (source, record, offset in `buf`, length) of the rows in `buf`.
     placed: Vec<(u32, u64, usize, u32)>,
-    tally: Tally,
 }
 
 impl SpoolWriter<'_> {
     /// Add one row. Errors are I/O errors of the spool file, and a row
     /// reported twice (a bug: every row must be reported exactly once).
     pub fn row(&mut self, row: &ReportRow, source: u32, record: u64) -> Result<(), ReportError> {
-        self.add(row, None, source, record)
-    }
-
-    fn add(
-        &mut self,
-        row: &ReportRow,
-        kind: Option<String>,
-        source: u32,
-        record: u64,
-    ) -> Result<(), ReportError> {
-        self.tally.add(row, kind);
         if let Some(format) = self.spool.format {
             let start = self.buf.len();
             format
@@ -340,7 +227,7 @@ impl SpoolWriter<'_> {
             .get(source as usize)
             .map_or("", String::as_str);
         let row = ReportRow::new(outcome, name);
-        self.add(&row, outcome.invalid.map(|i| i.kind()), source, record)
+        self.row(&row, source, record)
     }
 
     /// Hand everything buffered to the spool.
@@ -358,7 +245,6 @@ impl SpoolWriter<'_> {
                 .set(source, record, base + offset as u64, len)?;
         }
         self.buf.clear();
-        shared.tally.merge(std::mem::take(&mut self.tally));
         Ok(())
     }
 }
@@ -374,6 +260,7 @@ impl Drop for SpoolWriter<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Status;
 
     fn row(record: u64, status: Status, reason: &str) -> ReportRow {
         ReportRow {
@@ -414,9 +301,6 @@ mod tests {
             .map(|r| r.unwrap().record)
             .collect();
         assert_eq!(records, [1, 2, 3, 4, 5]);
-        let summary = spool.summary();
-        assert_eq!(summary.count(Status::Created), 3);
-        assert_eq!(summary.reasons, [("invalid: bad".to_string(), 2)]);
     }
 
     #[test]

@@ -15,7 +15,9 @@ use crate::exit::ExitCode;
 use crate::model::{ConversationMode, Outcome, Status};
 use crate::plan::{self, inputs::InvalidRow, Texts};
 use crate::record::{Ledger, LOOPBACK};
-use crate::report::{self, progress::Counters, progress::Progress, ReportFormat, Spool};
+use crate::report::rejects::{self, Rejects};
+use crate::report::summary::{RunInfo, Stopped};
+use crate::report::{self, progress::Counters, progress::Progress, ReportFormat, Spool, Stats};
 use crate::send::client::{ApiUrl, Client, Credentials};
 use crate::send::rate::RateLimiter;
 use crate::send::{self, SinkHandle, Stop, StopReason};
@@ -28,9 +30,45 @@ const DOWN_AFTER: Duration = Duration::from_secs(15);
 /// run for a moment without the API being down.
 const MIN_DOWN_AFTER: Duration = Duration::from_secs(2);
 
-/// `run`: import, and say how it went.
+/// `run`: import, and say how it went. With `--summary-json`, a run that
+/// fails before its end (an unreadable input, a held ledger) still writes
+/// one, saying so: monitoring never reads yesterday's file as today's.
 pub fn run(cfg: RunConfig) -> Result<ExitCode, Error> {
+    let started_at = chrono::Utc::now();
     let started = Instant::now();
+    let result = import(&cfg, started_at, started);
+    if let (Err(e), Some(path)) = (&result, &cfg.summary_json) {
+        let info = RunInfo {
+            command: "run",
+            started_at,
+            finished_at: chrono::Utc::now(),
+            duration: started.elapsed(),
+            sending: None,
+            exit_code: e.exit_code().code(),
+            stopped: Some(Stopped {
+                kind: "error",
+                message: format!("error: {e}"),
+            }),
+            fewest_requests: None,
+            settings: cfg.settings.clone(),
+            notes: Vec::new(),
+        };
+        let empty = Stats::new(Vec::new()).summary();
+        if let Err(write) = report::summary::write_json(path, &empty, &info) {
+            eprintln!(
+                "warning: --summary-json {}: cannot write: {write}",
+                path.display()
+            );
+        }
+    }
+    result
+}
+
+fn import(
+    cfg: &RunConfig,
+    started_at: chrono::DateTime<chrono::Utc>,
+    started: Instant,
+) -> Result<ExitCode, Error> {
     let stop = Arc::new(Stop::default());
     let watching = Arc::clone(&stop);
     crate::signals::on_stop(move || {
@@ -91,9 +129,13 @@ pub fn run(cfg: RunConfig) -> Result<ExitCode, Error> {
     }
     let writer = ledger.into_writer()?;
     let counters = Arc::new(Counters::default());
+    let stats = Stats::new(inputs.clone());
+    let rejects = cfg.rejects.as_ref().map(|_| Rejects::new());
     let fanout = Fanout {
-        ledger: &writer,
+        ledger: Some(&writer),
         report: &spool,
+        stats: &stats,
+        rejects: rejects.as_ref(),
         counters: &counters,
         panic_after: cfg.panic_after,
         outcomes: Default::default(),
@@ -113,10 +155,19 @@ pub fn run(cfg: RunConfig) -> Result<ExitCode, Error> {
     )
     .and_then(|mut inputs| {
         let decided = plan::decide(&mut inputs.conversations, cfg.resend_uncertain, &lookup)?;
-        Ok((inputs, decided))
+        // The rejects file holds one format: checked before anything is sent.
+        let layout = match &cfg.rejects {
+            Some(path) => Some(rejects::layout(
+                path,
+                &inputs.sources,
+                cfg.input.read.delimiter,
+            )?),
+            None => None,
+        };
+        Ok((inputs, decided, layout))
     });
     drop(lookup);
-    let (inputs_read, decided) = match planned {
+    let (inputs_read, decided, rejects_layout) = match planned {
         Ok(planned) => planned,
         Err(e) => {
             // Nothing was sent; close the ledger cleanly before reporting.
@@ -152,6 +203,7 @@ pub fn run(cfg: RunConfig) -> Result<ExitCode, Error> {
         .iter()
         .map(|c| c.fewest_requests(mode, cfg.pace.batch))
         .sum();
+    let totals = counters.plan(&inputs_read.conversations);
 
     // Send.
     if cfg.panic_after == Some(0) {
@@ -168,12 +220,7 @@ pub fn run(cfg: RunConfig) -> Result<ExitCode, Error> {
             sockets + 256
         );
     }
-    let progress = Progress::start(
-        Arc::clone(&counters),
-        inputs_read.rows - inputs_read.other_shards,
-        cfg.quiet,
-        cfg.progress_every,
-    );
+    let progress = Progress::start(Arc::clone(&counters), totals, cfg.quiet, cfg.progress_every);
     let client = Client::new(api_url, credentials, cfg.pace.concurrency, cfg.timeout);
     let limiter = RateLimiter::new(cfg.pace.rate.map(|r| r.per_second()));
     let settings = send::Settings {
@@ -194,7 +241,9 @@ pub fn run(cfg: RunConfig) -> Result<ExitCode, Error> {
         bodies: &texts,
         sink: &fanout,
     };
+    let sending_started = Instant::now();
     let sent = send::run(&job, &client, &limiter, &settings, &stop);
+    let sending = sending_started.elapsed();
     progress.finish();
     let flushed = invalid_rows.flush();
     drop(invalid_rows);
@@ -223,26 +272,95 @@ pub fn run(cfg: RunConfig) -> Result<ExitCode, Error> {
             None
         }
     };
-    let summary = spool.summary();
+    let summary = stats.summary();
     let code = exit_code(stopped.as_ref(), summary.all_success());
-    let mut written = Ok(());
+
+    // The outputs, each on its own: one that cannot be written does not
+    // keep the others from being written.
+    let mut written: Result<(), Error> = Ok(());
+    let mut keep = |result: Result<(), Error>| {
+        if let Err(e) = result {
+            if written.is_ok() {
+                written = Err(e);
+            } else {
+                eprintln!("error: {e}");
+            }
+        }
+    };
     if let Some(path) = &cfg.report {
-        match report::write(&spool, path) {
-            Ok(n) if !cfg.quiet => eprintln!("report: {} ({n} rows)", path.display()),
-            Ok(_) => {}
-            Err(e) => written = Err(e),
+        keep(match report::write(&spool, path) {
+            Ok(n) => {
+                if !cfg.quiet {
+                    eprintln!("report: {} ({n} rows)", path.display());
+                }
+                Ok(())
+            }
+            Err(e) => Err(Error::Report(e)),
+        });
+    }
+    if let (Some(path), Some(rejects), Some(layout)) = (&cfg.rejects, &rejects, &rejects_layout) {
+        keep(match rejects.write(layout, &inputs_read.sources, path) {
+            Ok(n) => {
+                if !cfg.quiet {
+                    eprintln!("rejects: {} ({n} rows)", path.display());
+                }
+                Ok(())
+            }
+            Err(e) => Err(Error::Rejects(e)),
+        });
+    }
+    // What the outputs say the run ended with: a failure to record or to
+    // write makes it exit 3.
+    let final_code = if failure.is_some() || written.is_err() {
+        ExitCode::Aborted
+    } else {
+        code
+    };
+    let info = RunInfo {
+        command: "run",
+        started_at,
+        finished_at: chrono::Utc::now(),
+        duration: started.elapsed(),
+        sending: Some(sending),
+        exit_code: final_code.code(),
+        stopped: stopped.as_ref().map(summary::stopped).or_else(|| {
+            written.as_ref().err().map(|e| Stopped {
+                kind: "output",
+                message: format!("error: {e}"),
+            })
+        }),
+        fewest_requests: Some(fewest),
+        settings: cfg.settings.clone(),
+        notes: Vec::new(),
+    };
+    if let Some(path) = &cfg.html {
+        let page = report::html::render(&summary, &info);
+        let result = report::summary::write_atomically(path, page.as_bytes()).map_err(|source| {
+            report::ReportError::Write {
+                path: path.display().to_string(),
+                source,
+            }
+        });
+        match result {
+            Ok(()) if !cfg.quiet => eprintln!("html: {}", path.display()),
+            Ok(()) => {}
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                failure.get_or_insert(Error::Report(e));
+            }
         }
     }
-    summary::print(
-        &summary,
-        summary::Requests {
-            used: counters.requests.load(std::sync::atomic::Ordering::Relaxed),
-            fewest,
-        },
-        stopped.as_ref(),
-        started.elapsed(),
-        cfg.report.is_none(),
-    );
+    if let Some(path) = &cfg.summary_json {
+        if let Err(source) = report::summary::write_json(path, &summary, &info) {
+            let e = report::ReportError::Write {
+                path: path.display().to_string(),
+                source,
+            };
+            eprintln!("error: {e}");
+            failure.get_or_insert(Error::Report(e));
+        }
+    }
+    summary::print(&summary, &info, cfg.report.is_none());
     if let Some(ledger) = &ledger {
         let code = if failure.is_some() || written.is_err() {
             ExitCode::Aborted
@@ -254,7 +372,7 @@ pub fn run(cfg: RunConfig) -> Result<ExitCode, Error> {
         }
     }
     drop(emulator);
-    match failure.or(written.err().map(Error::Report)) {
+    match failure.or(written.err()) {
         Some(e) => Err(Error::AfterSending(Box::new(e))),
         None => Ok(code),
     }

@@ -1,64 +1,141 @@
-//! The end of a run on stderr: rows by status, the most frequent reasons,
-//! and why the run stopped, if it did.
+//! The end of a run on stderr: rows by status, the most frequent reasons
+//! with their first rows, conversations complete or not, speed and
+//! latency, requests, and why the run stopped, if it did. The summary JSON
+//! and the HTML report say the same from the same figures.
 
 use std::time::Duration;
 
 use crate::model::Status;
+use crate::report::stats::Reason;
+use crate::report::summary::{RunInfo, Stopped, REASONS};
 use crate::report::Summary;
 use crate::send::StopReason;
 
-/// Requests this run made, and the fewest its plan could take (creates,
-/// messages or batches, read-backs; no retries).
-pub struct Requests {
-    pub used: u64,
-    pub fewest: u64,
+/// Row numbers shown per reason on stderr (the JSON and the HTML show more).
+const ROWS_SHOWN: usize = 3;
+
+fn seconds(d: Duration) -> String {
+    let secs = d.as_secs_f64();
+    if secs < 1.0 {
+        format!("{secs:.2}s")
+    } else {
+        format!("{secs:.1}s")
+    }
 }
 
-pub fn print(
-    summary: &Summary,
-    requests: Requests,
-    stopped: Option<&StopReason>,
-    elapsed: Duration,
-    no_report: bool,
-) {
+fn ms(d: Duration) -> String {
+    let ms = d.as_secs_f64() * 1000.0;
+    if ms < 10.0 {
+        format!("{ms:.1} ms")
+    } else {
+        format!("{ms:.0} ms")
+    }
+}
+
+/// `  3  failed: HTTP 422: too long (a.csv:12, a.csv:40, a.csv:41, …)`
+fn reason_line(r: &Reason) -> String {
+    let mut rows: Vec<String> = r
+        .examples
+        .iter()
+        .take(ROWS_SHOWN)
+        .map(ToString::to_string)
+        .collect();
+    if r.count > rows.len() as u64 {
+        rows.push("…".into());
+    }
+    format!("  {:>8}  {r} ({})", r.count, rows.join(", "))
+}
+
+/// The summary as lines.
+pub fn lines(summary: &Summary, info: &RunInfo, no_report: bool) -> Vec<String> {
+    let mut out = Vec::new();
     let counts: Vec<String> = summary
         .by_status
         .iter()
         .map(|(s, n)| format!("{n} {s}"))
         .collect();
-    eprintln!(
+    out.push(format!(
         "done in {:.1}s: {} rows: {}",
-        elapsed.as_secs_f64(),
+        info.duration.as_secs_f64(),
         summary.total(),
         if counts.is_empty() {
             "none".to_string()
         } else {
             counts.join(", ")
         }
-    );
-    for (reason, n) in &summary.reasons {
-        eprintln!("  {n:>8}  {reason}");
+    ));
+    for r in summary.reasons.iter().take(REASONS) {
+        out.push(reason_line(r));
     }
-    if requests.used > 0 || requests.fewest > 0 {
-        eprintln!(
-            "requests: {} made; the fewest this plan could take: {}{}",
-            requests.used,
-            requests.fewest,
-            match requests.used.checked_sub(requests.fewest) {
+    let c = &summary.conversations;
+    if c.total > 0 {
+        out.push(format!(
+            "conversations: {} complete, {} partly imported, {} untouched (of {})",
+            c.complete, c.partly, c.untouched, c.total
+        ));
+    }
+    let l = &summary.latency;
+    if let (Some(sending), Some(rate), Some(p50), Some(p95), Some(p99)) = (
+        info.sending,
+        info.per_second(summary),
+        l.quantile(0.5),
+        l.quantile(0.95),
+        l.quantile(0.99),
+    ) {
+        out.push(format!(
+            "speed: {} sending, {rate:.1} messages/s; latency p50 {}, p95 {}, p99 {}",
+            seconds(sending),
+            ms(p50),
+            ms(p95),
+            ms(p99)
+        ));
+    }
+    let r = &summary.requests;
+    let fewest = info.fewest_requests.unwrap_or(0);
+    if r.made > 0 || fewest > 0 {
+        out.push(format!(
+            "requests: {} made ({} retries, {} answered 429); the fewest this plan could take: {}{}",
+            r.made,
+            r.retries,
+            r.throttled,
+            fewest,
+            match r.made.checked_sub(fewest) {
                 Some(0) => String::new(),
                 Some(extra) => format!(" ({extra} more: retries and read-backs)"),
                 // Rows that failed, were skipped or were not reached.
                 None => String::new(),
             }
-        );
+        ));
     }
-    if let Some(reason) = stopped {
-        eprintln!("{}", stopped_line(reason));
+    if let Some(stopped) = &info.stopped {
+        out.push(stopped.message.clone());
     }
     if no_report
         && summary.total() > summary.count(Status::Created) + summary.count(Status::AlreadyImported)
     {
-        eprintln!("hint: --report PATH writes every row's status and reason");
+        out.push("hint: --report PATH writes every row's status and reason".into());
+    }
+    out
+}
+
+pub fn print(summary: &Summary, info: &RunInfo, no_report: bool) {
+    for line in lines(summary, info, no_report) {
+        eprintln!("{line}");
+    }
+}
+
+/// Why the run stopped, for the summary, its JSON and the HTML report.
+pub fn stopped(reason: &StopReason) -> Stopped {
+    Stopped {
+        kind: match reason {
+            StopReason::Interrupted => "interrupted",
+            StopReason::Unauthorized { .. } => "unauthorized",
+            StopReason::ApiDown { .. } => "api_down",
+            StopReason::Quota { .. } => "quota",
+            StopReason::InputChanged { .. } => "input_changed",
+            StopReason::Sink => "output",
+        },
+        message: stopped_line(reason),
     }
 }
 
