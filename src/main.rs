@@ -26,6 +26,7 @@ fn main() -> std::process::ExitCode {
         Command::Run(args) => config::run_config(&args).and_then(run::run),
         Command::Check(args) => config::check_config(&args)
             .and_then(|cfg| check::check(cfg, &mut std::io::stdout().lock())),
+        Command::Report(args) => config::report_config(&args).and_then(run::rerender::report),
         Command::Emulator(args) => emulator::emulator_config(&args)
             .and_then(emulator::run)
             .map(|()| ExitCode::Success),

@@ -29,6 +29,9 @@ pub enum Command {
     Check(CheckArgs),
     /// Serve a local Conversations API for rehearsals and tests.
     Emulator(EmulatorArgs),
+    /// Render the report again from a ledger (a killed run's included).
+    #[command(mut_arg("inputs", |a| a.required(false)))]
+    Report(ReportArgs),
 }
 
 /// How the inputs are read and checked; shared by `run` and `check`.
@@ -234,6 +237,38 @@ pub struct RunArgs {
     /// Multiply every retry wait by this (rehearsals and tests; 1 in production).
     #[arg(long, value_name = "X", default_value_t = 1.0, hide = true, value_parser = values::scale)]
     pub backoff_scale: f64,
+}
+
+/// `transcript-import report`: the report rendered again from a ledger.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Inputs and how to read them, when not the last run's.
+    ///
+    /// Without INPUT, the inputs the ledger names for its last run are
+    /// read again (relative paths from the directory it ran in), with the
+    /// input flags that run had.
+    #[command(flatten)]
+    pub input: InputArgs,
+
+    /// The ledger to report on.
+    #[arg(long, value_name = "PATH", default_value = "transcript-import.db")]
+    pub state: PathBuf,
+
+    /// Write the report here: `.csv`, `.jsonl` or `.html` (repeatable).
+    #[arg(long, value_name = "PATH", required = true)]
+    pub out: Vec<PathBuf>,
+
+    /// Write the rows not in the API here, in the input's format (see `run --rejects`).
+    #[arg(long, value_name = "PATH")]
+    pub rejects: Option<PathBuf>,
+
+    /// Write the summary here as JSON (see `run --summary-json`).
+    #[arg(long, value_name = "PATH")]
+    pub summary_json: Option<PathBuf>,
+
+    /// No summary on stderr; errors only.
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cli::values::{self, Rate};
-use crate::cli::{CheckArgs, InputArgs, PaceArgs, RunArgs};
+use crate::cli::{CheckArgs, InputArgs, PaceArgs, ReportArgs, RunArgs};
 use crate::error::Error;
 pub use crate::plan::InputConfig;
 use crate::read::ReadOptions;
@@ -169,6 +169,104 @@ fn rejects_format(path: &std::path::Path) -> Result<crate::read::Format, Error> 
             "the rejects file is an input to feed back: its extension says its format",
         )
     })
+}
+
+/// What a report is rendered as, by its extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputKind {
+    Rows(ReportFormat),
+    Html,
+}
+
+impl OutputKind {
+    pub fn of(path: &std::path::Path) -> Result<OutputKind, Error> {
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase);
+        match ext.as_deref() {
+            Some("html" | "htm") => Ok(OutputKind::Html),
+            _ => ReportFormat::from_path(path)
+                .map(OutputKind::Rows)
+                .map_err(|_| {
+                    Error::usage(format!(
+                        "--out {}: the report must end in .csv, .jsonl or .html",
+                        path.display()
+                    ))
+                }),
+        }
+    }
+}
+
+/// Everything `report` needs, checked. Its inputs may be the ledger's,
+/// known only once it is open.
+#[derive(Debug)]
+pub struct ReportConfig {
+    pub state: PathBuf,
+    pub outputs: Vec<(PathBuf, OutputKind)>,
+    pub rejects: Option<PathBuf>,
+    pub summary_json: Option<PathBuf>,
+    pub quiet: bool,
+    /// Inputs given on the command line, with their flags; `None`: the
+    /// ledger's last run's, with that run's flags.
+    pub input: Option<InputConfig>,
+    /// The input flags as the HTML report shows them, when given.
+    pub settings: Vec<(String, String)>,
+}
+
+pub fn report_config(args: &ReportArgs) -> Result<ReportConfig, Error> {
+    let outputs = args
+        .out
+        .iter()
+        .map(|p| OutputKind::of(p).map(|k| (p.clone(), k)))
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Some(rejects) = &args.rejects {
+        rejects_format(rejects)?;
+    }
+    let input = if args.input.inputs.is_empty() {
+        if let Some(flag) = input_flag_given(&args.input) {
+            return Err(Error::usage_with_hint(
+                format!("{flag}: input flags apply to inputs given on the command line"),
+                "name the inputs again after the flags, or leave the flags out to read the last run's inputs as it read them",
+            ));
+        }
+        None
+    } else {
+        Some(input_config(&args.input)?)
+    };
+    Ok(ReportConfig {
+        state: args.state.clone(),
+        outputs,
+        rejects: args.rejects.clone(),
+        summary_json: args.summary_json.clone(),
+        quiet: args.quiet,
+        settings: if input.is_some() {
+            settings::of_input(&args.input)
+        } else {
+            Vec::new()
+        },
+        input,
+    })
+}
+
+/// An input flag given with another value than its default, if any.
+fn input_flag_given(a: &InputArgs) -> Option<&'static str> {
+    [
+        (a.format.is_some(), "--format"),
+        (
+            a.conversations != crate::model::ConversationMode::Existing,
+            "--conversations",
+        ),
+        (!a.map.is_empty(), "--map"),
+        (!a.role_map.is_empty(), "--role-map"),
+        (a.delimiter.is_some(), "--delimiter"),
+        (a.timezone != "UTC", "--timezone"),
+        (a.shard.is_some(), "--shard"),
+        (a.allow_duplicate_input, "--allow-duplicate-input"),
+    ]
+    .into_iter()
+    .find(|(given, _)| *given)
+    .map(|(_, flag)| flag)
 }
 
 /// Everything `check` needs, checked as `run` checks it.

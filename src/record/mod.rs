@@ -22,6 +22,7 @@ mod fold;
 pub mod journal;
 pub mod lock;
 mod lookup;
+mod reader;
 mod schema;
 mod writer;
 
@@ -33,6 +34,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 pub use error::LedgerError;
 pub use journal::State;
 pub use lookup::Lookup;
+pub use reader::{LastRun, Reader};
 pub use schema::LOOPBACK;
 pub use writer::{Recorder, Writer};
 
@@ -164,6 +166,20 @@ impl Ledger {
             .map_err(|e| LedgerError::sqlite(&self.path, e))?;
         }
         tx.commit().map_err(|e| self.err(e))
+    }
+
+    /// Record how this run was started: its command line (never holding
+    /// credentials: they come from the environment or a file) and the
+    /// directory it ran in, so that `report` can read its inputs again.
+    pub fn describe_run(&self, argv: &[String], cwd: &Path) -> Result<(), LedgerError> {
+        let argv = serde_json::to_string(argv).unwrap_or_default();
+        self.conn
+            .execute(
+                "UPDATE runs SET argv = ?1, cwd = ?2 WHERE id = ?3",
+                params![argv, cwd.to_string_lossy(), self.run_id],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
     }
 
     /// Switch off the journal: messages sent are not remembered, so a later

@@ -7,6 +7,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::{private_file, LedgerError};
 
 const SCHEMA: &str = "
+-- argv and cwd are added by `add_columns`.
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY,
     started_at TEXT NOT NULL,
@@ -81,7 +82,28 @@ pub fn open(path: &Path) -> Result<Connection, LedgerError> {
     )
     .map_err(sql)?;
     conn.execute_batch(SCHEMA).map_err(sql)?;
+    add_columns(&conn).map_err(sql)?;
     Ok(conn)
+}
+
+/// Columns added after the first release, to ledgers that lack them:
+/// `runs.argv` (the command line, a JSON array) and `runs.cwd` (the
+/// directory it ran in), so that `report` can read a run's inputs again
+/// as it read them.
+fn add_columns(conn: &Connection) -> rusqlite::Result<()> {
+    let mut stmt = conn.prepare("SELECT name FROM pragma_table_info('runs')")?;
+    let columns: Vec<String> = stmt
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for (name, sql) in [
+        ("argv", "ALTER TABLE runs ADD COLUMN argv TEXT"),
+        ("cwd", "ALTER TABLE runs ADD COLUMN cwd TEXT"),
+    ] {
+        if !columns.iter().any(|c| c == name) {
+            conn.execute_batch(sql)?;
+        }
+    }
+    Ok(())
 }
 
 /// Bind a new ledger to `target`, or check that an old one was used with

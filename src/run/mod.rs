@@ -3,6 +3,7 @@
 //! order things happen in.
 
 mod fanout;
+pub mod rerender;
 mod summary;
 
 use std::sync::Arc;
@@ -118,6 +119,10 @@ fn import(
         ledger.without_bookkeeping();
     }
     ledger.add_sources(inputs)?;
+    let argv: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    ledger.describe_run(&argv, &std::env::current_dir().unwrap_or_default())?;
     let lookup = ledger.lookup()?;
     let requests_today = ledger.requests_today()?;
     if ledger.recovered_in_flight > 0 && !cfg.quiet {
@@ -407,7 +412,7 @@ impl send::BodyReader for plan::TextReader<'_> {
 
 /// The report line of a row that failed validation. In `existing` mode the
 /// input's conversation id is the API's, by definition.
-fn invalid_outcome<'a>(row: &'a InvalidRow<'a>, mode: ConversationMode) -> Outcome<'a> {
+pub(crate) fn invalid_outcome<'a>(row: &'a InvalidRow<'a>, mode: ConversationMode) -> Outcome<'a> {
     let id = row.conversation_id.unwrap_or_default();
     let mut o = Outcome::bare(row.pos, id, Status::Invalid).because(row.reason.to_string());
     o.invalid = Some(&row.reason);
