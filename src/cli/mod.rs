@@ -170,7 +170,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "PATH")]
     pub report: Option<PathBuf>,
 
-    /// Write the rows that did not make it here, in the input's own format, to fix and feed back.
+    /// Write the rows that were not imported to PATH, in the input's own format, to fix and feed back.
     ///
     /// Invalid, failed, skipped, uncertain and not attempted rows, byte for
     /// byte as the input has them (CSV: its header and records; JSONL: its
@@ -196,6 +196,15 @@ pub struct RunArgs {
     /// past its flags, also when it stops early or fails (`exit_code`).
     #[arg(long, value_name = "PATH")]
     pub summary_json: Option<PathBuf>,
+
+    /// Add each row's message text to the report, as a last column `text`.
+    ///
+    /// Without it the report holds no message text (only the columns
+    /// DESIGN.md lists), so it can be shared with people who may see the
+    /// outcome of an import but not the conversations. The text is read
+    /// back from the input when the report is written.
+    #[arg(long)]
+    pub report_text: bool,
 
     /// The ledger (SQLite file) that records every send; reuse it to resume.
     ///
@@ -265,6 +274,10 @@ pub struct ReportArgs {
     /// Write the summary here as JSON (see `run --summary-json`).
     #[arg(long, value_name = "PATH")]
     pub summary_json: Option<PathBuf>,
+
+    /// Add each row's message text to the CSV or JSONL report (see `run --report-text`).
+    #[arg(long)]
+    pub report_text: bool,
 
     /// No summary on stderr; errors only.
     #[arg(long, short)]

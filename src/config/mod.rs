@@ -84,6 +84,8 @@ pub struct RunConfig {
     pub html: Option<PathBuf>,
     /// `--summary-json`.
     pub summary_json: Option<PathBuf>,
+    /// `--report-text`: the report's last column is the message text.
+    pub report_text: bool,
     /// The settings as the HTML report shows them (no credentials).
     pub settings: Vec<(String, String)>,
     pub state: PathBuf,
@@ -139,6 +141,7 @@ pub fn run_config(args: &RunArgs) -> Result<RunConfig, Error> {
         rejects: args.rejects.clone(),
         html: args.html.clone(),
         summary_json: args.summary_json.clone(),
+        report_text: args.report_text,
         settings: settings::of_run(args),
         state: args.state.clone(),
         pace: pace(&args.pace, loopback),
@@ -206,6 +209,7 @@ pub struct ReportConfig {
     pub outputs: Vec<(PathBuf, OutputKind)>,
     pub rejects: Option<PathBuf>,
     pub summary_json: Option<PathBuf>,
+    pub report_text: bool,
     pub quiet: bool,
     /// Inputs given on the command line, with their flags; `None`: the
     /// ledger's last run's, with that run's flags.
@@ -239,6 +243,7 @@ pub fn report_config(args: &ReportArgs) -> Result<ReportConfig, Error> {
         outputs,
         rejects: args.rejects.clone(),
         summary_json: args.summary_json.clone(),
+        report_text: args.report_text,
         quiet: args.quiet,
         settings: if input.is_some() {
             settings::of_input(&args.input)

@@ -52,6 +52,19 @@ pub fn encode(row: &ReportRow, out: &mut Vec<u8>) -> io::Result<()> {
     writer.flush()
 }
 
+/// A rendered row (ending in a line break) with one more cell, `text`,
+/// made safe as every other cell.
+pub fn with_text(row: &[u8], text: &str, out: &mut impl io::Write) -> io::Result<()> {
+    let mut cell = csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(Vec::with_capacity(text.len() + 3));
+    cell.write_record([safe(text).as_ref()]).map_err(io_err)?;
+    let cell = cell.into_inner().map_err(|e| e.into_error())?;
+    out.write_all(row.strip_suffix(b"\n").unwrap_or(row))?;
+    out.write_all(b",")?;
+    out.write_all(&cell)
+}
+
 /// A control character that is escaped in the CSV report.
 fn hidden(c: char) -> bool {
     c.is_control() && !matches!(c, '\t' | '\n' | '\r')

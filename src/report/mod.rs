@@ -120,12 +120,34 @@ impl ReportFormat {
             ReportFormat::Jsonl => jsonl::encode(row, out),
         }
     }
+
+    /// The header with one more column, `text` (`--report-text`).
+    pub fn text_header(self, header: &mut Vec<u8>) {
+        if self == ReportFormat::Csv && header.last() == Some(&b'\n') {
+            header.pop();
+            header.extend_from_slice(b",text\n");
+        }
+    }
+
+    /// Write a rendered `row` with `text` as its last column.
+    pub fn with_text(self, row: &[u8], text: &str, out: &mut impl Write) -> io::Result<()> {
+        match self {
+            ReportFormat::Csv => csv::with_text(row, text, out),
+            ReportFormat::Jsonl => jsonl::with_text(row, text, out),
+        }
+    }
 }
 
 /// Write this run's report from the spool to `path`, atomically: the rows
 /// go to a temporary file beside it, renamed into place when complete, so
 /// nobody ever reads a half-written report. The report is its owner's only.
-pub fn write(spool: &Spool, path: &Path) -> Result<u64, ReportError> {
+/// With `texts` (`--report-text`), each row's message text is read back
+/// from these inputs into a last column, `text`.
+pub fn write(
+    spool: &Spool,
+    path: &Path,
+    texts: Option<&[crate::read::Source]>,
+) -> Result<u64, ReportError> {
     let err = |source| ReportError::Write {
         path: path.display().to_string(),
         source,
@@ -133,7 +155,7 @@ pub fn write(spool: &Spool, path: &Path) -> Result<u64, ReportError> {
     let tmp = tempfile::NamedTempFile::new_in(report_dir(path)).map_err(err)?;
     let mut out = io::BufWriter::new(tmp.as_file());
     let count = spool
-        .write_to(&mut out)
+        .write_to(&mut out, texts)
         .and_then(|n| out.flush().map(|()| n))
         .map_err(err)?;
     drop(out);

@@ -14,6 +14,7 @@ use std::sync::Mutex;
 
 use super::{ReportFormat, ReportRow};
 use crate::model::Outcome;
+use crate::read::{RawRecord, ReadError, Source};
 
 /// The report could not be gathered or written.
 #[derive(Debug, thiserror::Error)]
@@ -149,12 +150,18 @@ impl Spool {
     }
 
     /// Write the report header and every row, in input order, to `out`.
-    /// Returns the number of rows.
-    pub fn write_to(&self, out: &mut impl Write) -> io::Result<u64> {
+    /// With `texts`, the inputs, each row gets its message text as a last
+    /// column, read back from its input record by record. Returns the
+    /// number of rows.
+    pub fn write_to(&self, out: &mut impl Write, texts: Option<&[Source]>) -> io::Result<u64> {
         let Some(format) = self.format else {
             return Ok(0);
         };
-        out.write_all(&format.header())?;
+        let mut header = format.header();
+        if texts.is_some() {
+            format.text_header(&mut header);
+        }
+        out.write_all(&header)?;
         let mut shared = self.lock();
         let Shared {
             file, len, index, ..
@@ -172,18 +179,50 @@ impl Spool {
         // not heap: a large report costs no memory to put in order.
         let map = unsafe { memmap2::Mmap::map(&*file)? };
         let mut rows = 0u64;
-        for (offsets, lens) in index.offsets.iter().zip(&index.lens) {
-            for (&offset, &n) in offsets.iter().zip(lens) {
+        for (s, (offsets, lens)) in index.offsets.iter().zip(&index.lens).enumerate() {
+            let mut records = match texts.and_then(|t| t.get(s)) {
+                Some(source) => Some(source.records().map_err(io::Error::other)?.peekable()),
+                None => None,
+            };
+            for (r, (&offset, &n)) in offsets.iter().zip(lens).enumerate() {
                 if n == 0 {
                     continue;
                 }
                 rows += 1;
                 let at = offset as usize;
-                out.write_all(&map[at..at + n as usize])?;
+                let row = &map[at..at + n as usize];
+                match &mut records {
+                    None => out.write_all(row)?,
+                    Some(records) => {
+                        let text = text_of(records, r as u64 + 1);
+                        format.with_text(row, text.as_deref().unwrap_or(""), out)?;
+                    }
+                }
             }
         }
         Ok(rows)
     }
+}
+
+/// The text of `record`, read on from `records` (asked in record order);
+/// none when its fields could not be read.
+fn text_of(
+    records: &mut std::iter::Peekable<impl Iterator<Item = Result<RawRecord, ReadError>>>,
+    record: u64,
+) -> Option<String> {
+    while let Some(next) = records.peek() {
+        match next {
+            Ok(r) if r.pos.record < record => {}
+            Ok(r) if r.pos.record == record => {
+                return records.next()?.ok()?.fields.ok()?.text;
+            }
+            Ok(_) => return None,
+            // The input cannot be read on: no more texts.
+            Err(_) => return None,
+        }
+        records.next();
+    }
+    None
 }
 
 /// A worker's end of the spool.
@@ -294,7 +333,7 @@ mod tests {
         w2.flush().unwrap();
         w1.flush().unwrap();
         let mut out = Vec::new();
-        assert_eq!(spool.write_to(&mut out).unwrap(), 5);
+        assert_eq!(spool.write_to(&mut out, None).unwrap(), 5);
         let text = String::from_utf8(out).unwrap();
         let records: Vec<u64> = ::csv::Reader::from_reader(text.as_bytes())
             .deserialize::<ReportRow>()

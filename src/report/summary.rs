@@ -78,7 +78,7 @@ fn reason_json(r: &Reason) -> Value {
     })
 }
 
-/// The summary as JSON, keys in a fixed order (see the README).
+/// The summary as JSON (see the README); objects come out with their keys sorted.
 pub fn json(summary: &Summary, info: &RunInfo) -> Value {
     let mut rows = Map::new();
     rows.insert("total".into(), json!(summary.total()));

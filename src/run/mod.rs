@@ -293,15 +293,21 @@ fn import(
         }
     };
     if let Some(path) = &cfg.report {
-        keep(match report::write(&spool, path) {
-            Ok(n) => {
-                if !cfg.quiet {
-                    eprintln!("report: {} ({n} rows)", path.display());
+        keep(
+            match report::write(
+                &spool,
+                path,
+                cfg.report_text.then_some(&inputs_read.sources[..]),
+            ) {
+                Ok(n) => {
+                    if !cfg.quiet {
+                        eprintln!("report: {} ({n} rows)", path.display());
+                    }
+                    Ok(())
                 }
-                Ok(())
-            }
-            Err(e) => Err(Error::Report(e)),
-        });
+                Err(e) => Err(Error::Report(e)),
+            },
+        );
     }
     if let (Some(path), Some(rejects), Some(layout)) = (&cfg.rejects, &rejects, &rejects_layout) {
         keep(match rejects.write(layout, &inputs_read.sources, path) {

@@ -240,7 +240,7 @@ pub fn report(cfg: ReportConfig) -> Result<ExitCode, Error> {
     for (path, kind) in &cfg.outputs {
         match kind {
             OutputKind::Rows(_) => {
-                let n = report::write(&spool, path)?;
+                let n = report::write(&spool, path, cfg.report_text.then_some(&read.sources[..]))?;
                 if !cfg.quiet {
                     eprintln!("report: {} ({n} rows)", path.display());
                 }
