@@ -80,6 +80,10 @@ impl Scratch {
             "[TMP]",
         );
         s.add_filter(r"done in \d+\.\ds", "done in [DURATION]");
+        s.add_filter(
+            r"speed: [\d.]+s sending, [\d.]+ messages/s; latency p50 [\d.]+ ms, p95 [\d.]+ ms, p99 [\d.]+ ms",
+            "speed: [SPEED]",
+        );
         s.add_filter(r"pid \d+", "pid [PID]");
         s.add_filter(
             r"started \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z",
@@ -150,6 +154,7 @@ fn help_of_every_command() {
         ("help_run", &["run", "--help"][..]),
         ("help_check", &["check", "--help"][..]),
         ("help_emulator", &["emulator", "--help"][..]),
+        ("help_report", &["report", "--help"][..]),
     ] {
         let out = s.output(args);
         assert_eq!(out.status.code(), Some(0), "{}", shown(args, &out));

@@ -11,4 +11,5 @@ mod input;
 mod migration;
 mod pipeline;
 mod regression;
+mod reports;
 mod util;
