@@ -155,7 +155,7 @@ h2 { font-size: 16px; margin: 0 0 12px; }
 .legend .zero .n { font-weight: 400; }
 .legend small { grid-column: 2; color: var(--muted); font-size: 12px; line-height: 1.3; }
 .legend .zero small { color: #b8bec6; }
-.cards { display:grid; grid-template-columns: repeat(auto-fill, minmax(200px, 1fr)); gap: 12px; }
+.cards { display:grid; grid-template-columns: repeat(auto-fit, minmax(200px, 1fr)); gap: 12px; }
 .card { border:1px solid var(--line); border-radius:8px; padding:10px 14px; }
 .card .label { color: var(--muted); font-size: 12px; text-transform: uppercase; letter-spacing: .04em; }
 .card .value { font-size: 22px; font-weight: 700; font-variant-numeric: tabular-nums; }
@@ -176,7 +176,8 @@ code, .mono { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monosp
 .two section { margin-top: 0; }
 @media (max-width: 900px) { .two { grid-template-columns: 1fr; } }
 svg text { font: 11px system-ui, sans-serif; fill: var(--muted); }
-.keys { display:flex; gap:16px; color: var(--muted); font-size: 13px; margin-bottom: 6px; }
+.keys { display:flex; flex-wrap:wrap; gap:4px 16px; color: var(--muted); font-size: 13px; margin-bottom: 6px; }
+.keys span { white-space: nowrap; }
 footer { color: var(--muted); font-size: 12px; margin-top: 18px; text-align:center; }
 "#;
 
@@ -421,12 +422,22 @@ fn reasons(h: &mut String, summary: &Summary) {
         summary.count(Status::Skipped),
         summary.count(Status::NotAttempted),
     );
-    if skipped + not_attempted > 0 {
+    let also: Vec<String> = [
+        (
+            skipped,
+            "skipped (after a failed or uncertain message of their conversation)",
+        ),
+        (not_attempted, "not attempted (the run stopped before them)"),
+    ]
+    .iter()
+    .filter(|(n, _)| *n > 0)
+    .map(|(n, what)| format!("{} {what}", thousands(*n)))
+    .collect();
+    if !also.is_empty() {
         let _ = writeln!(
             h,
-            "<p class=\"rows\">Also {} skipped (after a failed or uncertain message of their conversation) and {} not attempted (the run stopped before them): they are sent by the next run with the same ledger.</p>",
-            thousands(skipped),
-            thousands(not_attempted)
+            "<p class=\"rows\">Also {}: the next run with the same ledger sends them.</p>",
+            also.join(" and ")
         );
     }
     h.push_str("</section>\n");
@@ -724,9 +735,15 @@ fn latency(h: &mut String, summary: &Summary, info: &RunInfo) {
         } else {
             (bars[i].0, LEFT + i as f64 * bw)
         };
+        // The first and last labels stay inside the chart.
+        let anchor = match k {
+            0 => "start",
+            k if k == ticks => "end",
+            _ => "middle",
+        };
         let _ = writeln!(
             h,
-            "<text x=\"{x:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
+            "<text x=\"{x:.1}\" y=\"{}\" text-anchor=\"{anchor}\">{}</text>",
             H - 6.0,
             ms_text(d)
         );
