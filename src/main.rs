@@ -23,7 +23,12 @@ fn main() -> std::process::ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Run(args) => config::run_config(&args).and_then(run::run),
+        Command::Run(args) => config::run_config(&args).and_then(|cfg| {
+            for warning in &cfg.warnings {
+                eprintln!("warning: {warning}");
+            }
+            run::run(cfg)
+        }),
         Command::Check(args) => config::check_config(&args)
             .and_then(|cfg| check::check(cfg, &mut std::io::stdout().lock())),
         Command::Emulator(args) => emulator::emulator_config(&args)

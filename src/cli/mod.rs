@@ -192,7 +192,8 @@ pub struct RunArgs {
     /// Read credentials from this file instead of the environment.
     ///
     /// Lines `ASAPP_API_ID=...` and `ASAPP_API_SECRET=...`. Credentials are
-    /// never taken from a flag: flags show in `ps`.
+    /// never taken from a flag: flags show in `ps`. A file that group or
+    /// others may read gets a warning (`chmod 600` it).
     #[arg(long, value_name = "PATH")]
     pub credentials_file: Option<PathBuf>,
 

@@ -91,6 +91,9 @@ pub struct RunConfig {
     /// `TRANSCRIPT_IMPORT_PANIC_AFTER`: how the test of the panic path
     /// reaches it in the real binary. No flag.
     pub panic_after: Option<u64>,
+    /// Said on stderr before anything else happens (a credentials file
+    /// others may read).
+    pub warnings: Vec<String>,
 }
 
 /// Turn `run`'s flags into a [`RunConfig`]. Errors name the flag or file to fix.
@@ -99,13 +102,15 @@ pub fn run_config(args: &RunArgs) -> Result<RunConfig, Error> {
     if let Some(report) = &args.report {
         ReportFormat::from_path(report).map_err(|e| Error::usage(format!("--report {e}")))?;
     }
+    let mut warnings = Vec::new();
     let (api_url, credentials) = if args.emulator {
         (None, None)
     } else {
         let url =
             ApiUrl::parse(&args.api_url).map_err(|e| Error::usage(format!("--api-url {e}")))?;
-        let credentials = credentials::load(args.credentials_file.as_deref())?;
-        (Some(url), Some(credentials))
+        let loaded = credentials::load(args.credentials_file.as_deref())?;
+        warnings.extend(loaded.warning);
+        (Some(url), Some(loaded.credentials))
     };
     let outputs: Vec<(&str, &std::path::Path)> = args
         .report
@@ -134,6 +139,7 @@ pub fn run_config(args: &RunArgs) -> Result<RunConfig, Error> {
         panic_after: std::env::var("TRANSCRIPT_IMPORT_PANIC_AFTER")
             .ok()
             .and_then(|v| v.parse().ok()),
+        warnings,
     })
 }
 
