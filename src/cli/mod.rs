@@ -310,6 +310,22 @@ pub struct EmulatorArgs {
     /// Write the stats JSON to this file when the emulator stops (also on Ctrl-C / SIGTERM).
     #[arg(long, value_name = "PATH")]
     pub stats_file: Option<PathBuf>,
+
+    /// Serve HTTPS, with a certificate made at start for localhost, 127.0.0.1 and ::1.
+    ///
+    /// A certificate authority is made with it, and its certificate written
+    /// to a private temporary directory, removed when the emulator stops:
+    /// the second line on stdout is `ca: PATH`. Pass it to the importer
+    /// with `--ca-cert PATH`.
+    #[arg(long)]
+    pub tls: bool,
+
+    /// Also make the certificate valid for this host name or IP address (repeatable).
+    ///
+    /// For clients that reach the emulator by another name than loopback
+    /// (a container's name, with `--addr 0.0.0.0:8443`).
+    #[arg(long, value_name = "NAME", requires = "tls")]
+    pub tls_name: Vec<String>,
 }
 
 #[cfg(test)]
