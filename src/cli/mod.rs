@@ -184,6 +184,9 @@ pub struct RunArgs {
     #[arg(long)]
     pub resend_uncertain: bool,
 
+    #[command(flatten)]
+    pub network: NetworkArgs,
+
     /// Per-request timeout in seconds (1 to 3600). A request that times
     /// out after being sent is `uncertain`.
     #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600), allow_negative_numbers = true)]
@@ -208,6 +211,37 @@ pub struct RunArgs {
     /// Multiply every retry wait by this (rehearsals and tests; 1 in production).
     #[arg(long, value_name = "X", default_value_t = 1.0, hide = true, value_parser = values::scale)]
     pub backoff_scale: f64,
+}
+
+/// How `run` reaches the API: certificates, proxy, plain HTTP.
+#[derive(Debug, Args)]
+pub struct NetworkArgs {
+    /// Also trust the certificate authorities in this PEM file (repeatable).
+    ///
+    /// Added to the built-in roots (Mozilla's), never replacing them: for
+    /// an API or proxy whose certificate a private CA signed (a
+    /// TLS-inspecting corporate proxy, `transcript-import emulator --tls`).
+    #[arg(long, value_name = "PATH")]
+    pub ca_cert: Vec<PathBuf>,
+
+    /// Send through this HTTP proxy (CONNECT), whatever the environment says.
+    ///
+    /// `http://[USER:PASSWORD@]HOST[:PORT]` (or `https://`; no scheme is
+    /// http, no port is 1080, as in curl); `''` goes direct. Without it,
+    /// `https_proxy`/`HTTPS_PROXY` (`http_proxy` for an http API), then
+    /// `all_proxy`/`ALL_PROXY`, and `no_proxy`/`NO_PROXY` are read as curl
+    /// reads them, except that a loopback API is never sent to a proxy
+    /// from the environment. The summary names the proxy used, never its
+    /// credentials.
+    #[arg(long, value_name = "URL", conflicts_with = "emulator")]
+    pub proxy: Option<String>,
+
+    /// Allow a plain `http://` --api-url on a host other than loopback.
+    ///
+    /// Credentials and transcripts then cross the network unencrypted:
+    /// only for a trusted network (an internal gateway that adds TLS).
+    #[arg(long)]
+    pub allow_insecure_http: bool,
 }
 
 #[derive(Debug, Args)]

@@ -174,7 +174,13 @@ pub fn run(cfg: RunConfig) -> Result<ExitCode, Error> {
         cfg.quiet,
         cfg.progress_every,
     );
-    let client = Client::new(api_url, credentials, cfg.pace.concurrency, cfg.timeout);
+    let client = Client::with_network(
+        api_url,
+        credentials,
+        cfg.pace.concurrency,
+        cfg.timeout,
+        &cfg.network,
+    );
     let limiter = RateLimiter::new(cfg.pace.rate.map(|r| r.per_second()));
     let settings = send::Settings {
         concurrency: cfg.pace.concurrency,
@@ -238,6 +244,7 @@ pub fn run(cfg: RunConfig) -> Result<ExitCode, Error> {
         summary::Requests {
             used: counters.requests.load(std::sync::atomic::Ordering::Relaxed),
             fewest,
+            proxy: cfg.proxy.describe(),
         },
         stopped.as_ref(),
         started.elapsed(),

@@ -12,6 +12,9 @@ use crate::send::StopReason;
 pub struct Requests {
     pub used: u64,
     pub fewest: u64,
+    /// Which proxy they went through, or why none did when one was set
+    /// (never its credentials).
+    pub proxy: Option<String>,
 }
 
 pub fn print(
@@ -51,6 +54,9 @@ pub fn print(
                 None => String::new(),
             }
         );
+    }
+    if let Some(proxy) = &requests.proxy {
+        eprintln!("{proxy}");
     }
     if let Some(reason) = stopped {
         eprintln!("{}", stopped_line(reason));

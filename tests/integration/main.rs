@@ -9,6 +9,7 @@ mod hardening;
 mod hostile;
 mod input;
 mod migration;
+mod network;
 mod pipeline;
 mod regression;
 mod util;
