@@ -4,8 +4,9 @@
 use clap::Parser;
 
 use transcript_import::cli::{Cli, Command};
+use transcript_import::error::Error;
 use transcript_import::exit::ExitCode;
-use transcript_import::{check, config, emulator, failure, run};
+use transcript_import::{check, config, docs, emulator, failure, run};
 
 fn main() -> std::process::ExitCode {
     failure::install();
@@ -34,6 +35,18 @@ fn main() -> std::process::ExitCode {
         Command::Emulator(args) => emulator::emulator_config(&args)
             .and_then(emulator::run)
             .map(|()| ExitCode::Success),
+        Command::Completions(args) => std::io::Write::write_all(
+            &mut std::io::stdout().lock(),
+            &docs::completions(args.shell),
+        )
+        .map(|()| ExitCode::Success)
+        .map_err(Error::Output),
+        Command::Man(args) => match &args.dir {
+            None => docs::man_page(&mut std::io::stdout().lock()),
+            Some(dir) => docs::man_pages(dir),
+        }
+        .map(|()| ExitCode::Success)
+        .map_err(Error::Output),
     };
     match result {
         Ok(code) => code.into(),
@@ -61,7 +74,7 @@ fn fewer_malloc_arenas() {
 }
 
 /// The error with its causes, as one line (`a: b: c`).
-fn e_chain(e: &transcript_import::error::Error) -> String {
+fn e_chain(e: &Error) -> String {
     let mut text = e.to_string();
     let mut cause = std::error::Error::source(e);
     while let Some(c) = cause {

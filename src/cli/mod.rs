@@ -29,6 +29,18 @@ pub enum Command {
     Check(CheckArgs),
     /// Serve a local Conversations API for rehearsals and tests.
     Emulator(EmulatorArgs),
+    /// Print a shell completion script for this command line.
+    ///
+    /// bash: `transcript-import completions bash > /etc/bash_completion.d/transcript-import`;
+    /// zsh: `transcript-import completions zsh > "${fpath[1]}/_transcript-import"`;
+    /// fish: `transcript-import completions fish > ~/.config/fish/completions/transcript-import.fish`.
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff), or write one page per command to a directory.
+    ///
+    /// `transcript-import man | man -l -` reads it now;
+    /// `transcript-import man --dir /usr/local/share/man/man1` installs
+    /// transcript-import.1, transcript-import-run.1 and the others.
+    Man(ManArgs),
 }
 
 /// How the inputs are read and checked; shared by `run` and `check`.
@@ -360,6 +372,23 @@ pub struct EmulatorArgs {
     /// (a container's name, with `--addr 0.0.0.0:8443`).
     #[arg(long, value_name = "NAME", requires = "tls")]
     pub tls_name: Vec<String>,
+}
+
+/// `transcript-import completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// `transcript-import man`.
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write transcript-import.1 and one page per command (transcript-import-run.1, ...) here,
+    /// instead of printing the main page.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 #[cfg(test)]

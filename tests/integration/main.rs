@@ -4,6 +4,7 @@
 mod delivery;
 mod emulator;
 mod flags;
+mod generated;
 mod golden;
 mod hardening;
 mod hostile;
