@@ -97,13 +97,14 @@ pub struct InputArgs {
     #[arg(long, value_name = "ZONE", default_value = "UTC")]
     pub timezone: String,
 
-    /// Keep only the conversations of shard K of N (e.g. `2/4`).
+    /// Keep only the conversations of shard K of N (`2/4`), or `index/N`: K from JOB_COMPLETION_INDEX.
     ///
     /// The shard is FNV-1a 64 of the conversation id, modulo N, plus one: N
     /// hosts can split one backfill with no overlap and no coordination,
     /// each with its own ledger. A row with no readable conversation id
-    /// belongs to shard 1. `index/N` takes K from JOB_COMPLETION_INDEX
-    /// (0-based, as a Kubernetes Indexed Job sets it).
+    /// belongs to shard 1. `index/N` takes K from JOB_COMPLETION_INDEX,
+    /// plus one (it is 0-based, as a Kubernetes Indexed Job sets it in
+    /// each pod): `--shard index/4` in pods 0 to 3 is shards 1/4 to 4/4.
     #[arg(long, value_name = "K/N", value_parser = values::shard)]
     pub shard: Option<Shard>,
 
