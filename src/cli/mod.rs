@@ -231,9 +231,11 @@ pub struct RunArgs {
 pub struct NetworkArgs {
     /// Also trust the certificate authorities in this PEM file (repeatable).
     ///
-    /// Added to the built-in roots (Mozilla's), never replacing them: for
-    /// an API or proxy whose certificate a private CA signed (a
-    /// TLS-inspecting corporate proxy, `transcript-import emulator --tls`).
+    /// Added to the system's roots (SSL_CERT_FILE, SSL_CERT_DIR, else the
+    /// distribution's bundle; Mozilla's, built in, where there is none),
+    /// never replacing them: for an API whose certificate a private CA
+    /// signed (a TLS-inspecting corporate proxy, `transcript-import
+    /// emulator --tls`).
     #[arg(long, value_name = "PATH")]
     pub ca_cert: Vec<PathBuf>,
 

@@ -1,5 +1,5 @@
 //! How `run` reaches the API, from its flags and the environment: the
-//! certificate authorities trusted besides the built-in roots
+//! certificate authorities trusted besides the system's roots
 //! (`--ca-cert`) and the proxy (`--proxy`, else `HTTPS_PROXY` and the
 //! rest, read as `send::client::proxy` says). Errors name the flag or
 //! variable, never a proxy's credentials.

@@ -132,7 +132,7 @@ impl ApiUrl {
 }
 
 /// How the client reaches the API: the certificate authorities it trusts
-/// besides the built-in roots (`--ca-cert`), and the proxy it goes
+/// besides the system's roots (`--ca-cert`), and the proxy it goes
 /// through, if any.
 #[derive(Clone, Default)]
 pub struct Network {
@@ -240,7 +240,7 @@ pub struct Client {
 }
 
 impl Client {
-    /// A client with the built-in roots and no proxy. `pool` is the number
+    /// A client with the system's roots and no proxy. `pool` is the number
     /// of workers: ureq keeps only a few idle connections per host by
     /// default, and past that every request would open a new connection.
     pub fn new(base: ApiUrl, credentials: Credentials, pool: usize, timeout: Duration) -> Client {

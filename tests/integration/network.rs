@@ -165,7 +165,7 @@ pub fn importer(dir: &Dir, args: &[&str], env: &[(&str, &str)]) -> Command {
         .env("ASAPP_API_ID", "x")
         .env("ASAPP_API_SECRET", "y")
         .stdin(Stdio::null());
-    for var in PROXY_VARS {
+    for var in PROXY_VARS.iter().chain(&["SSL_CERT_FILE", "SSL_CERT_DIR"]) {
         cmd.env_remove(var);
     }
     for (k, v) in env {
@@ -362,6 +362,24 @@ fn a_certificate_from_an_unknown_ca_stops_the_run_naming_it() {
             );
         }
     }
+}
+
+/// The system's roots are trusted: the emulator's CA named by
+/// `SSL_CERT_FILE`, as openssl and curl read it, is enough without
+/// `--ca-cert`.
+#[test]
+fn a_ca_in_the_system_store_is_trusted() {
+    let dir = Dir::new();
+    let (emu, ca) = tls_emulator(&dir, &[]);
+    let (rows, input) = write_input(&dir, 12);
+    let run = ran(importer(
+        &dir,
+        &["--api-url", &emu.url(), &input],
+        &[("SSL_CERT_FILE", &ca), ("SSL_CERT_DIR", "/nonexistent")],
+    ));
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_all_created(&dir, rows);
+    assert_sent_once(&emu.stats(), rows);
 }
 
 /// `http://` to a host other than loopback is refused before anything

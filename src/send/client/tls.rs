@@ -1,30 +1,52 @@
 //! Which certificates the client trusts, and a failed handshake in words.
 //!
-//! The roots are Mozilla's, built in (`webpki-roots`): the same on every
-//! machine and in every container, whatever its system store holds.
-//! `--ca-cert` adds certificate authorities to them (a company's own CA,
-//! a TLS-inspecting proxy's, the emulator's), never replacing them.
+//! The roots are the system's, as curl and openssl find them
+//! (`rustls-native-certs`: `SSL_CERT_FILE`, `SSL_CERT_DIR`, else the
+//! distribution's bundle), so a company CA installed there is trusted.
+//! A system with none (a scratch or distroless container) gets Mozilla's,
+//! built in (`webpki-root-certs`). `--ca-cert` adds certificate
+//! authorities to them (a company's own CA, a TLS-inspecting proxy's, the
+//! emulator's), never replacing them.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
 
-/// The TLS settings of the agent: the built-in roots, plus `extra`.
+/// The TLS settings of the agent: the system's roots, plus `extra`.
 pub fn config(extra: &[Certificate<'static>]) -> TlsConfig {
-    if extra.is_empty() {
-        return TlsConfig::default();
-    }
-    // ureq takes either its built-in roots or a list of certificates, not
-    // both: the list is then the same roots as certificates, plus ours.
-    let roots: Vec<Certificate<'static>> = webpki_root_certs::TLS_SERVER_ROOT_CERTS
+    with_roots(system_roots(), extra)
+}
+
+/// The TLS settings with `roots` (Mozilla's when empty), plus `extra`.
+fn with_roots(roots: Vec<Certificate<'static>>, extra: &[Certificate<'static>]) -> TlsConfig {
+    let roots = if roots.is_empty() {
+        built_in_roots()
+    } else {
+        roots
+    };
+    let all: Vec<Certificate<'static>> = roots.into_iter().chain(extra.iter().cloned()).collect();
+    TlsConfig::builder()
+        .root_certs(RootCerts::Specific(Arc::new(all)))
+        .build()
+}
+
+/// The system's trusted certificates; none when it has no store. A file
+/// of the store that cannot be read is skipped, as openssl skips it.
+fn system_roots() -> Vec<Certificate<'static>> {
+    rustls_native_certs::load_native_certs()
+        .certs
         .iter()
         .map(|der| Certificate::from_der(der.as_ref()).to_owned())
-        .chain(extra.iter().cloned())
-        .collect();
-    TlsConfig::builder()
-        .root_certs(RootCerts::Specific(Arc::new(roots)))
-        .build()
+        .collect()
+}
+
+/// Mozilla's roots, built in.
+fn built_in_roots() -> Vec<Certificate<'static>> {
+    webpki_root_certs::TLS_SERVER_ROOT_CERTS
+        .iter()
+        .map(|der| Certificate::from_der(der.as_ref()).to_owned())
+        .collect()
 }
 
 /// Every certificate in a PEM file, each checked to be usable as a trust
@@ -155,18 +177,23 @@ mod tests {
         );
     }
 
+    fn count(config: &TlsConfig) -> usize {
+        match config.root_certs() {
+            RootCerts::Specific(roots) => roots.len(),
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
-    fn extra_roots_come_on_top_of_the_built_in_ones() {
+    fn extra_roots_come_on_top_of_the_system_ones_or_the_built_in_ones() {
         let cert = Certificate::from_der(b"not parsed here").to_owned();
-        let config = config(std::slice::from_ref(&cert));
-        let RootCerts::Specific(roots) = config.root_certs() else {
-            panic!("{:?}", config.root_certs());
-        };
-        assert_eq!(
-            roots.len(),
-            webpki_root_certs::TLS_SERVER_ROOT_CERTS.len() + 1
-        );
-        assert!(matches!(super::config(&[]).root_certs(), RootCerts::WebPki));
+        let extra = std::slice::from_ref(&cert);
+        let system = vec![cert.clone(), cert.clone()];
+        assert_eq!(count(&with_roots(system, extra)), 3);
+        // No system store: Mozilla's.
+        let built_in = webpki_root_certs::TLS_SERVER_ROOT_CERTS.len();
+        assert_eq!(count(&with_roots(Vec::new(), extra)), built_in + 1);
+        assert_eq!(count(&with_roots(Vec::new(), &[])), built_in);
     }
 
     #[test]
