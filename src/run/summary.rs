@@ -80,6 +80,7 @@ fn stopped_line(reason: &StopReason) -> String {
         StopReason::ApiDown { cause } => format!(
             "stopped: the API cannot be reached or keeps failing: {cause}. Run again later with the same --state"
         ),
+        StopReason::Untrusted { cause } => format!("stopped: {cause}"),
         StopReason::Quota { flag } => {
             let next = next_utc_midnight();
             format!(
