@@ -9,8 +9,29 @@ use clap::CommandFactory;
 use clap_complete::Shell;
 
 use crate::cli::Cli;
+use crate::error::Error;
+use crate::exit::ExitCode;
 
 const BIN: &str = "transcript-import";
+
+/// `completions <shell>`: the script on stdout.
+pub fn print_completions(shell: Shell) -> Result<ExitCode, Error> {
+    io::stdout()
+        .lock()
+        .write_all(&completions(shell))
+        .map(|()| ExitCode::Success)
+        .map_err(Error::Output)
+}
+
+/// `man`: the main page on stdout, or every page in `dir`.
+pub fn man(dir: Option<&Path>) -> Result<ExitCode, Error> {
+    match dir {
+        None => man_page(&mut io::stdout().lock()),
+        Some(dir) => man_pages(dir),
+    }
+    .map(|()| ExitCode::Success)
+    .map_err(Error::Output)
+}
 
 /// The completion script for `shell`.
 pub fn completions(shell: Shell) -> Vec<u8> {

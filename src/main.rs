@@ -4,7 +4,6 @@
 use clap::Parser;
 
 use transcript_import::cli::{Cli, Command};
-use transcript_import::error::Error;
 use transcript_import::exit::ExitCode;
 use transcript_import::{check, config, docs, emulator, failure, run};
 
@@ -24,29 +23,14 @@ fn main() -> std::process::ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Run(args) => config::run_config(&args).and_then(|cfg| {
-            for warning in &cfg.warnings {
-                eprintln!("warning: {warning}");
-            }
-            run::run(cfg)
-        }),
+        Command::Run(args) => config::run_config(&args).and_then(run::run),
         Command::Check(args) => config::check_config(&args)
             .and_then(|cfg| check::check(cfg, &mut std::io::stdout().lock())),
         Command::Emulator(args) => emulator::emulator_config(&args)
             .and_then(emulator::run)
             .map(|()| ExitCode::Success),
-        Command::Completions(args) => std::io::Write::write_all(
-            &mut std::io::stdout().lock(),
-            &docs::completions(args.shell),
-        )
-        .map(|()| ExitCode::Success)
-        .map_err(Error::Output),
-        Command::Man(args) => match &args.dir {
-            None => docs::man_page(&mut std::io::stdout().lock()),
-            Some(dir) => docs::man_pages(dir),
-        }
-        .map(|()| ExitCode::Success)
-        .map_err(Error::Output),
+        Command::Completions(args) => docs::print_completions(args.shell),
+        Command::Man(args) => docs::man(args.dir.as_deref()),
     };
     match result {
         Ok(code) => code.into(),
@@ -74,7 +58,7 @@ fn fewer_malloc_arenas() {
 }
 
 /// The error with its causes, as one line (`a: b: c`).
-fn e_chain(e: &Error) -> String {
+fn e_chain(e: &transcript_import::error::Error) -> String {
     let mut text = e.to_string();
     let mut cause = std::error::Error::source(e);
     while let Some(c) = cause {

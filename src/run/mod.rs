@@ -31,6 +31,9 @@ const MIN_DOWN_AFTER: Duration = Duration::from_secs(2);
 /// `run`: import, and say how it went.
 pub fn run(cfg: RunConfig) -> Result<ExitCode, Error> {
     let started = Instant::now();
+    for warning in &cfg.warnings {
+        eprintln!("warning: {warning}");
+    }
     let stop = Arc::new(Stop::default());
     let watching = Arc::clone(&stop);
     crate::signals::on_stop(move || {
