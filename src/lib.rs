@@ -8,6 +8,7 @@
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod docs;
 pub mod emulator;
 pub mod error;
 pub mod exit;

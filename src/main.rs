@@ -5,7 +5,7 @@ use clap::Parser;
 
 use transcript_import::cli::{Cli, Command};
 use transcript_import::exit::ExitCode;
-use transcript_import::{check, config, emulator, failure, run};
+use transcript_import::{check, config, docs, emulator, failure, run};
 
 fn main() -> std::process::ExitCode {
     failure::install();
@@ -30,6 +30,8 @@ fn main() -> std::process::ExitCode {
         Command::Emulator(args) => emulator::emulator_config(&args)
             .and_then(emulator::run)
             .map(|()| ExitCode::Success),
+        Command::Completions(args) => docs::print_completions(args.shell),
+        Command::Man(args) => docs::man(args.dir.as_deref()),
     };
     match result {
         Ok(code) => code.into(),

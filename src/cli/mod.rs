@@ -32,6 +32,18 @@ pub enum Command {
     /// Render the report again from a ledger (a killed run's included).
     #[command(mut_arg("inputs", |a| a.required(false)))]
     Report(ReportArgs),
+    /// Print a shell completion script for this command line.
+    ///
+    /// bash: `transcript-import completions bash > /etc/bash_completion.d/transcript-import`;
+    /// zsh: `transcript-import completions zsh > "${fpath[1]}/_transcript-import"`;
+    /// fish: `transcript-import completions fish > ~/.config/fish/completions/transcript-import.fish`.
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff), or write one page per command to a directory.
+    ///
+    /// `transcript-import man | man -l -` reads it now;
+    /// `transcript-import man --dir /usr/local/share/man/man1` installs
+    /// transcript-import.1, transcript-import-run.1 and the others.
+    Man(ManArgs),
 }
 
 /// How the inputs are read and checked; shared by `run` and `check`.
@@ -88,13 +100,14 @@ pub struct InputArgs {
     #[arg(long, value_name = "ZONE", default_value = "UTC")]
     pub timezone: String,
 
-    /// Keep only the conversations of shard K of N (e.g. `2/4`).
+    /// Keep only the conversations of shard K of N (`2/4`), or `index/N`: K from JOB_COMPLETION_INDEX.
     ///
     /// The shard is FNV-1a 64 of the conversation id, modulo N, plus one: N
     /// hosts can split one backfill with no overlap and no coordination,
     /// each with its own ledger. A row with no readable conversation id
-    /// belongs to shard 1. `index/N` takes K from JOB_COMPLETION_INDEX
-    /// (0-based, as a Kubernetes Indexed Job sets it).
+    /// belongs to shard 1. `index/N` takes K from JOB_COMPLETION_INDEX,
+    /// plus one (it is 0-based, as a Kubernetes Indexed Job sets it in
+    /// each pod): `--shard index/4` in pods 0 to 3 is shards 1/4 to 4/4.
     #[arg(long, value_name = "K/N", value_parser = values::shard)]
     pub shard: Option<Shard>,
 
@@ -223,6 +236,9 @@ pub struct RunArgs {
     #[arg(long)]
     pub resend_uncertain: bool,
 
+    #[command(flatten)]
+    pub network: NetworkArgs,
+
     /// Per-request timeout in seconds (1 to 3600). A request that times
     /// out after being sent is `uncertain`.
     #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600), allow_negative_numbers = true)]
@@ -231,7 +247,8 @@ pub struct RunArgs {
     /// Read credentials from this file instead of the environment.
     ///
     /// Lines `ASAPP_API_ID=...` and `ASAPP_API_SECRET=...`. Credentials are
-    /// never taken from a flag: flags show in `ps`.
+    /// never taken from a flag: flags show in `ps`. A file that group or
+    /// others may read gets a warning (`chmod 600` it).
     #[arg(long, value_name = "PATH")]
     pub credentials_file: Option<PathBuf>,
 
@@ -282,6 +299,39 @@ pub struct ReportArgs {
     /// No summary on stderr; errors only.
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+/// How `run` reaches the API: certificates, proxy, plain HTTP.
+#[derive(Debug, Args)]
+pub struct NetworkArgs {
+    /// Also trust the certificate authorities in this PEM file (repeatable).
+    ///
+    /// Added to the system's roots (SSL_CERT_FILE, SSL_CERT_DIR, else the
+    /// distribution's bundle; Mozilla's, built in, where there is none),
+    /// never replacing them: for an API whose certificate a private CA
+    /// signed (a TLS-inspecting corporate proxy, `transcript-import
+    /// emulator --tls`).
+    #[arg(long, value_name = "PATH")]
+    pub ca_cert: Vec<PathBuf>,
+
+    /// Send through this HTTP proxy (CONNECT), whatever the environment says.
+    ///
+    /// `http://[USER:PASSWORD@]HOST[:PORT]` (or `https://`; no scheme is
+    /// http, no port is 1080, as in curl); `''` goes direct. Without it,
+    /// `https_proxy`/`HTTPS_PROXY` (`http_proxy` for an http API), then
+    /// `all_proxy`/`ALL_PROXY`, and `no_proxy`/`NO_PROXY` are read as curl
+    /// reads them, except that a loopback API is never sent to a proxy
+    /// from the environment. The summary names the proxy used, never its
+    /// credentials.
+    #[arg(long, value_name = "URL", conflicts_with = "emulator")]
+    pub proxy: Option<String>,
+
+    /// Allow a plain `http://` --api-url on a host other than loopback.
+    ///
+    /// Credentials and transcripts then cross the network unencrypted:
+    /// only for a trusted network (an internal gateway that adds TLS).
+    #[arg(long)]
+    pub allow_insecure_http: bool,
 }
 
 #[derive(Debug, Args)]
@@ -384,6 +434,39 @@ pub struct EmulatorArgs {
     /// Write the stats JSON to this file when the emulator stops (also on Ctrl-C / SIGTERM).
     #[arg(long, value_name = "PATH")]
     pub stats_file: Option<PathBuf>,
+
+    /// Serve HTTPS, with a certificate made at start for localhost, 127.0.0.1 and ::1.
+    ///
+    /// A certificate authority is made with it, and its certificate written
+    /// to a private temporary directory, removed when the emulator stops:
+    /// the second line on stdout is `ca: PATH`. Pass it to the importer
+    /// with `--ca-cert PATH`.
+    #[arg(long)]
+    pub tls: bool,
+
+    /// Also make the certificate valid for this host name or IP address (repeatable).
+    ///
+    /// For clients that reach the emulator by another name than loopback
+    /// (a container's name, with `--addr 0.0.0.0:8443`).
+    #[arg(long, value_name = "NAME", requires = "tls")]
+    pub tls_name: Vec<String>,
+}
+
+/// `transcript-import completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// `transcript-import man`.
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write transcript-import.1 and one page per command (transcript-import-run.1, ...) here,
+    /// instead of printing the main page.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 #[cfg(test)]

@@ -1,14 +1,23 @@
 //! API credentials: from `ASAPP_API_ID` / `ASAPP_API_SECRET`, or from a
 //! file of `KEY=VALUE` lines (`--credentials-file`), never from a flag
-//! (flags show in `ps`). No message ever echoes a value.
+//! (flags show in `ps`). No message ever echoes a value, nor anything of
+//! a line that is not a plain key. A file that group or others may read
+//! is used, with a warning.
 
 use std::path::Path;
 
 use crate::error::Error;
 use crate::send::client::Credentials;
 
+/// Credentials, and what to warn about them.
+pub struct Loaded {
+    pub credentials: Credentials,
+    /// The credentials file is readable by group or others.
+    pub warning: Option<String>,
+}
+
 /// Credentials from a file (`--credentials-file`) or the environment.
-pub fn load(file: Option<&Path>) -> Result<Credentials, Error> {
+pub fn load(file: Option<&Path>) -> Result<Loaded, Error> {
     match file {
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(|e| {
@@ -17,18 +26,52 @@ pub fn load(file: Option<&Path>) -> Result<Credentials, Error> {
                     path.display()
                 ))
             })?;
-            parse(&text).map_err(|e| Error::usage(format!("{}: {e}", path.display())))
+            let credentials =
+                parse(&text).map_err(|e| Error::usage(format!("{}: {e}", path.display())))?;
+            Ok(Loaded {
+                credentials,
+                warning: readable_by_others(path),
+            })
         }
         None => {
             let var = |name| std::env::var(name).ok().filter(|s| !s.is_empty());
             match (var("ASAPP_API_ID"), var("ASAPP_API_SECRET")) {
-                (Some(id), Some(secret)) => Ok(Credentials { id, secret }),
+                (Some(id), Some(secret)) => Ok(Loaded {
+                    credentials: Credentials { id, secret },
+                    warning: None,
+                }),
                 _ => Err(Error::usage_with_hint(
                     "no credentials: set ASAPP_API_ID and ASAPP_API_SECRET, or pass --credentials-file",
                     "to rehearse without credentials, use --emulator",
                 )),
             }
         }
+    }
+}
+
+/// A warning when group or others may read the file at `path`.
+fn readable_by_others(path: &Path) -> Option<String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+        (mode & 0o044 != 0).then(|| {
+            format!(
+                "--credentials-file {}: readable by {} (mode {mode:03o}); `chmod 600 {}` keeps the secret yours",
+                path.display(),
+                match (mode & 0o040 != 0, mode & 0o004 != 0) {
+                    (true, true) => "group and others",
+                    (true, false) => "group",
+                    _ => "others",
+                },
+                path.display()
+            )
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
     }
 }
 
@@ -54,9 +97,17 @@ fn parse(text: &str) -> Result<Credentials, String> {
         match key.trim() {
             "ASAPP_API_ID" => id = Some(value),
             "ASAPP_API_SECRET" => secret = Some(value),
-            other => {
+            // A key is named only when it looks like one: a line such as
+            // `ASAPP_API_SECRET: abc=def` must not show `abc`.
+            other if is_plain_key(other) => {
                 return Err(format!(
                     "line {}: unknown key {other:?} (expected ASAPP_API_ID or ASAPP_API_SECRET)",
+                    i + 1
+                ))
+            }
+            _ => {
+                return Err(format!(
+                    "line {}: expected KEY=VALUE with KEY ASAPP_API_ID or ASAPP_API_SECRET",
                     i + 1
                 ))
             }
@@ -71,6 +122,16 @@ fn parse(text: &str) -> Result<Credentials, String> {
             .filter(|s| !s.is_empty())
             .ok_or_else(|| missing("ASAPP_API_SECRET"))?,
     })
+}
+
+/// `[A-Za-z_][A-Za-z0-9_]*`, at most 64 bytes: an environment variable's name.
+fn is_plain_key(key: &str) -> bool {
+    key.len() <= 64
+        && key
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// A value without one pair of matching surrounding quotes.
@@ -120,5 +181,34 @@ mod tests {
         assert!(e.starts_with("line 2:") && !e.contains("hunter2"), "{e}");
         let e = parse("API_KEY=hunter2\n").unwrap_err();
         assert!(e.contains("API_KEY") && !e.contains("hunter2"), "{e}");
+        let e = parse("ASAPP_API_SECRET: hunter2=x\n").unwrap_err();
+        assert!(e.starts_with("line 1:") && !e.contains("hunter2"), "{e}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_file_others_may_read_is_used_with_a_warning() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("creds.env");
+        std::fs::write(&path, "ASAPP_API_ID=a\nASAPP_API_SECRET=hunter2\n").unwrap();
+        for (mode, warned) in [
+            (0o600, None),
+            (0o640, Some("group")),
+            (0o604, Some("others")),
+            (0o644, Some("group and others")),
+        ] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            let loaded = load(Some(&path)).unwrap();
+            assert_eq!(loaded.credentials.secret, "hunter2");
+            match (loaded.warning, warned) {
+                (None, None) => {}
+                (Some(w), Some(who)) => {
+                    assert!(w.contains(&format!("readable by {who} (mode")), "{w}");
+                    assert!(w.contains("chmod 600") && !w.contains("hunter2"), "{w}");
+                }
+                (got, want) => panic!("{mode:o}: {got:?}, want {want:?}"),
+            }
+        }
     }
 }

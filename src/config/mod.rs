@@ -4,6 +4,7 @@
 //! the same in both.
 
 pub mod credentials;
+pub mod network;
 pub mod paths;
 pub mod settings;
 
@@ -16,7 +17,8 @@ use crate::error::Error;
 pub use crate::plan::InputConfig;
 use crate::read::ReadOptions;
 use crate::report::ReportFormat;
-use crate::send::client::{ApiUrl, Credentials};
+use crate::send::client::proxy::ProxyChoice;
+use crate::send::client::{ApiUrl, Credentials, Network};
 use crate::send::retry::RetryPolicy;
 use crate::validate::ValidateOptions;
 
@@ -102,6 +104,13 @@ pub struct RunConfig {
     /// `TRANSCRIPT_IMPORT_PANIC_AFTER`: how the test of the panic path
     /// reaches it in the real binary. No flag.
     pub panic_after: Option<u64>,
+    /// The roots trusted besides the built-in ones, and the proxy.
+    pub network: Network,
+    /// Which proxy, and why: for the summary.
+    pub proxy: ProxyChoice,
+    /// Said on stderr before anything else happens (a credentials file
+    /// others may read, plain HTTP off loopback).
+    pub warnings: Vec<String>,
 }
 
 /// Turn `run`'s flags into a [`RunConfig`]. Errors name the flag or file to fix.
@@ -113,14 +122,23 @@ pub fn run_config(args: &RunArgs) -> Result<RunConfig, Error> {
     if let Some(rejects) = &args.rejects {
         rejects_format(rejects)?;
     }
+    let mut warnings = Vec::new();
     let (api_url, credentials) = if args.emulator {
         (None, None)
     } else {
-        let url =
-            ApiUrl::parse(&args.api_url).map_err(|e| Error::usage(format!("--api-url {e}")))?;
-        let credentials = credentials::load(args.credentials_file.as_deref())?;
-        (Some(url), Some(credentials))
+        let url = ApiUrl::parse_with(&args.api_url, args.network.allow_insecure_http)
+            .map_err(|e| Error::usage(format!("--api-url {e}")))?;
+        if url.scheme() == "http" && !url.is_loopback() {
+            warnings.push(format!(
+                "--allow-insecure-http: credentials and transcripts go to {} unencrypted",
+                url.as_str()
+            ));
+        }
+        let loaded = credentials::load(args.credentials_file.as_deref())?;
+        warnings.extend(loaded.warning);
+        (Some(url), Some(loaded.credentials))
     };
+    let (network, proxy) = network::network_config(&args.network, api_url.as_ref())?;
     let outputs: Vec<(&str, &std::path::Path)> = [
         ("--report", &args.report),
         ("--rejects", &args.rejects),
@@ -157,6 +175,9 @@ pub fn run_config(args: &RunArgs) -> Result<RunConfig, Error> {
         panic_after: std::env::var("TRANSCRIPT_IMPORT_PANIC_AFTER")
             .ok()
             .and_then(|v| v.parse().ok()),
+        network,
+        proxy,
+        warnings,
     })
 }
 

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::Config;
+use super::{Config, Tls};
 use crate::cli::EmulatorArgs;
 use crate::error::Error;
 
@@ -71,6 +71,11 @@ fn from_args(
         known_conversations_only: args.known_conversations_only,
         retry_after_http_date: args.retry_after_date,
         stats_file: args.stats_file.clone(),
+        tls: args.tls.then(|| {
+            let mut tls = Tls::default();
+            tls.names.extend(args.tls_name.iter().cloned());
+            tls
+        }),
         ..Config::default()
     })
 }
@@ -128,6 +133,16 @@ mod tests {
         assert_eq!(c.max_body, 1000);
         assert_eq!(c.credentials, Some(("id".into(), "s3cret".into())));
         assert!(!format!("{c:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn tls_names_add_to_loopback() {
+        let c = from_args(&args(&["--tls", "--tls-name", "emulator.test"]), None, None).unwrap();
+        assert_eq!(
+            c.tls.unwrap().names,
+            ["localhost", "127.0.0.1", "::1", "emulator.test"]
+        );
+        assert!(from_args(&args(&[]), None, None).unwrap().tls.is_none());
     }
 
     #[test]

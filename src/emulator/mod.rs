@@ -13,6 +13,7 @@ mod limits;
 mod schema;
 mod server;
 mod state;
+mod tls;
 
 use std::fmt;
 use std::io::{self, Write};
@@ -26,6 +27,7 @@ use tokio::sync::oneshot;
 
 pub use config::emulator_config;
 pub use state::{Stats, StoredMessage};
+pub use tls::Tls;
 
 use server::Shared;
 
@@ -83,7 +85,11 @@ pub struct Config {
     pub stats_file: Option<PathBuf>,
     /// How long a client may take to send a request head before the
     /// connection is closed (slow clients never hold a connection forever).
+    /// The TLS handshake, with `tls`, has as long again.
     pub header_read_timeout: Duration,
+    /// Serve HTTPS with a certificate made at start for these names, signed
+    /// by a CA made with it ([`Emulator::ca_pem`]). `None`: plain HTTP.
+    pub tls: Option<Tls>,
 }
 
 impl Default for Config {
@@ -109,6 +115,7 @@ impl Default for Config {
             retry_after_http_date: false,
             stats_file: None,
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            tls: None,
         }
     }
 }
@@ -139,6 +146,7 @@ impl fmt::Debug for Config {
             .field("retry_after_http_date", &self.retry_after_http_date)
             .field("stats_file", &self.stats_file)
             .field("header_read_timeout", &self.header_read_timeout)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -150,6 +158,8 @@ pub struct Emulator {
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
     stats_file: Option<PathBuf>,
+    /// The CA that signed the HTTPS certificate, PEM; `None` for plain HTTP.
+    ca_pem: Option<String>,
 }
 
 impl Emulator {
@@ -170,6 +180,11 @@ impl Emulator {
             listen(addr)?
         };
         let addr = listener.local_addr()?;
+        let certified = config.tls.as_ref().map(tls::certify).transpose()?;
+        let (ca_pem, acceptor) = match certified {
+            Some(c) => (Some(c.ca_pem), Some(c.acceptor)),
+            None => (None, None),
+        };
         let stats_file = config.stats_file.clone();
         let shared = Arc::new(Shared::new(config));
         let (stop, stopped) = oneshot::channel();
@@ -177,7 +192,7 @@ impl Emulator {
         let thread = std::thread::Builder::new()
             .name("emulator".into())
             .spawn(move || {
-                runtime.block_on(server::serve(listener, serving, stopped));
+                runtime.block_on(server::serve(listener, acceptor, serving, stopped));
                 // Connections still open are cut here.
                 runtime.shutdown_timeout(Duration::from_millis(200));
             })?;
@@ -187,6 +202,7 @@ impl Emulator {
             stop: Some(stop),
             thread: Some(thread),
             stats_file,
+            ca_pem,
         })
     }
 
@@ -194,9 +210,20 @@ impl Emulator {
         self.addr
     }
 
-    /// Base URL, e.g. `http://127.0.0.1:PORT`.
+    /// Base URL, e.g. `http://127.0.0.1:PORT`, or `https://` with TLS.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.ca_pem.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// With TLS, the PEM of the CA that signed the server's certificate:
+    /// what a client must trust (`--ca-cert`).
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
     }
 
     /// The counters, as `GET /_emulator/stats` shows them.
@@ -262,6 +289,17 @@ fn listen(addr: SocketAddr) -> io::Result<tokio::net::TcpListener> {
     socket.listen(BACKLOG)
 }
 
+/// The CA certificate in `ca.pem` in a new private temporary directory
+/// (under `TMPDIR`).
+fn write_ca(pem: &str) -> io::Result<(tempfile::TempDir, PathBuf)> {
+    let dir = tempfile::Builder::new()
+        .prefix("transcript-import-emulator-")
+        .tempdir()?;
+    let path = dir.path().join("ca.pem");
+    std::fs::write(&path, pem)?;
+    Ok((dir, path))
+}
+
 fn write_stats(path: &std::path::Path, stats: &Stats) -> io::Result<()> {
     let mut json = serde_json::to_vec_pretty(stats)?;
     json.push(b'\n');
@@ -269,7 +307,9 @@ fn write_stats(path: &std::path::Path, stats: &Stats) -> io::Result<()> {
 }
 
 /// `transcript-import emulator`: serve in the foreground, print
-/// `listening on ADDR` as the first line of stdout, stop on SIGINT/SIGTERM
+/// `listening on ADDR` as the first line of stdout (then, with TLS,
+/// `ca: PATH`, the CA certificate to trust, in a private temporary
+/// directory removed when the emulator stops), stop on SIGINT/SIGTERM
 /// (writing the stats file, if any).
 pub fn run(config: Config) -> Result<(), crate::error::Error> {
     use crate::error::Error;
@@ -286,13 +326,23 @@ pub fn run(config: Config) -> Result<(), crate::error::Error> {
             None => format!("cannot listen: {e}"),
         })
     })?;
+    // Kept until the emulator stops; removed with it.
+    let ca_dir = match emulator.ca_pem() {
+        Some(pem) => Some(write_ca(pem).map_err(Error::Output)?),
+        None => None,
+    };
     {
         let mut out = io::stdout().lock();
         writeln!(out, "listening on {}", emulator.addr())
+            .and_then(|()| match &ca_dir {
+                Some((_, path)) => writeln!(out, "ca: {}", path.display()),
+                None => Ok(()),
+            })
             .and_then(|()| out.flush())
             .map_err(Error::Output)?;
     }
     let _ = signalled.recv();
     emulator.shutdown();
+    drop(ca_dir);
     Ok(())
 }

@@ -30,6 +30,7 @@ use rand::{RngExt, SeedableRng};
 use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
+use tokio_rustls::TlsAcceptor;
 use ulid::Ulid;
 
 use super::limits::{retry_after_secs, DailyQuota, TokenBucket};
@@ -113,9 +114,11 @@ impl Shared {
     }
 }
 
-/// Accept connections until `shutdown` fires.
+/// Accept connections until `shutdown` fires; with `tls`, each completes
+/// a TLS handshake first (within the head's timeout) or is closed.
 pub async fn serve(
     listener: TcpListener,
+    tls: Option<TlsAcceptor>,
     shared: Arc<Shared>,
     mut shutdown: oneshot::Receiver<()>,
 ) {
@@ -133,11 +136,24 @@ pub async fn serve(
                     let _ = stream.set_nodelay(true);
                     let shared = Arc::clone(&shared);
                     let builder = Arc::clone(&builder);
+                    let tls = tls.clone();
                     tokio::spawn(async move {
+                        let timeout = shared.config.header_read_timeout;
                         let service = service_fn(move |req| handle(Arc::clone(&shared), req));
-                        // Errors here are the client's (reset, timeout) or our
-                        // own drops: the connection is closed either way.
-                        let _ = builder.serve_connection(TokioIo::new(stream), service).await;
+                        // Errors here are the client's (reset, timeout, a
+                        // certificate it refused) or our own drops: the
+                        // connection is closed either way.
+                        match tls {
+                            None => {
+                                let _ = builder.serve_connection(TokioIo::new(stream), service).await;
+                            }
+                            Some(tls) => {
+                                let accepted = tokio::time::timeout(timeout, tls.accept(stream)).await;
+                                if let Ok(Ok(stream)) = accepted {
+                                    let _ = builder.serve_connection(TokioIo::new(stream), service).await;
+                                }
+                            }
+                        }
                     });
                 }
                 // Out of file descriptors and the like: wait, then accept again.

@@ -855,6 +855,7 @@ mod tests {
 
     fn info() -> RunInfo {
         RunInfo {
+            proxy: None,
             command: "run",
             started_at: chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
             finished_at: chrono::DateTime::from_timestamp(1_700_000_002, 0).unwrap(),

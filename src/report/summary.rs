@@ -45,6 +45,9 @@ pub struct RunInfo {
     pub settings: Vec<(String, String)>,
     /// What a reader should know first (a re-rendered report says so).
     pub notes: Vec<String>,
+    /// Which proxy requests went through, or why none did when one was set
+    /// (never its credentials): a line of the summary.
+    pub proxy: Option<String>,
 }
 
 impl RunInfo {
@@ -175,6 +178,7 @@ mod tests {
             );
         }
         let info = RunInfo {
+            proxy: None,
             command: "run",
             started_at: DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
             finished_at: DateTime::from_timestamp(1_700_000_002, 0).unwrap(),

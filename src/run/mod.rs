@@ -37,6 +37,9 @@ const MIN_DOWN_AFTER: Duration = Duration::from_secs(2);
 pub fn run(cfg: RunConfig) -> Result<ExitCode, Error> {
     let started_at = chrono::Utc::now();
     let started = Instant::now();
+    for warning in &cfg.warnings {
+        eprintln!("warning: {warning}");
+    }
     let result = import(&cfg, started_at, started);
     if let (Err(e), Some(path)) = (&result, &cfg.summary_json) {
         let info = RunInfo {
@@ -53,6 +56,7 @@ pub fn run(cfg: RunConfig) -> Result<ExitCode, Error> {
             fewest_requests: None,
             settings: cfg.settings.clone(),
             notes: Vec::new(),
+            proxy: cfg.proxy.describe(),
         };
         let empty = Stats::new(Vec::new()).summary();
         if let Err(write) = report::summary::write_json(path, &empty, &info) {
@@ -120,7 +124,7 @@ fn import(
     }
     ledger.add_sources(inputs)?;
     let argv: Vec<String> = std::env::args_os()
-        .map(|a| a.to_string_lossy().into_owned())
+        .map(|a| without_password(&a.to_string_lossy()))
         .collect();
     ledger.describe_run(&argv, &std::env::current_dir().unwrap_or_default())?;
     let lookup = ledger.lookup()?;
@@ -226,7 +230,13 @@ fn import(
         );
     }
     let progress = Progress::start(Arc::clone(&counters), totals, cfg.quiet, cfg.progress_every);
-    let client = Client::new(api_url, credentials, cfg.pace.concurrency, cfg.timeout);
+    let client = Client::with_network(
+        api_url,
+        credentials,
+        cfg.pace.concurrency,
+        cfg.timeout,
+        &cfg.network,
+    );
     let limiter = RateLimiter::new(cfg.pace.rate.map(|r| r.per_second()));
     let settings = send::Settings {
         concurrency: cfg.pace.concurrency,
@@ -278,7 +288,17 @@ fn import(
         }
     };
     let summary = stats.summary();
-    let code = exit_code(stopped.as_ref(), summary.all_success());
+    // Rows this run may have stored or had answered (`already_imported`
+    // is an earlier run's).
+    let sent = [
+        Status::Created,
+        Status::Exists,
+        Status::Failed,
+        Status::Uncertain,
+    ]
+    .into_iter()
+    .any(|s| summary.count(s) > 0);
+    let code = exit_code(stopped.as_ref(), summary.all_success(), sent);
 
     // The outputs, each on its own: one that cannot be written does not
     // keep the others from being written.
@@ -343,6 +363,7 @@ fn import(
         fewest_requests: Some(fewest),
         settings: cfg.settings.clone(),
         notes: Vec::new(),
+        proxy: cfg.proxy.describe(),
     };
     if let Some(path) = &cfg.html {
         let page = report::html::render(&summary, &info);
@@ -460,12 +481,38 @@ fn raise_open_files(want: u64) -> Option<u64> {
     }
 }
 
+/// An argument with any URL's password replaced by `***` (`--proxy
+/// http://user:secret@host`): the ledger keeps the command line, never a
+/// credential.
+fn without_password(arg: &str) -> String {
+    let Some(scheme_end) = arg.find("://") else {
+        return arg.to_string();
+    };
+    let rest = &arg[scheme_end + 3..];
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    let Some(at) = authority.rfind('@') else {
+        return arg.to_string();
+    };
+    match authority[..at].find(':') {
+        Some(colon) => {
+            let start = scheme_end + 3;
+            format!("{}***{}", &arg[..start + colon + 1], &arg[start + at..])
+        }
+        None => arg.to_string(),
+    }
+}
+
 /// How the run ended, as the process says it (DESIGN.md, "Exit codes").
-fn exit_code(stopped: Option<&StopReason>, all_success: bool) -> ExitCode {
+/// `sent`: some row of this run reached the API, or may have.
+fn exit_code(stopped: Option<&StopReason>, all_success: bool, sent: bool) -> ExitCode {
     match stopped {
         Some(StopReason::Interrupted) => ExitCode::Interrupted,
+        // A certificate refused before anything was sent is a setting to
+        // fix (--ca-cert, the URL), as a usage error is.
+        Some(StopReason::Untrusted { .. }) if !sent => ExitCode::Usage,
         Some(
-            StopReason::Unauthorized { .. }
+            StopReason::Untrusted { .. }
+            | StopReason::Unauthorized { .. }
             | StopReason::ApiDown { .. }
             | StopReason::InputChanged { .. }
             | StopReason::Sink,
@@ -481,11 +528,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn each_stop_has_its_exit_code() {
-        assert_eq!(exit_code(None, true), ExitCode::Success);
-        assert_eq!(exit_code(None, false), ExitCode::RowsNotCreated);
+    fn passwords_in_urls_are_not_kept() {
         assert_eq!(
-            exit_code(Some(&StopReason::Interrupted), true),
+            without_password("--proxy=http://me:s3cret@proxy:3128/x"),
+            "--proxy=http://me:***@proxy:3128/x"
+        );
+        assert_eq!(without_password("http://me@proxy"), "http://me@proxy");
+        assert_eq!(without_password("a.csv"), "a.csv");
+        assert_eq!(
+            without_password("https://api/x?to=a@b:c"),
+            "https://api/x?to=a@b:c"
+        );
+    }
+
+    #[test]
+    fn each_stop_has_its_exit_code() {
+        assert_eq!(exit_code(None, true, true), ExitCode::Success);
+        assert_eq!(exit_code(None, false, true), ExitCode::RowsNotCreated);
+        assert_eq!(
+            exit_code(Some(&StopReason::Interrupted), true, false),
             ExitCode::Interrupted
         );
         for aborted in [
@@ -495,12 +556,20 @@ mod tests {
             },
             StopReason::InputChanged { what: "x".into() },
             StopReason::Sink,
+            StopReason::Untrusted {
+                cause: "TLS".into(),
+            },
         ] {
-            assert_eq!(exit_code(Some(&aborted), true), ExitCode::Aborted);
+            assert_eq!(exit_code(Some(&aborted), true, true), ExitCode::Aborted);
         }
+        // A certificate refused before anything was sent: usage.
+        let untrusted = StopReason::Untrusted {
+            cause: "TLS".into(),
+        };
+        assert_eq!(exit_code(Some(&untrusted), false, false), ExitCode::Usage);
         for quota in [true, false] {
             assert_eq!(
-                exit_code(Some(&StopReason::Quota { flag: quota }), true),
+                exit_code(Some(&StopReason::Quota { flag: quota }), true, true),
                 ExitCode::QuotaPaused
             );
         }

@@ -226,6 +226,7 @@ pub fn report(cfg: ReportConfig) -> Result<ExitCode, Error> {
         ExitCode::RowsNotCreated
     };
     let info = RunInfo {
+        proxy: None,
         command: "report",
         started_at,
         finished_at: chrono::Utc::now(),

@@ -107,6 +107,9 @@ pub fn lines(summary: &Summary, info: &RunInfo, no_report: bool) -> Vec<String> 
             }
         ));
     }
+    if let Some(proxy) = &info.proxy {
+        out.push(proxy.clone());
+    }
     if let Some(stopped) = &info.stopped {
         out.push(stopped.message.clone());
     }
@@ -131,6 +134,7 @@ pub fn stopped(reason: &StopReason) -> Stopped {
             StopReason::Interrupted => "interrupted",
             StopReason::Unauthorized { .. } => "unauthorized",
             StopReason::ApiDown { .. } => "api_down",
+            StopReason::Untrusted { .. } => "untrusted",
             StopReason::Quota { .. } => "quota",
             StopReason::InputChanged { .. } => "input_changed",
             StopReason::Sink => "output",
@@ -151,6 +155,7 @@ fn stopped_line(reason: &StopReason) -> String {
         StopReason::ApiDown { cause } => format!(
             "stopped: the API cannot be reached or keeps failing: {cause}. Run again later with the same --state"
         ),
+        StopReason::Untrusted { cause } => format!("stopped: {cause}"),
         StopReason::Quota { flag } => {
             let next = next_utc_midnight();
             format!(

@@ -9,8 +9,11 @@ use serde::Deserialize;
 
 use crate::model::{ConversationBody, MessageBody, StoredItem};
 
+pub mod proxy;
+pub mod tls;
 mod transport;
 
+pub use proxy::ProxyUrl;
 use transport::{describe, Progress};
 
 /// API credentials. `Debug` never prints them.
@@ -26,59 +29,81 @@ impl fmt::Debug for Credentials {
     }
 }
 
-/// Why a string is not a usable API URL.
+/// Why a string is not a usable API URL. Each holds the URL with any
+/// `user:password@` shown as `***@`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UrlError {
     #[error("{0:?}: expected a URL such as https://api.sandbox.asapp.com")]
     NotAUrl(String),
     #[error("{0:?}: no host")]
     NoHost(String),
-    #[error("{0:?}: plain http is allowed only on loopback; use https so credentials and transcripts are encrypted")]
+    #[error("{0:?}: plain http is allowed only on loopback; use https so credentials and transcripts are encrypted (or --allow-insecure-http)")]
     PlainHttp(String),
     #[error("{url:?}: unsupported scheme {scheme:?}")]
     Scheme { url: String, scheme: String },
+    #[error("{0:?}: no user:password@ here: credentials come from ASAPP_API_ID / ASAPP_API_SECRET or --credentials-file")]
+    Userinfo(String),
 }
 
-/// A base URL that is HTTPS, or plain HTTP only on loopback.
+/// A base URL that is HTTPS, or plain HTTP only on loopback (or when
+/// allowed in so many words).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiUrl {
     base: String,
+    https: bool,
+    host: String,
     loopback: bool,
 }
 
 impl ApiUrl {
+    /// HTTPS, or plain HTTP on loopback.
     pub fn parse(url: &str) -> Result<ApiUrl, UrlError> {
+        ApiUrl::parse_with(url, false)
+    }
+
+    /// As [`ApiUrl::parse`]; `insecure_http` also takes plain HTTP to any
+    /// host (`--allow-insecure-http`).
+    pub fn parse_with(url: &str, insecure_http: bool) -> Result<ApiUrl, UrlError> {
         let url = url.trim().trim_end_matches('/');
+        let shown = || proxy::redact(url);
         let (scheme, rest) = url
             .split_once("://")
-            .ok_or_else(|| UrlError::NotAUrl(url.to_string()))?;
-        let authority = rest.split('/').next().unwrap_or_default();
+            .ok_or_else(|| UrlError::NotAUrl(shown()))?;
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        if authority.contains('@') {
+            return Err(UrlError::Userinfo(shown()));
+        }
         if authority.is_empty() {
-            return Err(UrlError::NoHost(url.to_string()));
+            return Err(UrlError::NoHost(shown()));
         }
         let host = if let Some(v6) = authority.strip_prefix('[') {
             v6.split(']').next().unwrap_or_default()
         } else {
             authority.rsplit_once(':').map_or(authority, |(h, _)| h)
         };
-        let loopback = host == "localhost"
+        if host.is_empty() {
+            return Err(UrlError::NoHost(shown()));
+        }
+        let loopback = host.eq_ignore_ascii_case("localhost")
             || host
                 .parse::<std::net::IpAddr>()
                 .map(|ip| ip.is_loopback())
                 .unwrap_or(false);
-        match scheme.to_ascii_lowercase().as_str() {
-            "https" => {}
-            "http" if loopback => {}
-            "http" => return Err(UrlError::PlainHttp(url.to_string())),
+        let https = match scheme.to_ascii_lowercase().as_str() {
+            "https" => true,
+            "http" if loopback || insecure_http => false,
+            "http" => return Err(UrlError::PlainHttp(shown())),
             other => {
                 return Err(UrlError::Scheme {
-                    url: url.to_string(),
+                    url: shown(),
                     scheme: other.to_string(),
                 })
             }
-        }
+        };
         Ok(ApiUrl {
             base: url.to_string(),
+            https,
+            host: host.to_string(),
             loopback,
         })
     }
@@ -87,8 +112,40 @@ impl ApiUrl {
         self.loopback
     }
 
+    /// `https` or `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.https {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    /// The host, without brackets or port.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
     pub fn as_str(&self) -> &str {
         &self.base
+    }
+}
+
+/// How the client reaches the API: the certificate authorities it trusts
+/// besides the system's roots (`--ca-cert`), and the proxy it goes
+/// through, if any.
+#[derive(Clone, Default)]
+pub struct Network {
+    pub extra_roots: Vec<ureq::tls::Certificate<'static>>,
+    pub proxy: Option<ProxyUrl>,
+}
+
+impl fmt::Debug for Network {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Network")
+            .field("extra_roots", &self.extra_roots.len())
+            .field("proxy", &self.proxy)
+            .finish()
     }
 }
 
@@ -115,6 +172,10 @@ pub enum Answer {
     /// the request was not completely written, so the server never had a
     /// whole body to store. Retry.
     NotSent,
+    /// The server's certificate was refused (no trusted root signed it,
+    /// another name, expired): not sent, and no retry would change that.
+    /// Stop the run.
+    Untrusted,
     /// The request went out and no answer came back: it may be stored.
     Lost,
 }
@@ -179,13 +240,25 @@ pub struct Client {
     agent: ureq::Agent,
     base: ApiUrl,
     credentials: Credentials,
+    proxy: Option<ProxyUrl>,
 }
 
 impl Client {
-    /// `pool` is the number of workers: ureq keeps only a few idle
-    /// connections per host by default, and past that every request would
-    /// open a new connection.
+    /// A client with the system's roots and no proxy. `pool` is the number
+    /// of workers: ureq keeps only a few idle connections per host by
+    /// default, and past that every request would open a new connection.
     pub fn new(base: ApiUrl, credentials: Credentials, pool: usize, timeout: Duration) -> Client {
+        Client::with_network(base, credentials, pool, timeout, &Network::default())
+    }
+
+    /// As [`Client::new`], reaching the API as `network` says.
+    pub fn with_network(
+        base: ApiUrl,
+        credentials: Credentials,
+        pool: usize,
+        timeout: Duration,
+        network: &Network,
+    ) -> Client {
         let idle = pool.max(1) * 2;
         let config = ureq::Agent::config_builder()
             // 4xx and 5xx are answers to classify, not errors.
@@ -200,9 +273,12 @@ impl Client {
             .timeout_global(Some(timeout))
             .timeout_connect(Some(Duration::from_secs(10).min(timeout)))
             .user_agent(concat!("transcript-import/", env!("CARGO_PKG_VERSION")))
-            // As before: no proxy taken from the environment. And a POST
-            // answered with a redirect is not sent again elsewhere.
-            .proxy(None)
+            // The proxy chosen in `config` (ureq's own reading of the
+            // environment differs from curl's). Through it, the connection
+            // to the API is a CONNECT tunnel, TLS inside it end to end.
+            .proxy(network.proxy.as_ref().map(ProxyUrl::to_ureq))
+            .tls_config(tls::config(&network.extra_roots))
+            // A POST answered with a redirect is not sent again elsewhere.
             .max_redirects(0)
             .build();
         let agent = ureq::Agent::with_parts(
@@ -214,6 +290,7 @@ impl Client {
             agent,
             base,
             credentials,
+            proxy: network.proxy.clone(),
         }
     }
 
@@ -270,11 +347,19 @@ impl Client {
             .header("asapp-api-id", &self.credentials.id)
             .header("asapp-api-secret", &self.credentials.secret)
             .call();
-        classify(result, transport::progress(), MAX_READ_BACK, |body| {
+        classify(result, self.via(), MAX_READ_BACK, |body| {
             serde_json::from_str::<Items>(body)
                 .ok()
                 .map(|i| Answer::Found { items: i.items })
         })
+    }
+
+    /// How far this thread's last request got, and through which proxy.
+    fn via(&self) -> Via<'_> {
+        Via {
+            progress: transport::progress(),
+            proxy: self.proxy.as_ref(),
+        }
     }
 
     /// POST `body` as JSON; a 200 means what `ok` reads in its answer.
@@ -296,7 +381,7 @@ impl Client {
             .header("asapp-api-secret", &self.credentials.secret)
             .header("content-type", "application/json")
             .send(&json[..]);
-        classify(result, transport::progress(), MAX_ANSWER, ok)
+        classify(result, self.via(), MAX_ANSWER, ok)
     }
 }
 
@@ -333,17 +418,23 @@ fn read_body(r: HttpResponse, max: u64) -> Result<String, ureq::Error> {
     Ok(s)
 }
 
-/// What came of a request: an answer, or an error after `progress`.
+/// How far a request got ([`Progress`]), and the proxy it went through.
+struct Via<'a> {
+    progress: Progress,
+    proxy: Option<&'a ProxyUrl>,
+}
+
+/// What came of a request: an answer, or an error after `via.progress`.
 fn classify(
     result: Result<HttpResponse, ureq::Error>,
-    progress: Progress,
+    via: Via<'_>,
     max: u64,
     parse: impl Fn(&str) -> Option<Answer>,
 ) -> Response {
     let r = match result {
         Ok(r) => r,
         Err(e) => {
-            let (answer, message) = failure(&e, &progress);
+            let (answer, message) = failure(&e, &via);
             return Response {
                 answer,
                 http_status: None,
@@ -418,20 +509,35 @@ fn classify(
 /// had a whole body to store, whatever the error (no connection, a write
 /// that failed or ran out of time, a deadline between two writes). The URL
 /// and headers never appear: ureq's errors carry neither credentials nor
-/// paths here, and the words are our own.
-fn failure(e: &ureq::Error, progress: &Progress) -> (Answer, String) {
+/// paths here, and the words are our own. A proxy is named without its
+/// credentials.
+fn failure(e: &ureq::Error, via: &Via<'_>) -> (Answer, String) {
+    let progress = &via.progress;
+    let untrusted = matches!(
+        tls::rustls_error(e),
+        Some(rustls::Error::InvalidCertificate(_))
+    );
     let e = describe(e);
     if progress.whole() {
         return (Answer::Lost, format!("no answer: {e}"));
     }
-    let message = match &progress.write_error {
-        Some(write) => {
+    let message = match (&progress.write_error, via.proxy) {
+        (Some(write), _) => {
             format!("not sent: the request was cut short ({write}) and no answer came ({e})")
         }
-        None if progress.started() => format!("not sent: the request was cut short: {e}"),
-        None if progress.connect_failed => format!("not sent: cannot connect: {e}"),
-        None => format!("not sent: {e}"),
+        (None, _) if progress.started() => format!("not sent: the request was cut short: {e}"),
+        (None, Some(proxy)) if progress.proxy_failed => {
+            format!("not sent: cannot connect to the proxy {proxy}: {e}")
+        }
+        (None, Some(proxy)) if progress.connect_failed => {
+            format!("not sent: cannot connect through the proxy {proxy}: {e}")
+        }
+        (None, None) if progress.connect_failed => format!("not sent: cannot connect: {e}"),
+        (None, _) => format!("not sent: {e}"),
     };
+    if untrusted && !progress.started() {
+        return (Answer::Untrusted, message);
+    }
     (Answer::NotSent, message)
 }
 
@@ -673,5 +779,236 @@ mod tests {
         );
         let r = wrong.create_message("ABC", &message(10));
         assert_eq!((r.answer, r.http_status), (Answer::Unauthorized, Some(401)));
+    }
+
+    // ------------------------------------------------------ TLS and proxies
+
+    fn tls_emulator(config: crate::emulator::Config) -> crate::emulator::Emulator {
+        let tls = config.tls.clone().unwrap_or_default();
+        crate::emulator::Emulator::start(crate::emulator::Config {
+            tls: Some(tls),
+            ..config
+        })
+        .unwrap()
+    }
+
+    /// The emulator's CA, as `--ca-cert` would load it.
+    fn trusting(emu: &crate::emulator::Emulator) -> Network {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ca.pem");
+        std::fs::write(&path, emu.ca_pem().unwrap()).unwrap();
+        Network {
+            extra_roots: tls::load_ca(&path).unwrap(),
+            proxy: None,
+        }
+    }
+
+    fn client_with(url: &str, network: &Network) -> Client {
+        let credentials = Credentials {
+            id: "id".into(),
+            secret: "secret".into(),
+        };
+        let url = ApiUrl::parse(url).unwrap();
+        Client::with_network(url, credentials, 1, Duration::from_secs(5), network)
+    }
+
+    #[test]
+    fn https_with_the_emulators_ca_is_trusted_by_ip_and_by_name() {
+        let emu = tls_emulator(Default::default());
+        let network = trusting(&emu);
+        let by_name = format!("https://localhost:{}", emu.addr().port());
+        for url in [emu.url(), by_name] {
+            assert!(url.starts_with("https://"), "{url}");
+            let r = client_with(&url, &network).create_message("ABC", &message(10));
+            assert!(matches!(r.answer, Answer::Created { .. }), "{url}: {r:?}");
+        }
+        assert_eq!(emu.stats().stored, 2);
+    }
+
+    #[test]
+    fn a_certificate_from_an_unknown_ca_is_untrusted_and_says_so() {
+        let emu = tls_emulator(Default::default());
+        let r = client_with(&emu.url(), &Network::default()).create_message("ABC", &message(10));
+        assert_eq!(r.answer, Answer::Untrusted, "{r:?}");
+        let m = r.error_message.unwrap();
+        assert!(
+            m.starts_with("not sent: cannot connect: TLS: the server's certificate is not trusted"),
+            "{m}"
+        );
+        assert!(m.contains("--ca-cert"), "{m}");
+        // Another emulator's CA does not do either.
+        let other = tls_emulator(Default::default());
+        let r = client_with(&emu.url(), &trusting(&other)).create_message("ABC", &message(10));
+        assert_eq!(r.answer, Answer::Untrusted, "{r:?}");
+        assert_eq!(emu.stats().requests_total, 0);
+    }
+
+    #[test]
+    fn a_certificate_for_another_name_is_untrusted_and_says_so() {
+        let emu = tls_emulator(crate::emulator::Config {
+            tls: Some(crate::emulator::Tls {
+                names: vec!["elsewhere.test".into()],
+            }),
+            ..Default::default()
+        });
+        let r = client_with(&emu.url(), &trusting(&emu)).create_message("ABC", &message(10));
+        assert_eq!(r.answer, Answer::Untrusted, "{r:?}");
+        let m = r.error_message.unwrap();
+        assert!(
+            m.contains("TLS: the server's certificate is not valid for 127.0.0.1 (it names elsewhere.test)"),
+            "{m}"
+        );
+    }
+
+    /// A CONNECT proxy on loopback: answers `status` to every CONNECT,
+    /// and on 200 dials the target and relays bytes both ways. What it
+    /// was asked to connect to is in `connects`.
+    struct TestProxy {
+        url: String,
+        connects: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    }
+
+    fn test_proxy(status: u16) -> TestProxy {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let connects = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = std::sync::Arc::clone(&connects);
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                let seen = std::sync::Arc::clone(&seen);
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(client.try_clone().unwrap());
+                    let mut head = Vec::new();
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                        head.push(line);
+                    }
+                    let target = head[0].split(' ').nth(1).unwrap_or_default().to_string();
+                    seen.lock().unwrap().push(target.clone());
+                    let mut client = client;
+                    if status != 200 {
+                        let _ = write!(client, "HTTP/1.1 {status} No\r\ncontent-length: 0\r\n\r\n");
+                        return;
+                    }
+                    let Ok(upstream) = std::net::TcpStream::connect(&target) else {
+                        let _ = write!(client, "HTTP/1.1 502 Bad Gateway\r\n\r\n");
+                        return;
+                    };
+                    let _ = write!(client, "HTTP/1.1 200 Connection established\r\n\r\n");
+                    let (mut up_r, mut up_w) = (upstream.try_clone().unwrap(), upstream);
+                    let mut down_w = client;
+                    let up = std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut reader, &mut up_w);
+                        let _ = up_w.shutdown(std::net::Shutdown::Write);
+                    });
+                    let _ = std::io::copy(&mut up_r, &mut down_w);
+                    let _ = down_w.shutdown(std::net::Shutdown::Both);
+                    let _ = up.join();
+                });
+            }
+        });
+        TestProxy { url, connects }
+    }
+
+    fn via_proxy(proxy: &TestProxy, mut network: Network) -> Network {
+        network.proxy = Some(ProxyUrl::parse(&proxy.url).unwrap());
+        network
+    }
+
+    #[test]
+    fn https_through_a_connect_proxy() {
+        let emu = tls_emulator(Default::default());
+        let proxy = test_proxy(200);
+        let network = via_proxy(&proxy, trusting(&emu));
+        let c = client_with(&emu.url(), &network);
+        for _ in 0..3 {
+            let r = c.create_message("ABC", &message(10));
+            assert!(matches!(r.answer, Answer::Created { .. }), "{r:?}");
+        }
+        assert_eq!(emu.stats().stored, 3);
+        let connects = proxy.connects.lock().unwrap().clone();
+        // One tunnel, kept and reused like a direct connection.
+        assert_eq!(connects, [emu.addr().to_string()]);
+    }
+
+    #[test]
+    fn a_proxy_that_refuses_the_tunnel_is_not_sent() {
+        // The proxy read and answered the CONNECT request: bytes went out
+        // on the way to the API, none of them the request's.
+        let emu = tls_emulator(Default::default());
+        let proxy = test_proxy(403);
+        let r = client_with(&emu.url(), &via_proxy(&proxy, trusting(&emu)))
+            .create_message("ABC", &message(10));
+        assert_eq!(r.answer, Answer::NotSent, "{r:?}");
+        let m = r.error_message.unwrap();
+        assert!(
+            m.starts_with("not sent: cannot connect through the proxy http://127.0.0.1:"),
+            "{m}"
+        );
+        assert!(
+            m.ends_with("the proxy refused the tunnel to the API (CONNECT answered HTTP 403)"),
+            "{m}"
+        );
+        assert_eq!(emu.stats().requests_total, 0);
+    }
+
+    #[test]
+    fn a_proxy_that_cannot_be_reached_is_named() {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let network = Network {
+            extra_roots: Vec::new(),
+            proxy: Some(ProxyUrl::parse(&format!("http://u:hunter2@127.0.0.1:{port}")).unwrap()),
+        };
+        let r = client_with("https://127.0.0.1:9", &network).create_message("ABC", &message(10));
+        assert_eq!(r.answer, Answer::NotSent, "{r:?}");
+        let m = r.error_message.unwrap();
+        assert!(
+            m.starts_with(&format!(
+                "not sent: cannot connect to the proxy http://***@127.0.0.1:{port}: Connection refused"
+            )),
+            "{m}"
+        );
+        assert!(!m.contains("hunter2"), "{m}");
+    }
+
+    #[test]
+    fn through_a_proxy_a_whole_request_without_an_answer_is_lost() {
+        // Counting goes on inside the tunnel: the request was written
+        // whole, so the missing answer makes it uncertain, as direct.
+        let emu = tls_emulator(crate::emulator::Config {
+            drop_before: 1.0,
+            ..Default::default()
+        });
+        let proxy = test_proxy(200);
+        let r = client_with(&emu.url(), &via_proxy(&proxy, trusting(&emu)))
+            .create_message("ABC", &message(10));
+        assert_eq!(r.answer, Answer::Lost, "{r:?}");
+        assert!(r.error_message.unwrap().starts_with("no answer:"));
+    }
+
+    #[test]
+    fn through_a_proxy_a_refused_certificate_is_not_sent() {
+        let emu = tls_emulator(Default::default());
+        let proxy = test_proxy(200);
+        let r = client_with(&emu.url(), &via_proxy(&proxy, Network::default()))
+            .create_message("ABC", &message(10));
+        assert_eq!(r.answer, Answer::Untrusted, "{r:?}");
+        let m = r.error_message.unwrap();
+        assert!(
+            m.contains("TLS: the server's certificate is not trusted"),
+            "{m}"
+        );
+        assert_eq!(emu.stats().requests_total, 0);
     }
 }

@@ -4,11 +4,13 @@
 mod delivery;
 mod emulator;
 mod flags;
+mod generated;
 mod golden;
 mod hardening;
 mod hostile;
 mod input;
 mod migration;
+mod network;
 mod pipeline;
 mod regression;
 mod reports;

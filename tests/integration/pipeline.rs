@@ -539,47 +539,146 @@ fn reports_csv_and_jsonl_agree_and_lines_count_physical_lines() {
 }
 
 const SECRET: &str = "s3cr3t-VALUE";
+/// A proxy's password, and the `Proxy-Authorization` it makes
+/// (base64 of `alice:pr0xy-S3CRET`).
+const PROXY_SECRET: &str = "pr0xy-S3CRET";
+const PROXY_SECRET_B64: &str = "YWxpY2U6cHIweHktUzNDUkVU";
 
-/// The secret appears nowhere: not on stdout or stderr, not in the report,
-/// not in the ledger's bytes; whether the API refuses it or accepts it.
+/// The secrets appear nowhere: not on stdout or stderr, not in any byte of
+/// any file the run leaves (report, ledger, journal, spools, temporary
+/// files: `TMPDIR` is the run's directory), whether the API accepts the
+/// credentials or refuses them, whether the run ends or panics, whether
+/// they come from the environment or a file others may read, over HTTPS
+/// through a proxy whose URL carries a password.
 #[test]
 fn the_secret_never_appears() {
-    for accepted in [false, true] {
-        let emu = emulator(Config {
-            credentials: Some(("id".into(), if accepted { SECRET } else { "other" }.into())),
-            ..Config::default()
-        });
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    enum Case {
+        Accepted,
+        Refused,
+        Panic,
+        FileAndProxy,
+    }
+    for case in [
+        Case::Accepted,
+        Case::Refused,
+        Case::Panic,
+        Case::FileAndProxy,
+    ] {
         let dir = Dir::new();
+        let mut config = Config {
+            credentials: Some((
+                "id".into(),
+                if case == Case::Refused {
+                    "other"
+                } else {
+                    SECRET
+                }
+                .into(),
+            )),
+            ..Config::default()
+        };
+        let outside = Dir::new();
+        let mut proxy = None;
+        if case == Case::FileAndProxy {
+            config.tls = Some(transcript_import::emulator::Tls::default());
+            proxy = Some(crate::network::ConnectProxy::start(
+                crate::network::Behaviour::Relay,
+            ));
+        }
+        let emu = emulator(config);
         let (rows, input) = clean_input(&dir, 3, 12);
         let (url, state, report) = (emu.url(), dir.path("state.db"), dir.path("report.csv"));
-        let args = [
-            "run",
-            "--api-url",
-            &url,
-            "--state",
-            state.to_str().unwrap(),
-            "--report",
-            report.to_str().unwrap(),
-            &input,
+        let mut args = vec![
+            "run".to_string(),
+            "--api-url".into(),
+            url,
+            "--state".into(),
+            state.to_str().unwrap().into(),
+            "--report".into(),
+            report.to_str().unwrap().into(),
+            input,
         ];
-        let ran = util::run_with(&args, Some(("id", SECRET)));
-        assert_eq!(ran.code, if accepted { 0 } else { 3 }, "{ran:?}");
-        assert!(
-            !ran.stdout.contains(SECRET) && !ran.stderr.contains(SECRET),
-            "{ran:?}"
-        );
-        let files = dir.files();
-        assert!(files.iter().any(|(p, _)| p == &state), "the ledger exists");
-        assert!(files.iter().any(|(p, _)| p == &report), "the report exists");
-        let needle = SECRET.as_bytes();
-        for (path, bytes) in files {
+        let mut cmd = std::process::Command::new(util::bin());
+        cmd.env_remove("ASAPP_API_ID")
+            .env_remove("ASAPP_API_SECRET")
+            .env("TMPDIR", dir.root());
+        for var in crate::network::PROXY_VARS {
+            cmd.env_remove(var);
+        }
+        match case {
+            Case::FileAndProxy => {
+                // The file and the CA live outside the searched directory.
+                let creds = outside.write(
+                    "creds.env",
+                    format!("ASAPP_API_ID=id\nASAPP_API_SECRET={SECRET}\n"),
+                );
+                // Readable by the group: used, with a warning (whatever the umask).
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::PermissionsExt;
+                    std::fs::set_permissions(&creds, std::fs::Permissions::from_mode(0o640))
+                        .unwrap();
+                }
+                let ca = outside.write("ca.pem", emu.ca_pem().unwrap());
+                let proxy_url = proxy
+                    .as_ref()
+                    .unwrap()
+                    .url()
+                    .replace("http://", &format!("http://alice:{PROXY_SECRET}@"));
+                args.extend([
+                    "--credentials-file".into(),
+                    creds,
+                    "--ca-cert".into(),
+                    ca,
+                    "--proxy".into(),
+                    proxy_url,
+                ]);
+            }
+            _ => {
+                cmd.env("ASAPP_API_ID", "id")
+                    .env("ASAPP_API_SECRET", SECRET);
+            }
+        }
+        if case == Case::Panic {
+            cmd.env("TRANSCRIPT_IMPORT_PANIC_AFTER", "5");
+        }
+        let ran: util::Ran = cmd.args(&args).output().unwrap().into();
+        let want = match case {
+            Case::Accepted | Case::FileAndProxy => 0,
+            Case::Refused | Case::Panic => 3,
+        };
+        assert_eq!(ran.code, want, "{case:?}: {ran:?}");
+        for secret in [SECRET, PROXY_SECRET, PROXY_SECRET_B64] {
             assert!(
-                !bytes.windows(needle.len()).any(|w| w == needle),
-                "{} holds the secret",
-                path.display()
+                !ran.stdout.contains(secret) && !ran.stderr.contains(secret),
+                "{case:?}: {ran:?}"
             );
         }
-        assert_eq!(util::report(&report).len(), rows.len());
+        if case == Case::FileAndProxy {
+            assert!(
+                ran.stderr
+                    .lines()
+                    .any(|l| l.starts_with("warning: --credentials-file ")
+                        && l.contains("readable by group (mode 640)")),
+                "{case:?}: {ran:?}"
+            );
+            assert!(
+                ran.stderr.contains("proxy: http://***@127.0.0.1:"),
+                "{ran:?}"
+            );
+            assert!(!proxy.unwrap().seen().is_empty(), "the proxy was used");
+        }
+        assert!(state.exists(), "{case:?}: the ledger exists");
+        if case != Case::Panic {
+            assert!(report.exists(), "{case:?}: the report exists");
+            assert_eq!(util::report(&report).len(), rows.len());
+        }
+        let mut searched = 0;
+        for secret in [SECRET, PROXY_SECRET, PROXY_SECRET_B64] {
+            searched = util::files_written_contain_no_secret(dir.root(), secret);
+        }
+        assert!(searched >= 2, "{case:?}: {searched} files");
     }
 }
 

@@ -58,6 +58,47 @@ impl Dir {
     }
 }
 
+/// Every file under `dir`, in subdirectories too, with its bytes.
+pub fn files_under(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).expect("read dir") {
+            let path = entry.expect("dir entry").path();
+            let meta = std::fs::symlink_metadata(&path).expect("stat");
+            if meta.is_dir() {
+                todo.push(path);
+            } else if meta.is_file() {
+                let bytes = std::fs::read(&path).expect("read file");
+                out.push((path, bytes));
+            }
+        }
+    }
+    out
+}
+
+/// Whether `haystack` holds `needle`.
+pub fn holds(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Panics naming the first file under `dir` (subdirectories included:
+/// the ledger and its journal, reports, the HTML report and the summary
+/// JSON, spools, anything else a run leaves) that holds `secret`; returns
+/// how many files were searched. Run with `TMPDIR=dir`, so that a
+/// temporary file is searched too.
+pub fn files_written_contain_no_secret(dir: &Path, secret: &str) -> usize {
+    let files = files_under(dir);
+    for (path, bytes) in &files {
+        assert!(
+            !holds(bytes, secret.as_bytes()),
+            "{} holds the secret",
+            path.display()
+        );
+    }
+    files.len()
+}
+
 /// What a run of the binary gave.
 #[derive(Debug)]
 pub struct Ran {

@@ -27,7 +27,7 @@
 //! ureq's transport API is outside its semver promise (changes come only in
 //! minor versions), which is why Cargo.toml holds ureq to one minor version.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
@@ -97,24 +97,61 @@ impl ureq::unversioned::resolver::Resolver for Resolver {
     }
 }
 
-/// ureq's default connector (TCP, then TLS for https), its transports
-/// [`Tracked`].
+/// ureq's default connector (TCP, a CONNECT tunnel through a proxy, then
+/// TLS for https), its transports to the API [`Tracked`].
+///
+/// Through a proxy, ureq's CONNECT step opens its connection to the proxy
+/// by calling the agent's connector again, from inside this one, on the
+/// same thread. That inner leg carries the `CONNECT` request and, once the
+/// tunnel is up, the TLS records of the connection to the API: none of its
+/// bytes are the request's. So only the outermost call is tracked; the
+/// transport it returns sees the request in plain text, as without a proxy.
 #[derive(Debug, Default)]
 pub struct Connector(DefaultConnector);
 
+thread_local! {
+    /// Whether this thread is inside [`Connector::connect`].
+    static CONNECTING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Marks this thread as connecting until dropped (also on a panic, which
+/// would otherwise leave every later request of the thread untracked).
+struct Connecting;
+
+impl Connecting {
+    /// `None` when the thread is already connecting: a nested call.
+    fn enter() -> Option<Connecting> {
+        (!CONNECTING.with(|c| c.replace(true))).then_some(Connecting)
+    }
+}
+
+impl Drop for Connecting {
+    fn drop(&mut self) {
+        CONNECTING.with(|c| c.set(false));
+    }
+}
+
 impl ureq::unversioned::transport::Connector for Connector {
-    type Out = Tracked;
+    type Out = Box<dyn Transport>;
 
     fn connect(
         &self,
         details: &ConnectionDetails,
         _chained: Option<()>,
-    ) -> Result<Option<Tracked>, ureq::Error> {
+    ) -> Result<Option<Box<dyn Transport>>, ureq::Error> {
+        let Some(_outer) = Connecting::enter() else {
+            // The leg to the proxy, inside the outer call.
+            let connected = self.0.connect(details, None);
+            if connected.is_err() {
+                PROGRESS.with(|p| p.borrow_mut().proxy_failed = true);
+            }
+            return connected;
+        };
         let connected = self.0.connect(details, None);
         if connected.is_err() {
             PROGRESS.with(|p| p.borrow_mut().connect_failed = true);
         }
-        Ok(connected?.map(Tracked::new))
+        Ok(connected?.map(|t| Box::new(Tracked::new(t)) as Box<dyn Transport>))
     }
 }
 
@@ -129,8 +166,11 @@ pub struct Progress {
     written: u64,
     /// Why a write failed, if one did.
     pub write_error: Option<String>,
-    /// No connection could be made (refused, connect timeout, TLS).
+    /// No connection could be made (refused, connect timeout, TLS, a
+    /// proxy that refused the tunnel).
     pub connect_failed: bool,
+    /// Of those: the connection to the proxy itself failed.
+    pub proxy_failed: bool,
 }
 
 impl Progress {
@@ -179,12 +219,18 @@ fn expected_length(bytes: &[u8]) -> Option<u64> {
 }
 
 /// A ureq error in words, without ureq's `io:`-style prefixes. Neither the
-/// URL's credentials (there are none) nor headers appear in ureq's errors.
+/// URL's credentials (there are none) nor headers appear in ureq's errors,
+/// nor a proxy's URL. A TLS failure says what is wrong with the
+/// certificate, and a proxy's refusal says it was the proxy.
 pub fn describe(e: &ureq::Error) -> String {
+    if let Some(tls) = super::tls::rustls_error(e) {
+        return super::tls::describe(tls);
+    }
     match e {
         ureq::Error::Io(io) => io.to_string(),
         ureq::Error::Timeout(t) => format!("timed out ({t})"),
         ureq::Error::HostNotFound => "host not found".into(),
+        ureq::Error::ConnectProxyFailed(why) => super::proxy::describe_refusal(why),
         other => other.to_string(),
     }
 }
