@@ -263,6 +263,11 @@ pub struct RunArgs {
     /// Multiply every retry wait by this (rehearsals and tests; 1 in production).
     #[arg(long, value_name = "X", default_value_t = 1.0, hide = true, value_parser = values::scale)]
     pub backoff_scale: f64,
+
+    /// Start conversations in the order they first appear in the input, not
+    /// longest first (the scale benchmark measures what longest first gains).
+    #[arg(long, hide = true)]
+    pub input_order: bool,
 }
 
 /// `transcript-import report`: the report rendered again from a ledger.

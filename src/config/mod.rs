@@ -100,6 +100,9 @@ pub struct RunConfig {
     /// Off only in the end-to-end benchmark, to measure what the ledger's
     /// bookkeeping costs; no flag reaches it (see `Ledger::without_bookkeeping`).
     pub bookkeeping: bool,
+    /// Conversations in input order instead of longest first (`--input-order`,
+    /// hidden: for the scale benchmark).
+    pub input_order: bool,
     /// A panic injected after this many outcomes (0: before sending), from
     /// `TRANSCRIPT_IMPORT_PANIC_AFTER`: how the test of the panic path
     /// reaches it in the real binary. No flag.
@@ -172,6 +175,7 @@ pub fn run_config(args: &RunArgs) -> Result<RunConfig, Error> {
             ..RetryPolicy::default()
         },
         bookkeeping: true,
+        input_order: args.input_order,
         panic_after: std::env::var("TRANSCRIPT_IMPORT_PANIC_AFTER")
             .ok()
             .and_then(|v| v.parse().ok()),

@@ -163,6 +163,11 @@ fn import(
         },
     )
     .and_then(|mut inputs| {
+        if cfg.input_order {
+            inputs
+                .conversations
+                .sort_by_key(|c| c.entries.iter().map(|e| e.pos()).min());
+        }
         let decided = plan::decide(&mut inputs.conversations, cfg.resend_uncertain, &lookup)?;
         // The rejects file holds one format: checked before anything is sent.
         let layout = match &cfg.rejects {

@@ -1,0 +1,232 @@
+#!/usr/bin/env bash
+# Speed and scale, end to end, against the emulator as a process of its own:
+# the importer run back to back with a plain keep-alive client (wrk) and a
+# bare ureq client (examples/bare_client.rs) on the same server, so that
+# their ratios are taken in one run on the same machine.
+#
+#   benches/scale.sh          the scenarios (about 5 minutes on 2 cores)
+#   benches/scale.sh full     also 10M-row checks, a 2M-row run and the
+#                             in-process ledger-cost bench (about 20 more)
+#
+# One line per scenario. Needs wrk, curl and jq (apt-get install -y wrk curl
+# jq; installed when run as root and missing) and GNU time (/usr/bin/time).
+# Workloads are generated deterministically (examples/workload.rs: sizes,
+# Zipf skew, seed) under $SCALE_DIR (default: a temporary directory).
+# Not part of the test suite. Figures vary by ±20 % from run to run on a
+# shared machine: compare the ratios, which are taken within one run.
+set -euo pipefail
+
+mode=${1:-quick}
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+need() {
+  command -v "$1" >/dev/null && return
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get install -y -qq "$2" >/dev/null 2>&1 || { apt-get update -qq >/dev/null && apt-get install -y -qq "$2" >/dev/null; }
+  fi
+  command -v "$1" >/dev/null || { echo "error: $1 not found (apt-get install -y $2)" >&2; exit 2; }
+}
+need wrk wrk
+need curl curl
+need jq jq
+need bc bc
+[ -x /usr/bin/time ] || need /usr/bin/time time
+
+cargo build --release --quiet --bin transcript-import --example workload --example bare_client
+B=$root/target/release/transcript-import
+GEN=$root/target/release/examples/workload
+BARE=$root/target/release/examples/bare_client
+
+dir=${SCALE_DIR:-$(mktemp -d)}
+mkdir -p "$dir"
+emu_pid=
+cleanup() {
+  [ -n "$emu_pid" ] && kill "$emu_pid" 2>/dev/null || true
+  [ -z "${SCALE_DIR:-}" ] && rm -rf "$dir"
+}
+trap cleanup EXIT
+
+# The emulator accepts any credentials unless told otherwise; the importer
+# needs some to talk to anything but --emulator.
+export ASAPP_API_ID=bench ASAPP_API_SECRET=bench
+
+start_emulator() {
+  "$B" emulator --addr 127.0.0.1:0 "$@" >"$dir/emu.out" 2>&1 &
+  emu_pid=$!
+  for _ in $(seq 100); do
+    addr=$(sed -n 's/^listening on //p' "$dir/emu.out")
+    [ -n "$addr" ] && return
+    sleep 0.05
+  done
+  echo "error: the emulator did not start: $(cat "$dir/emu.out")" >&2
+  exit 1
+}
+stop_emulator() {
+  kill "$emu_pid" 2>/dev/null || true
+  wait "$emu_pid" 2>/dev/null || true
+  emu_pid=
+}
+stats() { curl -s "http://$addr/_emulator/stats"; }
+
+# workload NAME ROWS CONVERSATIONS ZIPF_S TEXT_MEAN: generated once; sets
+# $file and $longest.
+workload() {
+  file=$dir/$1.csv
+  if [ ! -s "$file" ] || [ ! -s "$file.longest" ]; then
+    "$GEN" "$2" "$3" "$4" "$5" 7 "$file" | sed -n 's/^longest //p' >"$file.longest"
+  fi
+  longest=$(cat "$file.longest")
+}
+
+# measure OUT CMD...: runs CMD under GNU time, samples its anonymous memory
+# every 20 ms; sets $wall (s), $peak_rss and $peak_anon (MB).
+measure() {
+  local out=$1
+  shift
+  /usr/bin/time -f "%e %M" -o "$dir/time" "$@" >"$out" 2>&1 &
+  local tpid=$! pid= anon=0 a
+  while kill -0 "$tpid" 2>/dev/null; do
+    [ -z "$pid" ] && pid=$(pgrep -P "$tpid" || true)
+    if [ -n "$pid" ] && a=$(awk '/^RssAnon/ {print $2}' "/proc/$pid/status" 2>/dev/null); then
+      [ -n "$a" ] && [ "$a" -gt "$anon" ] && anon=$a
+    fi
+    sleep 0.02
+  done
+  wait "$tpid" || true
+  read -r wall rss_kb <"$dir/time"
+  peak_rss=$((rss_kb / 1024))
+  peak_anon=$((anon / 1024))
+}
+
+# import ROWS CONCURRENCY [FLAGS...]: the importer against $addr on $file;
+# sets $imp_rate (rows / wall) and $send_rate (per second of sending).
+import() {
+  local rows=$1 conc=$2
+  shift 2
+  rm -f "$dir"/state.db* "$dir/summary.json"
+  measure "$dir/import.out" "$B" run --api-url "http://$addr" --quiet --concurrency "$conc" \
+    --state "$dir/state.db" --report "$dir/report.csv" --summary-json "$dir/summary.json" "$@" "$file"
+  imp_rate=$(echo "$rows / $wall" | bc -l)
+  send_rate=$(jq -r '.messages_per_second // 0' "$dir/summary.json" 2>/dev/null || echo 0)
+}
+
+bare() { # THREADS MESSAGES -> $bare_rate
+  bare_rate=$("$BARE" "http://$addr" "$1" "$2" | awk '{print $3}')
+}
+
+plain() { # CONNECTIONS SECONDS -> $wrk_rate
+  wrk_rate=$(wrk -t2 -c"$1" -d"$2"s -s benches/wrk/create-message.lua \
+    "http://$addr/conversation/v1/conversations/WRK1/messages" | awk '/Requests\/sec/ {print $2}')
+}
+
+r() { printf '%.2f' "$(echo "$1 / $2" | bc -l)"; }
+i() { printf '%.0f' "$1"; }
+
+echo "# $(date -u +%FT%TZ) $(nproc) cores, $(uname -r); $(git rev-parse --short HEAD)"
+
+# 1-3: throughput against the plain client and bare ureq, same server.
+for s in "0 16 100000 2500 8" "20 64 40000 1000 20" "50 256 40000 2000 20"; do
+  read -r lat conc rows convs secs <<<"$s"
+  workload "even-$rows-$convs" "$rows" "$convs" 0 80
+  start_emulator --latency-ms "$lat"
+  plain "$conc" "$secs"
+  bare "$conc" "$rows"
+  import "$rows" "$conc"
+  stop_emulator
+  echo "latency ${lat} ms, ${conc} workers, $rows msgs: importer $(i "$imp_rate") msg/s (sending $(i "$send_rate")), bare ureq $(i "$bare_rate"), plain $(i "$wrk_rate"); importer/bare $(r "$imp_rate" "$bare_rate"), importer/plain $(r "$imp_rate" "$wrk_rate"), bare/plain $(r "$bare_rate" "$wrk_rate"); peak RSS ${peak_rss} MB"
+done
+
+# 4: skewed conversation sizes: wall / lower bound, longest first or not.
+workload zipf 50000 1250 0.6 80
+bound=$(echo "b1 = 50000 * 0.010 / 32; b2 = $longest * 0.010; if (b1 > b2) b1 else b2" | bc -l)
+for order in longest-first input; do
+  start_emulator --latency-ms 10
+  flag=()
+  [ "$order" = input ] && flag=(--input-order)
+  import 50000 32 "${flag[@]}"
+  stop_emulator
+  echo "zipf s=0.6, 50000 msgs in 1250 conversations (longest $longest), 10 ms, 32 workers, $order: wall ${wall} s, lower bound $(printf '%.2f' "$bound") s, wall/bound $(r "$wall" "$bound")"
+done
+
+# 5: check on a million rows.
+workload check1m 1000000 40000 0.6 80
+measure "$dir/check.out" "$B" check "$file"
+echo "check 1,000,000 rows ($(du -m "$file" | cut -f1) MB): ${wall} s, peak RSS ${peak_rss} MB, anonymous ${peak_anon} MB"
+
+# 6: memory of a run the size of a real corpus (17,193 conversations,
+# 359,898 messages), zero latency, 16 workers.
+workload corpus 359898 17193 0.6 80
+start_emulator
+import 359898 16
+stop_emulator
+budget=$(echo "359898 * 100 / 1048576 + 32" | bc)
+echo "run 359,898 msgs in 17,193 conversations: $(i "$imp_rate") msg/s, peak RSS ${peak_rss} MB, anonymous ${peak_anon} MB (budget ${budget} MB)"
+
+# 7: an unknown rate limit, found by the adaptive limiter, then given.
+for R in 500 3000; do
+  rows=$((R * 15))
+  workload "rate-$rows" "$rows" $((rows / 40)) 0 80
+  for given in no yes; do
+    start_emulator --rate-limit "$R"
+    flag=()
+    [ "$given" = yes ] && flag=(--rate "$R")
+    import "$rows" 16 "${flag[@]}"
+    st=$(stats)
+    stop_emulator
+    total=$(jq '.requests_total' <<<"$st")
+    limited=$(jq '.rate_limited' <<<"$st")
+    echo "rate limit $R/s, --rate ${given/no/unset}${given/yes/ $R}: $(i "$send_rate") msg/s = $(r "$send_rate" "$R") of R, 429s $limited of $total requests ($(printf '%.1f' "$(echo "100 * $limited / $total" | bc -l)") %)"
+  done
+done
+
+# 8: start-up: ten rows, median of 11 runs, zero latency.
+workload ten 10 2 0 40
+start_emulator
+times=()
+for _ in $(seq 11); do
+  rm -f "$dir"/state.db*
+  t0=$(date +%s%N)
+  "$B" run --api-url "http://$addr" --quiet --state "$dir/state.db" "$file" >/dev/null 2>&1
+  times+=($((($(date +%s%N) - t0) / 1000000)))
+done
+stop_emulator
+median=$(printf '%s\n' "${times[@]}" | sort -n | sed -n 6p)
+echo "start-up: 10-row import, median of 11: ${median} ms"
+
+[ "$mode" = full ] || exit 0
+
+# 9: ten million rows, then with texts twice as long: flat in text size.
+for mean in 80 160; do
+  workload "check10m-$mean" 10000000 400000 0.6 "$mean"
+  measure "$dir/check.out" "$B" check "$file"
+  echo "check 10,000,000 rows, texts of $mean chars on average ($(du -m "$file" | cut -f1) MB): ${wall} s, peak RSS ${peak_rss} MB, anonymous ${peak_anon} MB"
+  rm -f "$file"
+done
+
+# 10: two million rows against a process emulator: the rate over the last
+# tenth against the first (the ledger and the report spool must not slow
+# down as they grow).
+workload run2m 2000000 50000 0.6 80
+start_emulator
+( while sleep 0.5; do echo "$(date +%s.%N) $(stats | jq .stored)"; done ) >"$dir/stored.txt" &
+sampler=$!
+import 2000000 16
+kill "$sampler"
+stop_emulator
+awk -v n=2000000 '
+  { t[NR] = $1; s[NR] = $2 }
+  END {
+    for (k = 1; k <= NR; k++) {
+      if (!a && s[k] >= 0.1 * n) a = t[k]
+      if (!b && s[k] >= 0.9 * n) b = t[k]
+      if (!c && s[k] >= n) c = t[k]
+    }
+    for (k = 1; k <= NR; k++) if (s[k] > 0) { z = t[k]; break }
+    first = 0.1 * n / (a - z); last = 0.1 * n / (c - b)
+    printf "run 2,000,000 msgs: first tenth %.0f msg/s, last tenth %.0f msg/s, last/first %.2f", first, last, last / first
+  }' "$dir/stored.txt"
+echo "; peak RSS ${peak_rss} MB, anonymous ${peak_anon} MB (budget $(echo "2000000 * 100 / 1048576 + 32" | bc) MB)"
+
+# 11: what the ledger's bookkeeping costs, in one process (cargo bench).
+E2E_ROUNDS=5 cargo bench --quiet --bench e2e 2>/dev/null | tail -3
