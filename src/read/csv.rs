@@ -636,7 +636,11 @@ impl At {
         let file = File::open(&source.path).map_err(|e| source.open_error(e))?;
         let len = file.metadata().map_err(|e| source.open_error(e))?.len();
         let scan = File::open(&source.path).map_err(|e| source.open_error(e))?;
-        let rdr = builder(header.delimiter).from_reader(file);
+        // Each read starts afresh after a seek: a small buffer reads little
+        // more than the record (a longer one takes more reads).
+        let rdr = builder(header.delimiter)
+            .buffer_capacity(1024)
+            .from_reader(file);
         Ok(At {
             name: source.name.clone(),
             header,
