@@ -3,6 +3,7 @@
 
 mod delivery;
 mod emulator;
+mod fixtures;
 mod flags;
 mod generated;
 mod golden;
