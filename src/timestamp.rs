@@ -173,7 +173,10 @@ fn unread(s: &str) -> Invalid {
                 Order::Ambiguous => "a local date form; its day and month order is not guessed",
                 Order::Known => "a local date form, never guessed",
             };
-            invalid(format!("{what}: name it with {}", shown.join(" or ")), Some(s))
+            invalid(
+                format!("{what}: name it with {}", shown.join(" or ")),
+                Some(s),
+            )
         }
         None if s.bytes().any(|b| b.is_ascii_digit()) && s.contains(':') => invalid(
             "not a date-time (expected e.g. 2021-11-23T12:13:14Z; \
@@ -272,7 +275,11 @@ fn local_form(s: &str) -> Option<Local> {
         format!("%H{time}")
     };
     let year = |len: usize| if len == 4 { "%Y" } else { "%y" };
-    let gap = if gap == "T" { "T".to_string() } else { gap.to_string() };
+    let gap = if gap == "T" {
+        "T".to_string()
+    } else {
+        gap.to_string()
+    };
     let date = |first: &str, second: &str, third: &str| {
         format!("{first}{sep}{second}{sep}{third}{gap}{time}")
     };
@@ -808,7 +815,10 @@ mod tests {
         let t = parse_with("23.11.2021 13:06:07.250", &de, u).unwrap();
         assert_eq!(
             (t.instant, t.digits),
-            (at(2021, 11, 23, 13, 6, 7) + chrono::Duration::milliseconds(250), 3)
+            (
+                at(2021, 11, 23, 13, 6, 7) + chrono::Duration::milliseconds(250),
+                3
+            )
         );
         // Zone-less results are in the zone, with its DST rules.
         let ny = chrono_tz::America::New_York;
@@ -817,25 +827,36 @@ mod tests {
             at(2021, 11, 23, 18, 6, 0)
         );
         assert_eq!(
-            parse_with("14.03.2021 02:30", &de, ny).unwrap_err().to_string(),
+            parse_with("14.03.2021 02:30", &de, ny)
+                .unwrap_err()
+                .to_string(),
             "timestamp: 2021-03-14 02:30:00 does not exist in America/New_York (DST gap)"
         );
         // An offset in the format wins over the zone.
         let zoned = [pattern("%d/%m/%Y %H:%M %z")];
         assert_eq!(
-            parse_with("23/11/2021 13:06 +0100", &zoned, ny).unwrap().instant,
+            parse_with("23/11/2021 13:06 +0100", &zoned, ny)
+                .unwrap()
+                .instant,
             at(2021, 11, 23, 12, 6, 0)
         );
         assert_eq!(
-            parse_with("23/11/2021 13:06 extra", &us, u).unwrap_err().to_string(),
+            parse_with("23/11/2021 13:06 extra", &us, u)
+                .unwrap_err()
+                .to_string(),
             "timestamp: not a date-time: matches no --timestamp-format ('%m/%d/%Y %I:%M %p') \
              and no built-in form: \"23/11/2021 13:06 extra\""
         );
         assert_eq!(
-            parse_with("2021-02-30T00:00:00Z", &us, u).unwrap_err().to_string(),
+            parse_with("2021-02-30T00:00:00Z", &us, u)
+                .unwrap_err()
+                .to_string(),
             "timestamp: no such date: \"2021-02-30T00:00:00Z\""
         );
-        assert_eq!(parse_with("  ", &us, u).unwrap_err().to_string(), "timestamp: empty");
+        assert_eq!(
+            parse_with("  ", &us, u).unwrap_err().to_string(),
+            "timestamp: empty"
+        );
     }
 
     #[test]

@@ -243,7 +243,10 @@ mod tests {
         );
         for partial in ["%H:%M", "%d.%m.%Y", "%m/%d %H:%M", "hello"] {
             let e = timestamp_format(partial).unwrap_err();
-            assert!(e.contains("does not give a whole date and time"), "{partial}: {e}");
+            assert!(
+                e.contains("does not give a whole date and time"),
+                "{partial}: {e}"
+            );
         }
         assert!(encoding("latin1").is_ok());
         assert!(encoding("nope").unwrap_err().contains("--encoding"));

@@ -90,7 +90,9 @@ fn sep_line(head: &[u8]) -> Option<(u8, usize)> {
     if !key.eq_ignore_ascii_case(b"sep=") {
         return None;
     }
-    let delimiter = *rest.get(4).filter(|b| b.is_ascii() && !b"\"\r\n".contains(b))?;
+    let delimiter = *rest
+        .get(4)
+        .filter(|b| b.is_ascii() && !b"\"\r\n".contains(b))?;
     let mut len = usize::from(quoted) + 5;
     if quoted {
         if head.get(len) != Some(&b'"') {

@@ -191,7 +191,8 @@ pub(crate) fn decode(name: &str, path: &Path, text: TextEncoding) -> Result<Temp
                 DecoderResult::InputEmpty => break,
                 DecoderResult::OutputFull => {}
                 DecoderResult::Malformed(_, _) => {
-                    out.write_all(&[MALFORMED]).map_err(|e| failed("write", e))?;
+                    out.write_all(&[MALFORMED])
+                        .map_err(|e| failed("write", e))?;
                 }
             }
         }
@@ -227,9 +228,9 @@ pub(crate) fn not_utf8(
         );
     }
     let hint = match likely(bytes) {
-        Some(name) => format!(
-            "the bytes look like {name} (Latin-1): read the file with --encoding {name}"
-        ),
+        Some(name) => {
+            format!("the bytes look like {name} (Latin-1): read the file with --encoding {name}")
+        }
         None => "if the file is not UTF-8, name its encoding with --encoding \
                  (e.g. windows-1252, iso-8859-2, shift_jis, gbk)"
             .to_string(),
@@ -291,7 +292,10 @@ mod tests {
         assert_eq!(label("utf-16").unwrap(), UTF_16LE);
         assert_eq!(label("shift_jis").unwrap(), encoding_rs::SHIFT_JIS);
         let e = label("klingon").unwrap_err();
-        assert!(e.starts_with("invalid value for --encoding: `klingon`"), "{e}");
+        assert!(
+            e.starts_with("invalid value for --encoding: `klingon`"),
+            "{e}"
+        );
         assert!(label("replacement").is_err());
     }
 
@@ -348,7 +352,10 @@ mod tests {
     fn utf16_without_a_mark_is_refused_with_a_hint() {
         let e = decoded(&utf16le("conversation_id,text\nA,hi\n"), None).unwrap_err();
         assert!(e.contains("looks like UTF-16 (little-endian"), "{e}");
-        assert!(e.contains("hint: name its encoding: --encoding utf-16le"), "{e}");
+        assert!(
+            e.contains("hint: name its encoding: --encoding utf-16le"),
+            "{e}"
+        );
         let e = decoded(&utf16be("conversation_id,text\n"), None).unwrap_err();
         assert!(e.contains("--encoding utf-16be"), "{e}");
         // With the flag it is read.
@@ -374,7 +381,10 @@ mod tests {
         assert!(r.contains("--encoding windows-1252"), "{r}");
         // Runs of high bytes: a multi-byte encoding, not named.
         let r = not_utf8(b"\x82\xb1\x82\xf1\x82\xc9", 0, "the line", None);
-        assert!(r.starts_with("invalid UTF-8 at byte 1 of the line; if the file"), "{r}");
+        assert!(
+            r.starts_with("invalid UTF-8 at byte 1 of the line; if the file"),
+            "{r}"
+        );
         assert!(r.contains("--encoding"), "{r}");
         // In a decoded input: where the bytes that did not decode are.
         let r = not_utf8(b"\xc3\xa9\xff", 2, "column `text`", Some(UTF_16LE));

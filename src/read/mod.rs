@@ -286,9 +286,7 @@ pub fn open(id: SourceId, input: &str, opts: &ReadOptions) -> Result<Source, Rea
     let raw = spool::raw_head(&prepared.path, 64 * 1024).map_err(open_err)?;
     let workbook = match opts.format {
         Some(format) => format == Format::Excel,
-        None => {
-            spool::format_from_name(input) == Some(Format::Excel) || workbook::sniff(&raw)
-        }
+        None => spool::format_from_name(input) == Some(Format::Excel) || workbook::sniff(&raw),
     };
     if workbook {
         let converted = workbook::convert(input, &prepared.path, opts.sheet.as_deref())?;

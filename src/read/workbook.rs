@@ -165,10 +165,7 @@ pub(crate) fn convert(
                 let mut cells = book
                     .worksheet_cells_reader(&sheet.name)
                     .map_err(|e| unreadable(Kind::Xlsx, &e))?;
-                while let Some(cell) = cells
-                    .next_cell()
-                    .map_err(|e| unreadable(Kind::Xlsx, &e))?
-                {
+                while let Some(cell) = cells.next_cell().map_err(|e| unreadable(Kind::Xlsx, &e))? {
                     let (row, col) = cell.get_position();
                     sink.cell(row, col, cell.get_value())
                         .map_err(|e| err(e.to_string()))?;
@@ -235,8 +232,12 @@ where
             let (Ok(i), Ok(j)) = (u32::try_from(i), u32::try_from(j)) else {
                 continue;
             };
-            sink.cell(top.saturating_add(i), left.saturating_add(j), &as_ref(value))
-                .map_err(|e| err(&e))?;
+            sink.cell(
+                top.saturating_add(i),
+                left.saturating_add(j),
+                &as_ref(value),
+            )
+            .map_err(|e| err(&e))?;
         }
     }
     Ok(picked)
@@ -442,7 +443,9 @@ impl<W: io::Write> Sink<W> {
                 *slot = text;
             }
         }
-        self.out.write_record(&self.record).map_err(io::Error::other)?;
+        self.out
+            .write_record(&self.record)
+            .map_err(io::Error::other)?;
         if self.header.is_some_and(|(r, _)| r != row) {
             self.rows.push(row.saturating_add(1));
         }
@@ -489,10 +492,7 @@ mod tests {
             "2021-11-23T12:00:01.500"
         );
         assert_eq!(text(&date(0.25)), "06:00:00");
-        assert_eq!(
-            text(&DataRef::Error(calamine::CellErrorType::NA)),
-            "#N/A"
-        );
+        assert_eq!(text(&DataRef::Error(calamine::CellErrorType::NA)), "#N/A");
     }
 
     #[test]

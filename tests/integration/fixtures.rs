@@ -274,9 +274,23 @@ const TWELVE_HOUR: [&str; 4] = [
 pub fn month_first_messages() -> Vec<Expected> {
     vec![
         msg("CONVUS", "2021-03-04T14:05:00Z", "customer", "c-1", "Hi", 2),
-        msg("CONVUS", "2021-03-04T05:30:00Z", "system", "bot", "Opened", 3),
+        msg(
+            "CONVUS",
+            "2021-03-04T05:30:00Z",
+            "system",
+            "bot",
+            "Opened",
+            3,
+        ),
         msg("CONVUS", "2021-03-04T17:00:00Z", "agent", "a-1", "Hello", 4),
-        msg("CONVUS", "2021-11-12T18:13:00Z", "customer", "c-1", "Bye", 5),
+        msg(
+            "CONVUS",
+            "2021-11-12T18:13:00Z",
+            "customer",
+            "c-1",
+            "Bye",
+            5,
+        ),
     ]
 }
 
@@ -284,9 +298,23 @@ pub fn month_first_messages() -> Vec<Expected> {
 pub fn day_first_messages() -> Vec<Expected> {
     vec![
         msg("CONVUK", "2021-04-03T08:05:00Z", "customer", "c-1", "Hi", 2),
-        msg("CONVUK", "2021-04-02T23:30:00Z", "system", "bot", "Opened", 3),
+        msg(
+            "CONVUK",
+            "2021-04-02T23:30:00Z",
+            "system",
+            "bot",
+            "Opened",
+            3,
+        ),
         msg("CONVUK", "2021-04-03T11:00:00Z", "agent", "a-1", "Hello", 4),
-        msg("CONVUK", "2021-12-11T13:13:00Z", "customer", "c-1", "Bye", 5),
+        msg(
+            "CONVUK",
+            "2021-12-11T13:13:00Z",
+            "customer",
+            "c-1",
+            "Bye",
+            5,
+        ),
     ]
 }
 
@@ -448,7 +476,9 @@ fn workbook() -> Vec<u8> {
     sheet.write_string(5, 2, "agent").unwrap();
     sheet.write_number(5, 3, 7.0).unwrap();
     sheet.write_string(5, 4, "Guten Morgen").unwrap();
-    sheet.write_string(5, 7, "a note outside the table").unwrap();
+    sheet
+        .write_string(5, 7, "a note outside the table")
+        .unwrap();
 
     let archive = book.add_worksheet();
     archive.set_name("Archive").unwrap();
