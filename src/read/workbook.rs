@@ -357,12 +357,14 @@ fn number(f: f64) -> String {
     }
 }
 
+/// A size as people read it, with the exact count of bytes when rounding
+/// would hide it (a workbook one byte over the cap is not "64.0 MiB").
 fn bytes(n: u64) -> String {
     const MIB: u64 = 1024 * 1024;
-    if n >= MIB {
-        format!("{:.1} MiB", n as f64 / MIB as f64)
-    } else {
-        format!("{n} bytes")
+    match n {
+        n if n >= MIB && n % MIB == 0 => format!("{} MiB", n / MIB),
+        n if n >= MIB => format!("{:.1} MiB ({n} bytes)", n as f64 / MIB as f64),
+        n => format!("{n} bytes"),
     }
 }
 
@@ -465,6 +467,17 @@ impl<W: io::Write> Sink<W> {
 mod tests {
     use super::*;
     use calamine::{ExcelDateTime, ExcelDateTimeType};
+
+    #[test]
+    fn sizes_read_as_people_read_them() {
+        assert_eq!(bytes(MAX_WORKBOOK_BYTES), "64 MiB");
+        assert_eq!(bytes(MAX_WORKBOOK_BYTES + 1), "64.0 MiB (67108865 bytes)");
+        assert_eq!(
+            bytes(100 * 1024 * 1024 + 512 * 1024),
+            "100.5 MiB (105381888 bytes)"
+        );
+        assert_eq!(bytes(1000), "1000 bytes");
+    }
 
     fn sink(cells: &[(u32, u32, DataRef<'_>)]) -> (String, Option<u32>, Vec<u32>) {
         let mut s = Sink::new(Vec::new());

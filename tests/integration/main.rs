@@ -5,6 +5,7 @@ mod delivery;
 mod emulator;
 mod fixtures;
 mod flags;
+mod formats;
 mod generated;
 mod golden;
 mod hardening;
