@@ -14,6 +14,7 @@ mod input;
 mod migration;
 mod network;
 mod pipeline;
+mod recipes;
 mod regression;
 mod reports;
 mod util;
