@@ -445,7 +445,7 @@ fn workbook() -> Vec<u8> {
     // Row 2: a date cell, a sender id typed as a number.
     sheet.write_string(1, 0, "CONVXLSX1").unwrap();
     sheet
-        .write_datetime_with_format(1, 1, &at(2021, 11, 23, 12, 13, 14, 0), &date)
+        .write_datetime_with_format(1, 1, at(2021, 11, 23, 12, 13, 14, 0), &date)
         .unwrap();
     sheet.write_string(1, 2, "customer").unwrap();
     sheet.write_number(1, 3, 1001.0).unwrap();
@@ -455,7 +455,7 @@ fn workbook() -> Vec<u8> {
     // Row 3: milliseconds, a line break and quotes in the text.
     sheet.write_string(2, 0, "CONVXLSX1").unwrap();
     sheet
-        .write_datetime_with_format(2, 1, &at(2021, 11, 23, 12, 13, 20, 500), &date)
+        .write_datetime_with_format(2, 1, at(2021, 11, 23, 12, 13, 20, 500), &date)
         .unwrap();
     sheet.write_string(2, 2, "agent").unwrap();
     sheet.write_string(2, 3, "a-7").unwrap();
@@ -471,7 +471,7 @@ fn workbook() -> Vec<u8> {
     // Row 6: another conversation; a note right of the header's columns.
     sheet.write_string(5, 0, "CONVXLSX2").unwrap();
     sheet
-        .write_datetime_with_format(5, 1, &at(2021, 11, 24, 9, 0, 0, 0), &date)
+        .write_datetime_with_format(5, 1, at(2021, 11, 24, 9, 0, 0, 0), &date)
         .unwrap();
     sheet.write_string(5, 2, "agent").unwrap();
     sheet.write_number(5, 3, 7.0).unwrap();
