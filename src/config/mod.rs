@@ -305,6 +305,9 @@ fn input_flag_given(a: &InputArgs) -> Option<&'static str> {
         (!a.role_map.is_empty(), "--role-map"),
         (a.delimiter.is_some(), "--delimiter"),
         (a.timezone != "UTC", "--timezone"),
+        (a.encoding.is_some(), "--encoding"),
+        (!a.timestamp_formats.is_empty(), "--timestamp-format"),
+        (a.sheet.is_some(), "--sheet"),
         (a.shard.is_some(), "--shard"),
         (a.allow_duplicate_input, "--allow-duplicate-input"),
     ]

@@ -479,3 +479,161 @@ fn check_says_how_each_input_was_read() {
         ran.stdout
     );
 }
+
+/// Rejected rows of an input decoded from Windows-1252 are read back from
+/// its UTF-8 spool: the rejects file is UTF-8 with a byte order mark, so
+/// fed back with the run's own flags (`--encoding windows-1252` again) it
+/// is read as UTF-8, and the fixed row goes with its accents intact.
+#[test]
+fn rejects_of_a_decoded_input_feed_back_with_the_same_flags() {
+    let dir = Dir::new();
+    let text = "sep=;\r\nconversation_id;timestamp;sender_role;sender_id;text\r\n\
+                C1252;2021-11-23T09:00:00Z;customer;jos\u{e9};Caf\u{e9} \u{201c}cr\u{e8}me\u{201d}\r\n\
+                C1252;2021-11-23T09:00:10Z;robot;a-1;It\u{2019}s on its way\r\n";
+    let (bytes, _, unmappable) = encoding_rs::WINDOWS_1252.encode(text);
+    assert!(!unmappable);
+    let input = dir.write("in.csv", &bytes);
+    let rejects = dir.path("rejects.csv");
+    let emu = Emulator::start(Config::default()).expect("emulator starts");
+    let flags = ["--encoding", "windows-1252"];
+    let mut args = flags.to_vec();
+    args.extend(["--rejects", rejects.to_str().unwrap(), &input]);
+    let ran = util::import(&emu.url(), &dir, "r1.csv", &args);
+    assert_eq!(ran.code, 1, "{ran:?}");
+    let got = std::fs::read(&rejects).unwrap();
+    let want = "\u{feff}sep=;\r\nconversation_id;timestamp;sender_role;sender_id;text;status;reason\r\n\
+                C1252;2021-11-23T09:00:10Z;robot;a-1;It\u{2019}s on its way;invalid;\
+                \"sender_role: unknown role (expected agent, customer or system; see --role-map): \"\"robot\"\"\"\r\n";
+    assert_eq!(String::from_utf8_lossy(&got), want);
+
+    std::fs::write(
+        &rejects,
+        String::from_utf8(got)
+            .unwrap()
+            .replace(";robot;", ";agent;"),
+    )
+    .unwrap();
+    let mut args = flags.to_vec();
+    args.push(rejects.to_str().unwrap());
+    let ran = util::import(&emu.url(), &dir, "r2.csv", &args);
+    assert_eq!(ran.code, 0, "{ran:?}");
+    let report = util::report(&dir.path("r2.csv"));
+    let texts: Vec<String> = received(&emu, &report)
+        .into_iter()
+        .map(|m| m.text)
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            "Caf\u{e9} \u{201c}cr\u{e8}me\u{201d}",
+            "It\u{2019}s on its way"
+        ]
+    );
+}
+
+/// A workbook's rejected rows are its sheet's rows as CSV (as they were
+/// read), so `--rejects` takes a `.csv` file that imports as it stands.
+#[test]
+fn rejects_of_a_workbook_are_csv() {
+    let dir = Dir::new();
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let sheet = book.add_worksheet();
+    let rows = [
+        [
+            "conversation_id",
+            "timestamp",
+            "sender_role",
+            "sender_id",
+            "text",
+        ],
+        ["CXL", "2021-11-23T09:00:00Z", "customer", "c-1", "Hallo"],
+        [
+            "CXL",
+            "2021-11-23T09:00:05Z",
+            "bot",
+            "b-1",
+            "Zwei, \"Zeilen\"\nhier",
+        ],
+    ];
+    for (r, row) in rows.iter().enumerate() {
+        for (c, cell) in row.iter().enumerate() {
+            sheet.write_string(r as u32, c as u16, *cell).unwrap();
+        }
+    }
+    let input = dir.write("in.xlsx", book.save_to_buffer().unwrap());
+    let emu = Emulator::start(Config::default()).expect("emulator starts");
+    let rejects = dir.path("rejects.csv");
+    let ran = util::import(
+        &emu.url(),
+        &dir,
+        "r1.csv",
+        &["--rejects", rejects.to_str().unwrap(), &input],
+    );
+    assert_eq!(ran.code, 1, "{ran:?}");
+    let got = std::fs::read_to_string(&rejects).unwrap();
+    assert_eq!(
+        got,
+        "\u{feff}conversation_id,timestamp,sender_role,sender_id,text,status,reason\n\
+         CXL,2021-11-23T09:00:05Z,bot,b-1,\"Zwei, \"\"Zeilen\"\"\nhier\",invalid,\
+         \"sender_role: unknown role (expected agent, customer or system; see --role-map): \"\"bot\"\"\"\n"
+    );
+    std::fs::write(&rejects, got.replace(",bot,", ",system,")).unwrap();
+    let ran = util::import(&emu.url(), &dir, "r2.csv", &[rejects.to_str().unwrap()]);
+    assert_eq!(ran.code, 0, "{ran:?}");
+    let report = util::report(&dir.path("r2.csv"));
+    assert_eq!(received(&emu, &report).len(), 2);
+}
+
+/// `report` without inputs reads the last run's inputs with its flags
+/// (the ledger keeps its command line): `--encoding` and
+/// `--timestamp-format` included; given without inputs they are refused.
+#[test]
+fn report_rereads_the_last_runs_inputs_with_its_encoding_and_formats() {
+    let dir = Dir::new();
+    let emu = Emulator::start(Config::default()).expect("emulator starts");
+    let input = fixtures::arg(fixtures::WINDOWS_1252);
+    let ran = util::import(
+        &emu.url(),
+        &dir,
+        "r1.csv",
+        &["--encoding", "windows-1252", &input],
+    );
+    assert_eq!(ran.code, 0, "{ran:?}");
+    let state = dir.path("state.db");
+    let out = dir.path("again.csv");
+    let ran = util::run(&[
+        "report",
+        "--state",
+        state.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(ran.code, 0, "{ran:?}");
+    let again = util::report(&out);
+    assert_eq!(again.len(), 3);
+    assert!(again.iter().all(|r| r.status == "created"), "{again:?}");
+    for flag in [
+        ["--encoding", "latin1"],
+        ["--timestamp-format", fixtures::DOTTED_FORMAT],
+        ["--sheet", "2"],
+    ] {
+        let ran = util::run(&[
+            "report",
+            "--state",
+            state.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            flag[0],
+            flag[1],
+        ]);
+        assert_eq!(ran.code, 2, "{ran:?}");
+        assert!(
+            ran.stderr.contains(&format!(
+                "{}: input flags apply to inputs given on the command line",
+                flag[0]
+            )),
+            "{}",
+            ran.stderr
+        );
+    }
+}
