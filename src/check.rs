@@ -77,6 +77,11 @@ fn report(
     out: &mut impl Write,
 ) -> std::io::Result<()> {
     let valid = read.valid();
+    writeln!(out, "inputs:")?;
+    for source in &read.sources {
+        writeln!(out, "  {}: {}", source.name, source.reading)?;
+    }
+    writeln!(out, "timestamps:    {}", timestamps(&cfg.input.validate))?;
     writeln!(out, "rows:          {}", read.rows)?;
     writeln!(out, "valid:         {valid}")?;
     writeln!(out, "invalid:       {}", read.invalid)?;
@@ -162,6 +167,22 @@ fn report(
         )?;
     }
     out.flush()
+}
+
+/// How timestamps are read: the formats tried, and the zone of those
+/// without one.
+fn timestamps(opts: &crate::validate::ValidateOptions) -> String {
+    let formats: Vec<String> = opts
+        .timestamp_formats
+        .iter()
+        .map(|f| format!("--timestamp-format '{f}'"))
+        .collect();
+    let tried = if formats.is_empty() {
+        "RFC 3339 or epoch".to_string()
+    } else {
+        format!("{}, then RFC 3339 or epoch", formats.join(", "))
+    };
+    format!("{tried}; without a zone, in {}", opts.timezone.name())
 }
 
 /// What the requests are, for the mode and batch size given.

@@ -14,8 +14,22 @@
 //!   Values below 100 000 000 000 are seconds (that covers every date up to
 //!   the year 5138), larger ones milliseconds (which covers every date from
 //!   1973-03-03 on). Epoch milliseconds keep 3 fractional digits.
+//! - `--timestamp-format FMT` (chrono's strftime syntax, repeatable):
+//!   tried first, in order; the first that parses the whole value wins,
+//!   then the forms above. A result without an offset is local time in the
+//!   zone, as above.
+//!
+//! Local date forms (`11/23/2021 12:13 PM`, `23.11.2021 13:06`) are never
+//! guessed: whether `03/04` is March or April is the exporter's setting,
+//! not the value's. Without a format they are refused, and the reason
+//! shows the `--timestamp-format` that reads them (both orders when the
+//! value cannot tell).
 
-use chrono::{DateTime, Datelike, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
+use chrono::format::{Item, Parsed, StrftimeItems};
+use chrono::{
+    DateTime, Datelike, FixedOffset, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone,
+    Timelike, Utc,
+};
 use chrono_tz::Tz;
 
 use crate::model::{excerpt, Field, Invalid, Timestamp};
@@ -26,6 +40,280 @@ pub const EPOCH_MILLIS_FROM: u64 = 100_000_000_000;
 /// Parse one timestamp. Zone-less times are taken in `tz`.
 pub fn parse(value: &str, tz: Tz) -> Result<Timestamp, Invalid> {
     parse_detailed(value, tz).map(|(t, _)| t)
+}
+
+/// A `--timestamp-format`: chrono's strftime syntax, checked when the flag
+/// is read: it must be valid and give a whole date and time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pattern {
+    text: String,
+    items: Vec<Item<'static>>,
+}
+
+impl Pattern {
+    /// The format as the user wrote it.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// Parse `s` (trimmed) with this format: `None` when it does not match
+    /// the whole value, an error when it matches a time that cannot be sent.
+    fn parse(&self, s: &str, tz: Tz) -> Option<Result<(Timestamp, bool), Invalid>> {
+        let mut parsed = Parsed::new();
+        chrono::format::parse(&mut parsed, s, self.items.iter()).ok()?;
+        let zoned = parsed.offset().is_some() || parsed.timestamp().is_some();
+        let result = if parsed.offset().is_some() {
+            parsed
+                .to_datetime()
+                .ok()
+                .map(|t| (t.with_timezone(&Utc), true))
+        } else {
+            parsed
+                .to_naive_datetime_with_offset(0)
+                .ok()
+                .map(|t| (t.and_utc(), zoned))
+        };
+        let (at, zoned) = result?;
+        let digits = match at.nanosecond() {
+            0 => 0,
+            n if n % 1_000_000 == 0 => 3,
+            n if n % 1_000 == 0 => 6,
+            _ => 9,
+        };
+        if zoned {
+            return Some(Ok((Timestamp::new(at, digits), true)));
+        }
+        Some(local(at.naive_utc(), digits, tz).map(|t| (t, false)))
+    }
+}
+
+impl std::fmt::Display for Pattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl std::str::FromStr for Pattern {
+    type Err = String;
+
+    /// A format that chrono does not know, or that does not give a whole
+    /// date and time (it must read back what it writes), is refused.
+    fn from_str(text: &str) -> Result<Pattern, String> {
+        let items = StrftimeItems::new(text)
+            .parse_to_owned()
+            .map_err(|_| format!("`{text}` is not a valid chrono strftime format"))?;
+        let pattern = Pattern {
+            text: text.to_string(),
+            items,
+        };
+        // 2021-11-23 13:06:07.123 at +01:00: a day above 12, an hour past noon.
+        let sample = FixedOffset::east_opt(3600)
+            .and_then(|o| o.with_ymd_and_hms(2021, 11, 23, 13, 6, 7).single())
+            .map(|t| t + chrono::Duration::milliseconds(123));
+        let mut shown = String::new();
+        let written = sample.is_some_and(|t| {
+            std::fmt::Write::write_fmt(
+                &mut shown,
+                format_args!("{}", t.format_with_items(pattern.items.iter())),
+            )
+            .is_ok()
+        });
+        let reads_back = written
+            && pattern
+                .parse(shown.trim(), chrono_tz::UTC)
+                .is_some_and(|r| r.is_ok());
+        if !reads_back {
+            return Err(format!(
+                "`{text}` does not give a whole date and time (it needs a year, month, day, \
+                 hour and minute, e.g. %d.%m.%Y %H:%M or %m/%d/%Y %I:%M %p)"
+            ));
+        }
+        Ok(pattern)
+    }
+}
+
+/// Parse one timestamp with the `--timestamp-format`s first, in order,
+/// then the built-in forms.
+pub fn parse_with(value: &str, formats: &[Pattern], tz: Tz) -> Result<Timestamp, Invalid> {
+    if formats.is_empty() {
+        return parse(value, tz);
+    }
+    let s = value.trim();
+    for pattern in formats {
+        if let Some(parsed) = pattern.parse(s, tz) {
+            return in_range(parsed, s).map(|(t, _)| t);
+        }
+    }
+    parse(value, tz).map_err(|e| {
+        if e.problem.starts_with("not a date-time") {
+            let names: Vec<String> = formats.iter().map(|f| format!("'{f}'")).collect();
+            invalid(
+                format!(
+                    "not a date-time: matches no --timestamp-format ({}) and no built-in form",
+                    names.join(", ")
+                ),
+                Some(s),
+            )
+        } else {
+            e
+        }
+    })
+}
+
+/// The reason of a value the built-in forms do not read: for a local date
+/// form, the `--timestamp-format`s that read it.
+fn unread(s: &str) -> Invalid {
+    match local_form(s) {
+        Some(Local { formats, order }) => {
+            let shown: Vec<String> = formats
+                .iter()
+                .map(|(f, which)| format!("--timestamp-format '{f}' ({which})"))
+                .collect();
+            let what = match order {
+                Order::Ambiguous => "a local date form; its day and month order is not guessed",
+                Order::Known => "a local date form, never guessed",
+            };
+            invalid(
+                format!("{what}: name it with {}", shown.join(" or ")),
+                Some(s),
+            )
+        }
+        None if s.bytes().any(|b| b.is_ascii_digit()) && s.contains(':') => invalid(
+            "not a date-time (expected e.g. 2021-11-23T12:13:14Z; \
+             name other forms with --timestamp-format)",
+            Some(s),
+        ),
+        None => invalid(
+            "not a date-time (expected e.g. 2021-11-23T12:13:14Z)",
+            Some(s),
+        ),
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Order {
+    /// The value says which is the day (a part above 12), or the year comes first.
+    Known,
+    /// Both orders read it.
+    Ambiguous,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+struct Local {
+    formats: Vec<(String, &'static str)>,
+    order: Order,
+}
+
+/// A date written `D/M/Y`, `M/D/Y` or `Y/M/D` (with `/`, `.` or `-`),
+/// then a time `H:MM[:SS[.fff]]` with an optional AM/PM: the formats that
+/// read it.
+fn local_form(s: &str) -> Option<Local> {
+    let b = s.as_bytes();
+    let mut i = 0;
+    let digits = |i: &mut usize, max: usize| -> Option<(u32, usize)> {
+        let start = *i;
+        while *i < b.len() && b.get(*i).is_some_and(u8::is_ascii_digit) && *i - start < max {
+            *i += 1;
+        }
+        let n = *i - start;
+        (n > 0).then(|| s.get(start..*i)?.parse().ok().map(|v| (v, n)))?
+    };
+    let (a, a_len) = digits(&mut i, 4)?;
+    let sep = *b.get(i).filter(|c| matches!(c, b'/' | b'.' | b'-'))?;
+    i += 1;
+    let (m, m_len) = digits(&mut i, 2)?;
+    if b.get(i) != Some(&sep) {
+        return None;
+    }
+    i += 1;
+    let (c, c_len) = digits(&mut i, 4)?;
+    let sep = sep as char;
+    // Between date and time: spaces, `T`, or `, `.
+    let before_time = i;
+    while matches!(b.get(i), Some(b' ' | b',')) || (i == before_time && b.get(i) == Some(&b'T')) {
+        i += 1;
+    }
+    let gap = s.get(before_time..i)?;
+    if gap.is_empty() {
+        return None;
+    }
+    let (hour, _) = digits(&mut i, 2)?;
+    if b.get(i) != Some(&b':') {
+        return None;
+    }
+    i += 1;
+    let (_, 2) = digits(&mut i, 2)? else {
+        return None;
+    };
+    let mut time = String::from(":%M");
+    if b.get(i) == Some(&b':') {
+        i += 1;
+        let (_, 2) = digits(&mut i, 2)? else {
+            return None;
+        };
+        time.push_str(":%S");
+        if b.get(i) == Some(&b'.') {
+            i += 1;
+            digits(&mut i, 9)?;
+            time.push_str("%.f");
+        }
+    }
+    let space = if b.get(i) == Some(&b' ') { " " } else { "" };
+    i += space.len();
+    let rest = s.get(i..)?;
+    let twelve = match rest.to_ascii_lowercase().as_str() {
+        "" if space.is_empty() => false,
+        "am" | "pm" => true,
+        _ => return None,
+    };
+    let time = if twelve {
+        if !(1..=12).contains(&hour) {
+            return None;
+        }
+        format!("%I{time}{space}%p")
+    } else {
+        format!("%H{time}")
+    };
+    let year = |len: usize| if len == 4 { "%Y" } else { "%y" };
+    let gap = if gap == "T" {
+        "T".to_string()
+    } else {
+        gap.to_string()
+    };
+    let date = |first: &str, second: &str, third: &str| {
+        format!("{first}{sep}{second}{sep}{third}{gap}{time}")
+    };
+    if a_len == 4 {
+        // Year first: year, month, day is the one order in use.
+        if m_len > 2 || c_len > 2 || m > 12 || c > 31 {
+            return None;
+        }
+        return Some(Local {
+            formats: vec![(date("%Y", "%m", "%d"), "year first")],
+            order: Order::Known,
+        });
+    }
+    if a_len > 2 || !(c_len == 2 || c_len == 4) || a == 0 || m == 0 {
+        return None;
+    }
+    let day_first = (date("%d", "%m", year(c_len)), "day first");
+    let month_first = (date("%m", "%d", year(c_len)), "month first");
+    match (a > 12, m > 12) {
+        (true, true) => None,
+        (true, false) if a <= 31 => Some(Local {
+            formats: vec![day_first],
+            order: Order::Known,
+        }),
+        (false, true) if m <= 31 => Some(Local {
+            formats: vec![month_first],
+            order: Order::Known,
+        }),
+        (false, false) => Some(Local {
+            formats: vec![month_first, day_first],
+            order: Order::Ambiguous,
+        }),
+        _ => None,
+    }
 }
 
 /// Like `parse`, and also says whether the input carried its own zone
@@ -39,9 +327,23 @@ pub fn parse_detailed(value: &str, tz: Tz) -> Result<(Timestamp, bool), Invalid>
     let parsed = if bytes.iter().all(|b| b.is_ascii_digit() || *b == b'.') {
         parse_epoch(s).map(|t| (t, true))
     } else {
-        parse_datetime(s, tz)
-    }?;
-    // RFC 3339 has four-digit years; anything outside cannot be sent.
+        parse_datetime(s, tz).map_err(|e| {
+            if e.problem.starts_with("not a date-time (expected") {
+                unread(s)
+            } else {
+                e
+            }
+        })
+    };
+    in_range(parsed, s)
+}
+
+/// RFC 3339 has four-digit years; anything outside cannot be sent.
+fn in_range(
+    parsed: Result<(Timestamp, bool), Invalid>,
+    s: &str,
+) -> Result<(Timestamp, bool), Invalid> {
+    let parsed = parsed?;
     if !(1..=9999).contains(&parsed.0.instant.year()) {
         return Err(invalid("out of range (years 0001 to 9999 in UTC)", Some(s)));
     }
@@ -484,5 +786,126 @@ mod tests {
         assert!(parse("0001-01-01T00:00:00+01:00", u).is_err());
         assert!(parse("9999-12-31T23:59:59-01:00", u).is_err());
         assert!(parse("2021-１1-23T12:13:14Z", u).is_err());
+    }
+
+    fn pattern(f: &str) -> Pattern {
+        f.parse().unwrap_or_else(|e| panic!("{f}: {e}"))
+    }
+
+    #[test]
+    fn formats_are_tried_in_order_then_the_built_in_forms() {
+        let us = [pattern("%m/%d/%Y %I:%M %p")];
+        let u = chrono_tz::UTC;
+        let t = parse_with("11/23/2021 12:13 PM", &us, u).unwrap();
+        assert_eq!((t.instant, t.digits), (at(2021, 11, 23, 12, 13, 0), 0));
+        assert_eq!(
+            parse_with(" 3/4/2021 1:05 am ", &us, u).unwrap().instant,
+            at(2021, 3, 4, 1, 5, 0)
+        );
+        // The built-in forms still read.
+        assert_eq!(
+            parse_with("2021-11-23T12:13:14Z", &us, u).unwrap().instant,
+            at(2021, 11, 23, 12, 13, 14)
+        );
+        let de = [pattern("%d.%m.%Y %H:%M"), pattern("%d.%m.%Y %H:%M:%S%.f")];
+        assert_eq!(
+            parse_with("23.11.2021 13:06", &de, u).unwrap().instant,
+            at(2021, 11, 23, 13, 6, 0)
+        );
+        let t = parse_with("23.11.2021 13:06:07.250", &de, u).unwrap();
+        assert_eq!(
+            (t.instant, t.digits),
+            (
+                at(2021, 11, 23, 13, 6, 7) + chrono::Duration::milliseconds(250),
+                3
+            )
+        );
+        // Zone-less results are in the zone, with its DST rules.
+        let ny = chrono_tz::America::New_York;
+        assert_eq!(
+            parse_with("23.11.2021 13:06", &de, ny).unwrap().instant,
+            at(2021, 11, 23, 18, 6, 0)
+        );
+        assert_eq!(
+            parse_with("14.03.2021 02:30", &de, ny)
+                .unwrap_err()
+                .to_string(),
+            "timestamp: 2021-03-14 02:30:00 does not exist in America/New_York (DST gap)"
+        );
+        // An offset in the format wins over the zone.
+        let zoned = [pattern("%d/%m/%Y %H:%M %z")];
+        assert_eq!(
+            parse_with("23/11/2021 13:06 +0100", &zoned, ny)
+                .unwrap()
+                .instant,
+            at(2021, 11, 23, 12, 6, 0)
+        );
+        assert_eq!(
+            parse_with("23/11/2021 13:06 extra", &us, u)
+                .unwrap_err()
+                .to_string(),
+            "timestamp: not a date-time: matches no --timestamp-format ('%m/%d/%Y %I:%M %p') \
+             and no built-in form: \"23/11/2021 13:06 extra\""
+        );
+        assert_eq!(
+            parse_with("2021-02-30T00:00:00Z", &us, u)
+                .unwrap_err()
+                .to_string(),
+            "timestamp: no such date: \"2021-02-30T00:00:00Z\""
+        );
+        assert_eq!(
+            parse_with("  ", &us, u).unwrap_err().to_string(),
+            "timestamp: empty"
+        );
+    }
+
+    #[test]
+    fn local_dates_are_never_guessed_and_the_reason_shows_the_format() {
+        let u = chrono_tz::UTC;
+        assert_eq!(
+            err("11/23/2021 12:13 PM", u),
+            "timestamp: a local date form, never guessed: name it with \
+             --timestamp-format '%m/%d/%Y %I:%M %p' (month first): \"11/23/2021 12:13 PM\""
+        );
+        assert_eq!(
+            err("23.11.2021 13:06", u),
+            "timestamp: a local date form, never guessed: name it with \
+             --timestamp-format '%d.%m.%Y %H:%M' (day first): \"23.11.2021 13:06\""
+        );
+        assert_eq!(
+            err("03/04/21 09:15:02", u),
+            "timestamp: a local date form; its day and month order is not guessed: name it with \
+             --timestamp-format '%m/%d/%y %H:%M:%S' (month first) or \
+             --timestamp-format '%d/%m/%y %H:%M:%S' (day first): \"03/04/21 09:15:02\""
+        );
+        assert!(err("2021/11/23 13:06", u).contains("'%Y/%m/%d %H:%M' (year first)"));
+        assert!(err("23-11-2021, 13:06:07.5", u).contains("'%d-%m-%Y, %H:%M:%S%.f'"));
+        // Every format a hint shows reads the value it was shown for.
+        for v in [
+            "11/23/2021 12:13 PM",
+            "23.11.2021 13:06",
+            "03/04/21 09:15:02",
+            "2021/11/23 13:06",
+            "23-11-2021, 13:06:07.5",
+            "1/2/2021 1:02am",
+        ] {
+            let reason = err(v, u);
+            let shown = reason.split("--timestamp-format '").skip(1);
+            let mut n = 0;
+            for f in shown {
+                let f = f.split('\'').next().unwrap();
+                assert!(parse_with(v, &[pattern(f)], u).is_ok(), "{v} with {f}");
+                n += 1;
+            }
+            assert!(n > 0, "{v}: {reason}");
+        }
+        // Not local date forms: the reason is as before, or points at the flag.
+        assert_eq!(
+            err("yesterday", u),
+            "timestamp: not a date-time (expected e.g. 2021-11-23T12:13:14Z): \"yesterday\""
+        );
+        assert!(err("Nov 23, 2021 1:05 PM", u).contains("name other forms with --timestamp-format"));
+        assert!(err("13/13/2021 10:00", u).contains("--timestamp-format"));
+        assert!(!err("11/23/2021", u).contains("month first"));
     }
 }

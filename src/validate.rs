@@ -32,6 +32,8 @@ pub struct ValidateOptions {
     pub mode: ConversationMode,
     /// Zone for timestamps that carry none.
     pub timezone: chrono_tz::Tz,
+    /// `--timestamp-format`s, tried in order before the built-in forms.
+    pub timestamp_formats: Vec<crate::timestamp::Pattern>,
     pub roles: RoleMap,
 }
 
@@ -40,6 +42,7 @@ impl Default for ValidateOptions {
         ValidateOptions {
             mode: ConversationMode::Existing,
             timezone: chrono_tz::UTC,
+            timestamp_formats: Vec::new(),
             roles: RoleMap::default(),
         }
     }
@@ -108,7 +111,8 @@ pub fn row(pos: RowRef, fields: RawFields, opts: &ValidateOptions) -> Result<Row
     }
 
     let timestamp = present(Field::Timestamp, fields.timestamp)?;
-    let timestamp = crate::timestamp::parse(&timestamp, opts.timezone)?;
+    let timestamp =
+        crate::timestamp::parse_with(&timestamp, &opts.timestamp_formats, opts.timezone)?;
 
     let role = present(Field::SenderRole, fields.sender_role)?;
     if role.trim().is_empty() {

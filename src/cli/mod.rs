@@ -49,13 +49,38 @@ pub enum Command {
 /// How the inputs are read and checked; shared by `run` and `check`.
 #[derive(Debug, Args)]
 pub struct InputArgs {
-    /// Transcript files (CSV or JSONL, optionally .gz); `-` reads stdin.
+    /// Transcript files (CSV, JSONL or a workbook; optionally .gz); `-` reads stdin.
     #[arg(required = true, value_name = "INPUT")]
     pub inputs: Vec<String>,
 
     /// Input format, instead of guessing from the file extension.
     #[arg(long, value_enum)]
     pub format: Option<Format>,
+
+    /// Text encoding of inputs without a byte order mark: utf-8 (default),
+    /// windows-1252, iso-8859-2, utf-16le, shift_jis, ...
+    ///
+    /// Any WHATWG encoding name (what browsers accept; `latin1` and
+    /// `iso-8859-1` read as windows-1252). The whole file is decoded once.
+    /// A byte order mark (UTF-8, UTF-16LE, UTF-16BE) wins over this flag.
+    #[arg(long, value_name = "NAME")]
+    pub encoding: Option<String>,
+
+    /// Read timestamps with this chrono strftime format, e.g. '%d.%m.%Y %H:%M'
+    /// or '%m/%d/%Y %I:%M %p' (repeatable).
+    ///
+    /// Formats are tried in order, then the built-in forms (RFC 3339, epoch
+    /// numbers); the first that reads the whole value wins. A time with no
+    /// offset in it is taken in --timezone. Local dates such as 03/04/2021
+    /// are never read without a format: the day and month order is not
+    /// guessed.
+    #[arg(long = "timestamp-format", value_name = "FMT")]
+    pub timestamp_formats: Vec<String>,
+
+    /// The sheet of a workbook (.xlsx, .xls, .ods) to read: its name, or its
+    /// number counting from 1; the first sheet when unset.
+    #[arg(long, value_name = "NAME|N")]
+    pub sheet: Option<String>,
 
     /// What the input's conversation_id is.
     ///

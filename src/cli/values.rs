@@ -84,6 +84,26 @@ pub fn timezone(value: &str) -> Result<chrono_tz::Tz, String> {
     })
 }
 
+/// `--encoding`: a WHATWG encoding name.
+pub fn encoding(value: &str) -> Result<&'static encoding_rs::Encoding, String> {
+    crate::read::encoding::label(value)
+}
+
+/// `--timestamp-format`: a chrono strftime format that gives a whole date and time.
+pub fn timestamp_format(value: &str) -> Result<crate::timestamp::Pattern, String> {
+    value
+        .parse()
+        .map_err(|e| format!("invalid value for --timestamp-format: {e}"))
+}
+
+/// `--sheet`: a non-empty name or number.
+pub fn sheet(value: &str) -> Result<String, String> {
+    if value.trim().is_empty() {
+        return Err("invalid value for --sheet: empty (name a sheet, or its number from 1)".into());
+    }
+    Ok(value.to_string())
+}
+
 /// `--map FIELD=COLUMN` pairs (clap has split the commas). COLUMN may be
 /// `#N`, the N-th column (1-based) of a CSV header.
 pub fn map(pairs: &[String]) -> Result<Vec<(Field, String)>, String> {
@@ -206,6 +226,31 @@ mod tests {
             e.starts_with("invalid value for --timezone: `Mars/Olympus`"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn timestamp_format_values() {
+        assert_eq!(
+            timestamp_format("%d.%m.%Y %H:%M").unwrap().as_str(),
+            "%d.%m.%Y %H:%M"
+        );
+        assert!(timestamp_format("%m/%d/%Y %I:%M %p").is_ok());
+        assert!(timestamp_format("%Y-%m-%d %H:%M:%S%.f %z").is_ok());
+        let e = timestamp_format("%Q").unwrap_err();
+        assert!(
+            e.starts_with("invalid value for --timestamp-format: `%Q` is not a valid chrono"),
+            "{e}"
+        );
+        for partial in ["%H:%M", "%d.%m.%Y", "%m/%d %H:%M", "hello"] {
+            let e = timestamp_format(partial).unwrap_err();
+            assert!(
+                e.contains("does not give a whole date and time"),
+                "{partial}: {e}"
+            );
+        }
+        assert!(encoding("latin1").is_ok());
+        assert!(encoding("nope").unwrap_err().contains("--encoding"));
+        assert!(sheet(" ").is_err());
     }
 
     #[test]

@@ -34,10 +34,28 @@ pub fn input_config(args: &InputArgs) -> Result<InputConfig, Error> {
             .transpose()
             .map_err(Error::usage)?,
         columns: values::map(&args.map).map_err(Error::usage)?,
+        encoding: args
+            .encoding
+            .as_deref()
+            .map(values::encoding)
+            .transpose()
+            .map_err(Error::usage)?,
+        sheet: args
+            .sheet
+            .as_deref()
+            .map(values::sheet)
+            .transpose()
+            .map_err(Error::usage)?,
     };
     let validate = ValidateOptions {
         mode: args.conversations,
         timezone: values::timezone(&args.timezone).map_err(Error::usage)?,
+        timestamp_formats: args
+            .timestamp_formats
+            .iter()
+            .map(|f| values::timestamp_format(f))
+            .collect::<Result<_, _>>()
+            .map_err(Error::usage)?,
         roles: values::role_map(&args.role_map).map_err(Error::usage)?,
     };
     Ok(InputConfig {
@@ -291,6 +309,9 @@ fn input_flag_given(a: &InputArgs) -> Option<&'static str> {
         (!a.role_map.is_empty(), "--role-map"),
         (a.delimiter.is_some(), "--delimiter"),
         (a.timezone != "UTC", "--timezone"),
+        (a.encoding.is_some(), "--encoding"),
+        (!a.timestamp_formats.is_empty(), "--timestamp-format"),
+        (a.sheet.is_some(), "--sheet"),
         (a.shard.is_some(), "--shard"),
         (a.allow_duplicate_input, "--allow-duplicate-input"),
     ]
@@ -357,5 +378,9 @@ mod tests {
         }
         let e = check(&["--delimiter", "::"]).unwrap_err();
         assert!(e.starts_with("invalid value for --delimiter"), "{e}");
+        let e = check(&["--encoding", "ebcdic-ish"]).unwrap_err();
+        assert!(e.starts_with("invalid value for --encoding"), "{e}");
+        let e = check(&["--timestamp-format", "%H:%M"]).unwrap_err();
+        assert!(e.starts_with("invalid value for --timestamp-format"), "{e}");
     }
 }

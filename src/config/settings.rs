@@ -54,6 +54,18 @@ pub fn of_input(input: &InputArgs) -> Vec<(String, String)> {
             or(input.shard.map(|s| s.to_string()), "none"),
         ),
     ];
+    if let Some(encoding) = &input.encoding {
+        out.push(("encoding".into(), encoding.clone()));
+    }
+    if !input.timestamp_formats.is_empty() {
+        out.push((
+            "timestamp formats".into(),
+            input.timestamp_formats.join(", "),
+        ));
+    }
+    if let Some(sheet) = &input.sheet {
+        out.push(("sheet".into(), sheet.clone()));
+    }
     if !input.map.is_empty() {
         out.push(("map".into(), input.map.join(", ")));
     }

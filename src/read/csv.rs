@@ -1,9 +1,11 @@
 //! CSV as spreadsheets and databases write it: a header line, `,` `;` tab
 //! or `|` delimiters (detected from the header line unless `--delimiter`),
 //! RFC 4180 quoting (fields with delimiters, `""` quotes and line breaks),
-//! CRLF or LF, a UTF-8 BOM. Records are read as bytes and each needed field
-//! is checked for UTF-8 on its own, so a bad byte is one row's problem.
-//! Blank lines are skipped (by the csv crate) and are not records.
+//! CRLF or LF, a UTF-8 BOM, and Excel's `sep=X` first line, which names
+//! the delimiter and is not the header. Records are read as bytes and each
+//! needed field is checked for UTF-8 on its own, so a bad byte is one
+//! row's problem. Blank lines are skipped (by the csv crate) and are not
+//! records.
 //!
 //! A quoted field whose closing quote never comes runs to the end of the
 //! file: the csv crate ends the record there without a word, and every
@@ -14,9 +16,11 @@
 //! that record swallowed. A record whose quoted fields hold lines that look
 //! like records of their own is counted for `check`'s warning.
 
+use std::fmt;
 use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
+use std::sync::Arc;
 
 use csv::{ByteRecord, Position, ReaderBuilder};
 
@@ -55,46 +59,144 @@ pub fn detect_delimiter(head: &[u8]) -> u8 {
     CANDIDATES.get(best).copied().unwrap_or(b',')
 }
 
+/// Where a CSV input's delimiter came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DelimiterFrom {
+    /// `--delimiter`.
+    Flag,
+    /// Excel's `sep=X` first line.
+    SepLine,
+    /// The most frequent candidate in the header line.
+    Detected,
+}
+
+impl fmt::Display for DelimiterFrom {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DelimiterFrom::Flag => "--delimiter",
+            DelimiterFrom::SepLine => "its sep= line",
+            DelimiterFrom::Detected => "detected",
+        })
+    }
+}
+
+/// Excel's first line `sep=X` (optionally in quotes, any case) at the start
+/// of `head` (after a BOM): the delimiter it names and the bytes the line
+/// takes, its line break included.
+fn sep_line(head: &[u8]) -> Option<(u8, usize)> {
+    let quoted = head.first() == Some(&b'"');
+    let rest = head.get(usize::from(quoted)..)?;
+    let key = rest.get(..4)?;
+    if !key.eq_ignore_ascii_case(b"sep=") {
+        return None;
+    }
+    let delimiter = *rest
+        .get(4)
+        .filter(|b| b.is_ascii() && !b"\"\r\n".contains(b))?;
+    let mut len = usize::from(quoted) + 5;
+    if quoted {
+        if head.get(len) != Some(&b'"') {
+            return None;
+        }
+        len += 1;
+    }
+    match head.get(len..) {
+        Some([]) => Some((delimiter, len)),
+        Some([b'\n', ..]) => Some((delimiter, len + 1)),
+        Some([b'\r', b'\n', ..]) => Some((delimiter, len + 2)),
+        Some([b'\r']) => Some((delimiter, len + 1)),
+        _ => None,
+    }
+}
+
+/// How a CSV input came to be: what the header alone does not say.
+pub(crate) struct Setup {
+    /// Whether a `sep=X` first line is looked for (not in a workbook's spool).
+    pub sep_line: bool,
+    /// The encoding the input was decoded from, for reasons.
+    pub decoded: Option<&'static encoding_rs::Encoding>,
+    /// A workbook's spool: the sheet row of each record, in order.
+    pub sheet_rows: Option<Arc<[u32]>>,
+}
+
 /// What was learned from the header line.
 #[derive(Debug, Clone)]
 pub(crate) struct Header {
     delimiter: u8,
+    delimiter_from: DelimiterFrom,
+    /// Bytes before the header (a `sep=` line, with the BOM before it), and
+    /// the header's line number.
+    skip: u64,
+    first_line: u64,
     /// Column index per field (by `columns::index`); `None` only for an
     /// empty file, which has no header and no records.
     columns: Option<[usize; 5]>,
     /// The header's column names, for reasons.
     names: Vec<String>,
+    decoded: Option<&'static encoding_rs::Encoding>,
+    sheet_rows: Option<Arc<[u32]>>,
 }
 
 impl Header {
-    pub(crate) fn read(name: &str, path: &Path, opts: &ReadOptions) -> Result<Header, ReadError> {
+    pub(crate) fn read(
+        name: &str,
+        path: &Path,
+        opts: &ReadOptions,
+        setup: Setup,
+    ) -> Result<Header, ReadError> {
         let open_err = |source| ReadError::Open {
             path: name.to_string(),
             source,
         };
-        let delimiter = match opts.delimiter {
-            Some(d) => d,
-            None => detect_delimiter(&super::spool::head(path, 64 * 1024).map_err(open_err)?),
+        let raw = super::spool::raw_head(path, 64 * 1024).map_err(open_err)?;
+        let bom = if raw.starts_with(BOM) { BOM.len() } else { 0 };
+        let after_bom = raw.get(bom..).unwrap_or_default();
+        let sep = if setup.sep_line {
+            sep_line(after_bom)
+        } else {
+            None
+        };
+        let (skip, first_line) = match sep {
+            Some((_, len)) => ((bom + len) as u64, 2),
+            None => (0, 1),
+        };
+        let (delimiter, delimiter_from) = match (opts.delimiter, sep) {
+            (Some(d), _) => (d, DelimiterFrom::Flag),
+            (None, Some((d, _))) => (d, DelimiterFrom::SepLine),
+            (None, None) => (detect_delimiter(after_bom), DelimiterFrom::Detected),
         };
         let file = File::open(path).map_err(open_err)?;
         let len = file.metadata().map_err(open_err)?.len();
         let mut rdr = builder(delimiter).from_reader(BufReader::new(file));
+        skip_to_header(&mut rdr, skip, first_line).map_err(|e| ReadError::At {
+            path: name.to_string(),
+            line: first_line,
+            message: e.to_string(),
+        })?;
         let mut rec = ByteRecord::new();
         let found = rdr.read_byte_record(&mut rec).map_err(|e| ReadError::At {
             path: name.to_string(),
-            line: 1,
+            line: first_line,
             message: e.to_string(),
         })?;
+        let empty = Header {
+            delimiter,
+            delimiter_from,
+            skip,
+            first_line,
+            columns: None,
+            names: Vec::new(),
+            decoded: setup.decoded,
+            sheet_rows: setup.sheet_rows,
+        };
         if !found {
-            return Ok(Header {
-                delimiter,
-                columns: None,
-                names: Vec::new(),
-            });
+            return Ok(empty);
         }
         if rdr.position().byte() >= len {
             let mut file = File::open(path).map_err(open_err)?;
-            if let Some(open) = open_quote(&mut file, 0, 1, delimiter).map_err(open_err)? {
+            if let Some(open) =
+                open_quote(&mut file, skip, first_line, delimiter).map_err(open_err)?
+            {
                 return Err(ReadError::At {
                     path: name.to_string(),
                     line: open.line,
@@ -178,10 +280,15 @@ impl Header {
             }
         }
         Ok(Header {
-            delimiter,
             columns: Some(cols),
             names,
+            ..empty
         })
+    }
+
+    /// The delimiter, and where it came from.
+    pub(crate) fn delimiter(&self) -> (u8, DelimiterFrom) {
+        (self.delimiter, self.delimiter_from)
     }
 
     /// Whether the file had a header line (it is empty otherwise).
@@ -206,10 +313,16 @@ impl Header {
                 Ok(s) => Ok(Some(s.to_string())),
                 Err(e) => Err(Invalid::field(
                     field,
-                    format!(
-                        "invalid UTF-8 at byte {} of column `{}`",
-                        e.valid_up_to() + 1,
-                        crate::model::excerpt(self.names.get(i).map(String::as_str).unwrap_or("?"))
+                    super::encoding::not_utf8(
+                        bytes,
+                        e.valid_up_to(),
+                        &format!(
+                            "column `{}`",
+                            crate::model::excerpt(
+                                self.names.get(i).map(String::as_str).unwrap_or("?")
+                            )
+                        ),
+                        self.decoded,
                     ),
                 )),
             }
@@ -453,6 +566,21 @@ fn shown_names(names: &[String]) -> String {
     format!("columns: {}", shown.join(", "))
 }
 
+/// Put a reader that is at the start of the file at the header, past a
+/// `sep=` line, counting lines from the header's.
+fn skip_to_header<R: Read + Seek>(
+    rdr: &mut csv::Reader<R>,
+    skip: u64,
+    first_line: u64,
+) -> csv::Result<()> {
+    if skip == 0 {
+        return Ok(());
+    }
+    let mut pos = Position::new();
+    pos.set_byte(skip).set_line(first_line).set_record(0);
+    rdr.seek_raw(SeekFrom::Start(skip), pos)
+}
+
 fn builder(delimiter: u8) -> ReaderBuilder {
     let mut b = ReaderBuilder::new();
     b.has_headers(false).flexible(true).delimiter(delimiter);
@@ -529,13 +657,15 @@ impl<'a> Records<'a> {
         let mut rdr = builder(header.delimiter)
             .buffer_capacity(64 * 1024)
             .from_reader(file);
+        let at_header = |e: csv::Error| ReadError::At {
+            path: source.name.clone(),
+            line: header.first_line,
+            message: e.to_string(),
+        };
+        skip_to_header(&mut rdr, header.skip, header.first_line).map_err(at_header)?;
         let mut rec = ByteRecord::new();
         // Skip the header (already checked by `open`).
-        let has_header = rdr.read_byte_record(&mut rec).map_err(|e| ReadError::At {
-            path: source.name.clone(),
-            line: 1,
-            message: e.to_string(),
-        })?;
+        let has_header = rdr.read_byte_record(&mut rec).map_err(at_header)?;
         Ok(Records {
             source,
             header,
@@ -584,10 +714,18 @@ impl Iterator for Records<'_> {
                 return Some(Err(at_line(start.line(), e)));
             }
         };
+        // A workbook's records keep the row numbers the sheet shows.
+        let line = match &self.header.sheet_rows {
+            Some(rows) => usize::try_from(self.record - 1)
+                .ok()
+                .and_then(|i| rows.get(i))
+                .map_or(start.line() + breaks, |row| u64::from(*row)),
+            None => start.line() + breaks,
+        };
         let pos = RowRef {
             source: self.source.id,
             record: self.record,
-            line: start.line() + breaks,
+            line,
             offset: start.byte() + bytes,
         };
         let open = if end >= self.len {
@@ -703,6 +841,19 @@ mod tests {
         assert_eq!(detect_delimiter(b""), b',');
         // A tie prefers the comma.
         assert_eq!(detect_delimiter(b"a,b;c"), b',');
+    }
+
+    #[test]
+    fn excel_sep_line_names_the_delimiter() {
+        assert_eq!(sep_line(b"sep=;\r\na;b"), Some((b';', 7)));
+        assert_eq!(sep_line(b"sep=,\na,b"), Some((b',', 6)));
+        assert_eq!(sep_line(b"SEP=|"), Some((b'|', 5)));
+        assert_eq!(sep_line(b"\"sep=\t\"\r\n"), Some((b'\t', 9)));
+        assert_eq!(sep_line(b"sep=;x\n"), None);
+        assert_eq!(sep_line(b"sep=\n"), None);
+        assert_eq!(sep_line(b"separator,text\n"), None);
+        assert_eq!(sep_line(b"\"sep=;\n"), None);
+        assert_eq!(sep_line(b""), None);
     }
 
     /// The scanner follows the csv parser's quoting rules.

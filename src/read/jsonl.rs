@@ -12,6 +12,7 @@
 use std::fs::File;
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
 
+use encoding_rs::Encoding;
 use serde_json::{Map, Value};
 
 use super::columns::{self, index};
@@ -25,10 +26,14 @@ use crate::model::{json_kind as kind, Field, Invalid, RowRef};
 /// reason names the field holding them when one does, and the conversation
 /// id is still taken when its value is clean: the line is read once more
 /// with the bad bytes replaced, only to learn that.
-pub(crate) fn fields(line: &[u8], map: &[(Field, String)]) -> Result<RawFields, Unreadable> {
+pub(crate) fn fields(
+    line: &[u8],
+    map: &[(Field, String)],
+    decoded: Option<&'static Encoding>,
+) -> Result<RawFields, Unreadable> {
     let text = match std::str::from_utf8(line) {
         Ok(text) => text,
-        Err(e) => return Err(not_utf8(line, e.valid_up_to() + 1, map)),
+        Err(e) => return Err(not_utf8(line, e.valid_up_to(), map, decoded)),
     };
     from_object(&object(text)?, map)
 }
@@ -54,9 +59,14 @@ fn object(text: &str) -> Result<Map<String, Value>, Invalid> {
     }
 }
 
-/// The reason for a line that is not UTF-8 (`byte` is 1-based).
-fn not_utf8(line: &[u8], byte: usize, map: &[(Field, String)]) -> Unreadable {
-    let problem = format!("invalid UTF-8 at byte {byte} of the line");
+/// The reason for a line that is not UTF-8 (`at` is 0-based).
+fn not_utf8(
+    line: &[u8],
+    at: usize,
+    map: &[(Field, String)],
+    decoded: Option<&'static Encoding>,
+) -> Unreadable {
+    let problem = super::encoding::not_utf8(line, at, "the line", decoded);
     let lossy = String::from_utf8_lossy(line);
     let Ok(object) = object(&lossy) else {
         return Invalid::record(problem).into();
@@ -212,6 +222,7 @@ fn content(buf: &[u8], first: bool) -> Option<&[u8]> {
 pub(crate) struct Records<'a> {
     source: &'a Source,
     map: &'a [(Field, String)],
+    decoded: Option<&'static Encoding>,
     rdr: Option<BufReader<File>>,
     buf: Vec<u8>,
     offset: u64,
@@ -220,11 +231,16 @@ pub(crate) struct Records<'a> {
 }
 
 impl<'a> Records<'a> {
-    pub(crate) fn new(source: &'a Source, map: &'a [(Field, String)]) -> Result<Self, ReadError> {
+    pub(crate) fn new(
+        source: &'a Source,
+        map: &'a [(Field, String)],
+        decoded: Option<&'static Encoding>,
+    ) -> Result<Self, ReadError> {
         let file = File::open(&source.path).map_err(|e| source.open_error(e))?;
         Ok(Records {
             source,
             map,
+            decoded,
             rdr: Some(BufReader::with_capacity(64 * 1024, file)),
             buf: Vec::new(),
             offset: 0,
@@ -269,7 +285,10 @@ impl Iterator for Records<'_> {
                 line: self.line,
                 offset: start,
             };
-            return Some(Ok(RawRecord::new(pos, fields(line, self.map))));
+            return Some(Ok(RawRecord::new(
+                pos,
+                fields(line, self.map, self.decoded),
+            )));
         }
     }
 }
@@ -278,16 +297,22 @@ impl Iterator for Records<'_> {
 pub(crate) struct At {
     name: String,
     map: Vec<(Field, String)>,
+    decoded: Option<&'static Encoding>,
     rdr: BufReader<File>,
     buf: Vec<u8>,
 }
 
 impl At {
-    pub(crate) fn new(source: &Source, map: Vec<(Field, String)>) -> Result<Self, ReadError> {
+    pub(crate) fn new(
+        source: &Source,
+        map: Vec<(Field, String)>,
+        decoded: Option<&'static Encoding>,
+    ) -> Result<Self, ReadError> {
         let file = File::open(&source.path).map_err(|e| source.open_error(e))?;
         Ok(At {
             name: source.name.clone(),
             map,
+            decoded,
             rdr: BufReader::new(file),
             buf: Vec::new(),
         })
@@ -312,7 +337,7 @@ impl At {
                 at.offset
             ))
         })?;
-        Ok(RawRecord::new(*at, fields(line, &self.map)))
+        Ok(RawRecord::new(*at, fields(line, &self.map, self.decoded)))
     }
 }
 
@@ -321,7 +346,7 @@ mod tests {
     use super::*;
 
     fn f(line: &str) -> Result<RawFields, String> {
-        fields(line.as_bytes(), &[]).map_err(|e| e.reason.to_string())
+        fields(line.as_bytes(), &[], None).map_err(|e| e.reason.to_string())
     }
 
     #[test]
@@ -396,11 +421,12 @@ mod tests {
             "not a JSON object: trailing characters at column 14"
         );
         assert_eq!(
-            fields(b"{\"text\":\"\xff\"}", &[])
+            fields(b"{\"text\":\"\xff\"}", &[], None)
                 .unwrap_err()
                 .reason
                 .to_string(),
-            "text: invalid UTF-8 at byte 10 of the line"
+            "text: invalid UTF-8 at byte 10 of the line; the bytes look like windows-1252 \
+             (Latin-1): read the file with --encoding windows-1252"
         );
     }
 
@@ -416,7 +442,7 @@ mod tests {
             "keys `body` and `message` both name `text`; choose one with --map text=KEY"
         );
         let map = vec![(Field::Text, "body".to_string())];
-        let r = fields(br#"{"message":"a","Body":"b"}"#, &map).unwrap();
+        let r = fields(br#"{"message":"a","Body":"b"}"#, &map, None).unwrap();
         assert_eq!(r.text.as_deref(), Some("b"));
     }
 }

@@ -4,7 +4,9 @@
 //!
 //! Inputs that cannot be re-read by offset (stdin, pipes, FIFOs, devices,
 //! `.gz`) are read once and spooled to a temporary file first; the offsets
-//! then point into the spool.
+//! then point into the spool. So are inputs in another encoding than UTF-8
+//! (`encoding`: decoded once into a UTF-8 spool) and workbooks (`workbook`:
+//! one sheet written once as a CSV spool).
 //!
 //! Record numbering (`RowRef`): `record` counts data records from 1 (a CSV
 //! header is not a record; blank lines, which CSV and JSONL both skip, are
@@ -13,26 +15,43 @@
 //! BOM does not shift anything); `offset` is the byte where the record
 //! starts, the BOM included in the count.
 
+use std::fmt;
 use std::path::PathBuf;
 
 use crate::model::{Field, Invalid, RowRef, SourceId};
 
 pub mod columns;
 mod csv;
+pub mod encoding;
 mod jsonl;
 mod spool;
+pub mod workbook;
 
-pub use self::csv::detect_delimiter;
+pub use self::csv::{detect_delimiter, DelimiterFrom};
+pub use self::encoding::TextEncoding;
+pub use self::workbook::SheetRead;
 
 /// The UTF-8 byte order mark some tools write at the start of a file.
 pub(crate) const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// Input format, from the extension (`.csv`, `.jsonl`, `.ndjson`, each
-/// optionally `.gz`) or from `--format`.
+/// optionally `.gz`; `.xlsx`, `.xls`, `.ods`, ...) or from `--format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
     Csv,
     Jsonl,
+    /// A spreadsheet workbook: .xlsx, .xlsm, .xlsb, .xls or .ods.
+    Excel,
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Format::Csv => "CSV",
+            Format::Jsonl => "JSONL",
+            Format::Excel => "workbook",
+        })
+    }
 }
 
 /// How to read: everything that is not per-source.
@@ -44,6 +63,11 @@ pub struct ReadOptions {
     pub delimiter: Option<u8>,
     /// `--map field=column`: explicit column names, over the aliases.
     pub columns: Vec<(Field, String)>,
+    /// `--encoding`: the text encoding of inputs without a byte order
+    /// mark; `None` means UTF-8.
+    pub encoding: Option<&'static encoding_rs::Encoding>,
+    /// `--sheet`: a workbook's sheet, by name or number; `None` means the first.
+    pub sheet: Option<String>,
 }
 
 /// One record's fields as text, before validation. `None` means the column
@@ -181,39 +205,142 @@ pub struct Source {
     pub format: Format,
     /// Read once from a stream (stdin, a pipe, a FIFO, a device) into the spool.
     pub streamed: bool,
+    /// How it was read: what `check` shows.
+    pub reading: Reading,
     layout: Layout,
     /// Deleted when the source is dropped.
     _spool: Option<tempfile::TempPath>,
+}
+
+/// How an input was read, and why so: what was assumed and what was
+/// said, for `check` to show.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reading {
+    pub format: Format,
+    /// Decompressed from gzip.
+    pub gzip: bool,
+    /// The text encoding (`None` for a workbook, which has its own).
+    pub encoding: Option<TextEncoding>,
+    /// The CSV delimiter, and where it came from.
+    pub delimiter: Option<(u8, DelimiterFrom)>,
+    /// The workbook sheet that was read.
+    pub sheet: Option<SheetRead>,
+}
+
+impl fmt::Display for Reading {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.sheet {
+            Some(sheet) => write!(f, "{sheet}")?,
+            None => write!(f, "{}", self.format)?,
+        }
+        if self.gzip {
+            f.write_str(" (gzip)")?;
+        }
+        if self.sheet.is_none() {
+            if let Some((delimiter, from)) = self.delimiter {
+                let shown = match delimiter {
+                    b'\t' => "tab".to_string(),
+                    d => format!("`{}`", char::from(d).escape_debug()),
+                };
+                write!(f, ", delimiter {shown} ({from})")?;
+            }
+        }
+        if let Some(encoding) = &self.encoding {
+            write!(f, ", {encoding}")?;
+        }
+        Ok(())
+    }
 }
 
 /// What reading a record needs to know beyond the bytes.
 #[derive(Debug, Clone)]
 pub(crate) enum Layout {
     Csv(csv::Header),
-    Jsonl { map: Vec<(Field, String)> },
+    Jsonl {
+        map: Vec<(Field, String)>,
+        /// The encoding the input was decoded from, for reasons.
+        decoded: Option<&'static encoding_rs::Encoding>,
+    },
 }
 
 /// Open an input (a path or `-`), decide its format, spool it if needed, and
 /// check its header. A missing required column is an error here.
 ///
 /// The format is `--format`, else the extension (`.csv`, `.tsv`, `.txt`;
-/// `.jsonl`, `.ndjson`, `.json`; each optionally `.gz`), else sniffed: `{`
-/// as the first non-space byte means JSONL, anything else CSV (this is how
-/// stdin is read without `--format`).
+/// `.jsonl`, `.ndjson`, `.json`; `.xlsx`, `.xlsm`, `.xlsb`, `.xls`, `.ods`;
+/// each optionally `.gz`), else sniffed: a zip or OLE file is a workbook
+/// (also under another extension, as a misnamed gzip file is read too),
+/// `{` as the first non-space character means JSONL, anything else CSV
+/// (this is how stdin is read without `--format`).
+///
+/// Text that is not UTF-8 (a UTF-16 byte order mark, or `--encoding`) is
+/// decoded once into a UTF-8 spool, and a workbook's sheet is written once
+/// to a CSV spool: offsets point into the spool, which is what is read
+/// again when a message is sent.
 pub fn open(id: SourceId, input: &str, opts: &ReadOptions) -> Result<Source, ReadError> {
     let prepared = spool::prepare(input)?;
-    let head = || {
-        spool::head(&prepared.path, 64 * 1024).map_err(|source| ReadError::Open {
-            path: input.to_string(),
-            source,
-        })
+    let open_err = |source| ReadError::Open {
+        path: input.to_string(),
+        source,
     };
+    let raw = spool::raw_head(&prepared.path, 64 * 1024).map_err(open_err)?;
+    let workbook = match opts.format {
+        Some(format) => format == Format::Excel,
+        None => spool::format_from_name(input) == Some(Format::Excel) || workbook::sniff(&raw),
+    };
+    if workbook {
+        let converted = workbook::convert(input, &prepared.path, opts.sheet.as_deref())?;
+        let path = converted.spool.to_path_buf();
+        let csv_opts = ReadOptions {
+            delimiter: Some(b','),
+            ..opts.clone()
+        };
+        let setup = csv::Setup {
+            sep_line: false,
+            decoded: None,
+            sheet_rows: Some(converted.rows.into()),
+        };
+        let header = csv::Header::read(input, &path, &csv_opts, setup)?;
+        return Ok(Source {
+            id,
+            name: input.to_string(),
+            path,
+            format: Format::Excel,
+            streamed: prepared.streamed,
+            reading: Reading {
+                format: Format::Excel,
+                gzip: prepared.gzip,
+                encoding: None,
+                delimiter: None,
+                sheet: Some(converted.sheet),
+            },
+            layout: Layout::Csv(header),
+            _spool: Some(converted.spool),
+        });
+    }
+    let text = encoding::decide(input, &raw, opts.encoding)?;
+    let (path, spool) = if text.decodes() {
+        let decoded = encoding::decode(input, &prepared.path, text)?;
+        (decoded.to_path_buf(), Some(decoded))
+    } else {
+        (prepared.path, prepared.spool)
+    };
+    let decoded = text.decodes().then_some(text.encoding);
     let format = match opts.format.or_else(|| spool::format_from_name(input)) {
         Some(f) => f,
-        None => spool::sniff_format(&head()?),
+        None => spool::sniff_format(&spool::head(&path, 64 * 1024).map_err(open_err)?),
     };
-    let layout = match format {
-        Format::Csv => Layout::Csv(csv::Header::read(input, &prepared.path, opts)?),
+    let (layout, delimiter) = match format {
+        Format::Csv | Format::Excel => {
+            let setup = csv::Setup {
+                sep_line: true,
+                decoded,
+                sheet_rows: None,
+            };
+            let header = csv::Header::read(input, &path, opts, setup)?;
+            let delimiter = header.delimiter();
+            (Layout::Csv(header), Some(delimiter))
+        }
         Format::Jsonl => {
             if let Some((field, column)) = opts
                 .columns
@@ -229,19 +356,28 @@ pub fn open(id: SourceId, input: &str, opts: &ReadOptions) -> Result<Source, Rea
                     ),
                 });
             }
-            Layout::Jsonl {
+            let layout = Layout::Jsonl {
                 map: opts.columns.clone(),
-            }
+                decoded,
+            };
+            (layout, None)
         }
     };
     Ok(Source {
         id,
         name: input.to_string(),
-        path: prepared.path,
+        path,
         format,
         streamed: prepared.streamed,
+        reading: Reading {
+            format,
+            gzip: prepared.gzip,
+            encoding: Some(text),
+            delimiter,
+            sheet: None,
+        },
         layout,
-        _spool: prepared.spool,
+        _spool: spool,
     })
 }
 
@@ -281,7 +417,9 @@ impl Source {
     ) -> Result<Box<dyn Iterator<Item = Result<RawRecord, ReadError>> + '_>, ReadError> {
         match &self.layout {
             Layout::Csv(header) => Ok(Box::new(csv::Records::new(self, header)?)),
-            Layout::Jsonl { map } => Ok(Box::new(jsonl::Records::new(self, map)?)),
+            Layout::Jsonl { map, decoded } => {
+                Ok(Box::new(jsonl::Records::new(self, map, *decoded)?))
+            }
         }
     }
 
@@ -289,7 +427,9 @@ impl Source {
     pub fn reader(&self) -> Result<RecordReader, ReadError> {
         let inner = match &self.layout {
             Layout::Csv(header) => Inner::Csv(csv::At::new(self, header.clone())?),
-            Layout::Jsonl { map } => Inner::Jsonl(jsonl::At::new(self, map.clone())?),
+            Layout::Jsonl { map, decoded } => {
+                Inner::Jsonl(jsonl::At::new(self, map.clone(), *decoded)?)
+            }
         };
         Ok(RecordReader { inner })
     }

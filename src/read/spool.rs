@@ -23,6 +23,8 @@ pub(crate) struct Prepared {
     pub spool: Option<TempPath>,
     /// The input was a stream (stdin, a pipe, a FIFO, a device), read once.
     pub streamed: bool,
+    /// The input was gzip, decompressed into the spool.
+    pub gzip: bool,
 }
 
 /// Open `input` (a path or `-`) and spool it if it is not a regular file
@@ -67,6 +69,7 @@ pub(crate) fn prepare(input: &str) -> Result<Prepared, ReadError> {
         path: path.to_path_buf(),
         spool: None,
         streamed: false,
+        gzip: false,
     })
 }
 
@@ -109,6 +112,7 @@ fn spool(name: &str, reader: impl Read) -> Result<Prepared, ReadError> {
         path: path.to_path_buf(),
         spool: Some(path),
         streamed: true,
+        gzip: gz,
     })
 }
 
@@ -137,6 +141,7 @@ pub(crate) fn format_from_name(name: &str) -> Option<Format> {
     match ext {
         "csv" | "tsv" | "txt" => Some(Format::Csv),
         "jsonl" | "ndjson" | "json" => Some(Format::Jsonl),
+        _ if super::workbook::Kind::from_name(base).is_some() => Some(Format::Excel),
         _ => None,
     }
 }
@@ -144,12 +149,18 @@ pub(crate) fn format_from_name(name: &str) -> Option<Format> {
 /// The first bytes of a file (BOM stripped), for sniffing the format and
 /// the CSV delimiter.
 pub(crate) fn head(path: &Path, max: usize) -> io::Result<Vec<u8>> {
-    let mut buf = vec![0u8; max];
-    let n = read_up_to(&mut File::open(path)?, &mut buf)?;
-    buf.truncate(n);
+    let mut buf = raw_head(path, max)?;
     if buf.starts_with(super::BOM) {
         buf.drain(..super::BOM.len());
     }
+    Ok(buf)
+}
+
+/// The first bytes of a file, as they are.
+pub(crate) fn raw_head(path: &Path, max: usize) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; max];
+    let n = read_up_to(&mut File::open(path)?, &mut buf)?;
+    buf.truncate(n);
     Ok(buf)
 }
 
@@ -176,6 +187,9 @@ mod tests {
         assert_eq!(format_from_name("-"), None);
         assert_eq!(format_from_name("b.gz"), None);
         assert_eq!(format_from_name("b.dat"), None);
+        assert_eq!(format_from_name("b.xlsx"), Some(Format::Excel));
+        assert_eq!(format_from_name("b.ODS"), Some(Format::Excel));
+        assert_eq!(format_from_name("b.xls.gz"), Some(Format::Excel));
     }
 
     #[test]

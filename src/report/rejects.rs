@@ -13,6 +13,11 @@
 //!   keys added before its closing brace. A line that is not a JSON object
 //!   has no object to add them to: it is copied as it is.
 //!
+//! - An input decoded from another encoding, or a workbook, is read back
+//!   from its UTF-8 spool (a workbook's sheet as CSV): its rows are written
+//!   as they were read, and the file starts with a UTF-8 byte order mark,
+//!   which wins over an `--encoding` given again when it is fed back.
+//!
 //! The reader ignores columns and keys it does not know, so the file is an
 //! input as it stands; fed back with the same ledger, rows already in the
 //! API are not sent again. Rows come in input order (input, then record);
@@ -63,6 +68,12 @@ pub struct Layout {
     delimiter: u8,
     /// The line end the header has (`\r\n` or `\n`).
     newline: &'static [u8],
+    /// Start with a UTF-8 byte order mark: the rows are read back from a
+    /// UTF-8 spool (an input decoded from another encoding, or a
+    /// workbook's sheet), not from the input's own bytes. The mark says
+    /// so, and wins over the `--encoding` given again when the file is fed
+    /// back with the run's flags.
+    bom: bool,
 }
 
 /// The format a rejects path's extension names.
@@ -127,12 +138,12 @@ pub fn layout(
     let Some(first) = sources.first() else {
         return Err(unfit("no inputs".into()));
     };
-    let format = first.format;
-    if let Some(other) = sources.iter().find(|s| s.format != format) {
+    let format = written_as(first.format);
+    if let Some(other) = sources.iter().find(|s| written_as(s.format) != format) {
         return Err(unfit(format!(
             "{} is {} and {} is {}: one rejects file holds one format; import them separately",
             first.name,
-            name_of(format),
+            name_of(first.format),
             other.name,
             name_of(other.format)
         )));
@@ -177,19 +188,38 @@ pub fn layout(
     let (header, newline) = header
         .map(|(h, n, _)| (h, n))
         .unwrap_or((Vec::new(), b"\n"));
-    let delimiter = delimiter.unwrap_or_else(|| read::detect_delimiter(without_bom(&header)));
+    // The delimiter the first input was read with (its `sep=` line, or
+    // a workbook's spool); detected again only when there is none.
+    let delimiter = delimiter
+        .or(first.reading.delimiter.map(|(d, _)| d))
+        .or((first.format == Format::Excel).then_some(b','))
+        .unwrap_or_else(|| read::detect_delimiter(without_bom(&header)));
+    let bom = sources
+        .iter()
+        .any(|s| s.format == Format::Excel || s.reading.encoding.is_some_and(|e| e.decodes()));
     Ok(Layout {
         format,
         header,
         delimiter,
         newline,
+        bom,
     })
+}
+
+/// The format a source's rejected rows are written in: a workbook's are
+/// its sheet's rows as CSV, as they were read.
+fn written_as(format: Format) -> Format {
+    match format {
+        Format::Excel => Format::Csv,
+        other => other,
+    }
 }
 
 fn name_of(format: Format) -> &'static str {
     match format {
         Format::Csv => "CSV",
         Format::Jsonl => "JSONL",
+        Format::Excel => "a workbook (its rows go as CSV)",
     }
 }
 
@@ -260,8 +290,15 @@ impl Rejects {
         gathered.rows.sort_unstable_by_key(|r| (r.source, r.record));
         let tmp = tempfile::NamedTempFile::new_in(super::report_dir(path)).map_err(write_err)?;
         let mut out = BufWriter::new(tmp.as_file());
+        if layout.bom {
+            out.write_all(read::BOM).map_err(write_err)?;
+        }
         if layout.format == Format::Csv {
-            let mut header = layout.header.clone();
+            let mut header = if layout.bom {
+                without_bom(&layout.header).to_vec()
+            } else {
+                layout.header.clone()
+            };
             if header.is_empty() {
                 // No input had a record: no row either; a header alone.
                 header.extend_from_slice(b"conversation_id,timestamp,sender_role,sender_id,text");
@@ -333,7 +370,7 @@ fn copy_rows(
         file.read_exact(&mut buf).map_err(Copy::Read)?;
         let reason = reasons.get(r.reason as usize).map_or("", |s| s);
         let line = match layout.format {
-            Format::Csv => {
+            Format::Csv | Format::Excel => {
                 let mut line = buf[..trimmed_len(&buf)].to_vec();
                 line.extend_from_slice(&csv_suffix(
                     layout.delimiter,

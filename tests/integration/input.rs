@@ -282,12 +282,12 @@ fn invalid_utf8_is_a_per_row_reason() {
             (
                 2,
                 3,
-                Err("text: invalid UTF-8 at byte 16 of column `message`".into())
+                Err("text: invalid UTF-8 at byte 16 of column `message`; the bytes look like windows-1252 (Latin-1): read the file with --encoding windows-1252".into())
             ),
             (
                 3,
                 4,
-                Err("sender_id: invalid UTF-8 at byte 1 of column `sender_id`".into())
+                Err("sender_id: invalid UTF-8 at byte 1 of column `sender_id`; the bytes look like windows-1252 (Latin-1): read the file with --encoding windows-1252".into())
             ),
             (
                 4,
@@ -775,7 +775,7 @@ fn malformed_jsonl_lines() {
             (
                 8,
                 8,
-                "text: invalid UTF-8 at byte 10 of the line".to_string()
+                "text: invalid UTF-8 at byte 10 of the line; the bytes look like windows-1252 (Latin-1): read the file with --encoding windows-1252".to_string()
             ),
         ]
     );
@@ -1202,7 +1202,7 @@ fn malformed_bom_inside_a_file() {
             (
                 5,
                 5,
-                "timestamp: invalid UTF-8 at byte 11 of column `timestamp`".to_string(),
+                "timestamp: invalid UTF-8 at byte 11 of column `timestamp`; if the file is not UTF-8, name its encoding with --encoding (e.g. windows-1252, iso-8859-2, shift_jis, gbk)".to_string(),
             ),
         ]
     );
@@ -1240,15 +1240,15 @@ fn unreadable_records_keep_their_conversation_id() {
         vec![
             (
                 Some("C1".into()),
-                "text: invalid UTF-8 at byte 4 of column `text`".into()
+                "text: invalid UTF-8 at byte 4 of column `text`; the bytes look like windows-1252 (Latin-1): read the file with --encoding windows-1252".into()
             ),
             (
                 None,
-                "conversation_id: invalid UTF-8 at byte 2 of column `conversation_id`".into()
+                "conversation_id: invalid UTF-8 at byte 2 of column `conversation_id`; the bytes look like windows-1252 (Latin-1): read the file with --encoding windows-1252".into()
             ),
             (
                 Some("C3".into()),
-                "sender_role: invalid UTF-8 at byte 3 of column `sender_role`".into()
+                "sender_role: invalid UTF-8 at byte 3 of column `sender_role`; the bytes look like windows-1252 (Latin-1): read the file with --encoding windows-1252".into()
             ),
             // A ragged row's columns cannot be trusted: no id from it.
             (None, "row has 4 fields, header has 5".into()),
@@ -1266,11 +1266,11 @@ fn unreadable_records_keep_their_conversation_id() {
         vec![
             (
                 Some("J1".into()),
-                "text: invalid UTF-8 at byte 36 of the line".into()
+                "text: invalid UTF-8 at byte 36 of the line; the bytes look like windows-1252 (Latin-1): read the file with --encoding windows-1252".into()
             ),
             (
                 None,
-                "conversation_id: invalid UTF-8 at byte 22 of the line".into()
+                "conversation_id: invalid UTF-8 at byte 22 of the line; the bytes look like windows-1252 (Latin-1): read the file with --encoding windows-1252".into()
             ),
             (
                 Some("J3".into()),
@@ -1278,11 +1278,11 @@ fn unreadable_records_keep_their_conversation_id() {
             ),
             (
                 Some("J4".into()),
-                "invalid UTF-8 at byte 33 of the line".into()
+                "invalid UTF-8 at byte 33 of the line; the bytes look like windows-1252 (Latin-1): read the file with --encoding windows-1252".into()
             ),
             (Some("J5".into()), "ok".into()),
             // Not even JSON once the bad byte is set aside: nothing to name.
-            (None, "invalid UTF-8 at byte 33 of the line".into()),
+            (None, "invalid UTF-8 at byte 33 of the line; the bytes look like windows-1252 (Latin-1): read the file with --encoding windows-1252".into()),
         ]
     );
 }

@@ -3,7 +3,9 @@
 
 mod delivery;
 mod emulator;
+mod fixtures;
 mod flags;
+mod formats;
 mod generated;
 mod golden;
 mod hardening;
@@ -12,6 +14,7 @@ mod input;
 mod migration;
 mod network;
 mod pipeline;
+mod recipes;
 mod regression;
 mod reports;
 mod util;
