@@ -24,3 +24,8 @@ pub mod send;
 mod signals;
 pub mod timestamp;
 pub mod validate;
+
+/// The ledger's writing side, for `benches/components.rs` only: `run` is
+/// the one caller in the tool itself.
+#[doc(hidden)]
+pub use record::{Ledger, Recorder, Writer};
