@@ -176,7 +176,9 @@ for R in 500 3000; do
     stop_emulator
     total=$(jq '.requests_total' <<<"$st")
     limited=$(jq '.rate_limited' <<<"$st")
-    echo "rate limit $R/s, --rate ${given/no/unset}${given/yes/ $R}: $(i "$send_rate") msg/s = $(r "$send_rate" "$R") of R, 429s $limited of $total requests ($(printf '%.1f' "$(echo "100 * $limited / $total" | bc -l)") %)"
+    label="--rate unset"
+    [ "$given" = yes ] && label="--rate $R"
+    echo "rate limit $R/s, $label: $(i "$send_rate") msg/s = $(r "$send_rate" "$R") of R, 429s $limited of $total requests ($(printf '%.1f' "$(echo "100 * $limited / $total" | bc -l)") %)"
   done
 done
 

@@ -277,10 +277,16 @@ impl Client {
             // environment differs from curl's). Through it, the connection
             // to the API is a CONNECT tunnel, TLS inside it end to end.
             .proxy(network.proxy.as_ref().map(ProxyUrl::to_ureq))
-            .tls_config(tls::config(&network.extra_roots))
             // A POST answered with a redirect is not sent again elsewhere.
-            .max_redirects(0)
-            .build();
+            .max_redirects(0);
+        // Reading the system's certificate store takes a few milliseconds:
+        // only an https API needs it.
+        let config = if base.scheme() == "https" {
+            config.tls_config(tls::config(&network.extra_roots))
+        } else {
+            config
+        }
+        .build();
         let agent = ureq::Agent::with_parts(
             config,
             transport::Connector::default(),
