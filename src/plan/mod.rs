@@ -174,7 +174,13 @@ impl Builder {
                 }
             }
         }
-        self.conversations[i].entries.push(entry);
+        let entries = &mut self.conversations[i].entries;
+        // Grow by a quarter, not double: the plan is most of a run's
+        // memory, and doubling would leave a quarter of it unused at peak.
+        if entries.len() == entries.capacity() && entries.len() >= 16 {
+            entries.reserve_exact(entries.len() / 4);
+        }
+        entries.push(entry);
         Ok(true)
     }
 

@@ -22,7 +22,7 @@
 
 use std::borrow::Cow;
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -423,8 +423,15 @@ pub fn files(state: &Path) -> io::Result<Vec<Sealed>> {
 
 /// A journal file's run id and records, up to the first damaged record.
 pub fn read(path: &Path) -> io::Result<(i64, Vec<Record<'static>>)> {
-    let mut bytes = Vec::new();
-    File::open(path)?.read_to_end(&mut bytes)?;
+    let file = File::open(path)?;
+    if file.metadata()?.len() == 0 {
+        return Ok((0, Vec::new()));
+    }
+    // Mapped, not read: a lane's file is mostly the zeros written ahead of
+    // its records (up to 4 MiB), which reading would copy into the heap at
+    // every fold. SAFETY: a sealed file is no longer written, and the
+    // ledger's lock keeps any other run from touching it.
+    let bytes = unsafe { memmap2::Mmap::map(&file)? };
     let version = match bytes.get(..4) {
         Some(m) if m == MAGIC && bytes.len() >= HEADER_LEN as usize => 2,
         Some(m) if m == MAGIC_V1 && bytes.len() >= HEADER_LEN as usize => 1,
