@@ -4,9 +4,9 @@
 # bare ureq client (examples/bare_client.rs) on the same server, so that
 # their ratios are taken in one run on the same machine.
 #
-#   benches/scale.sh          the scenarios (about 5 minutes on 2 cores)
+#   benches/scale.sh          the scenarios (about 6 minutes on 2 cores)
 #   benches/scale.sh full     also 10M-row checks, a 2M-row run and the
-#                             in-process ledger-cost bench (about 20 more)
+#                             in-process ledger-cost bench (about 6 more)
 #
 # One line per scenario. Needs wrk, curl and jq (apt-get install -y wrk curl
 # jq; installed when run as root and missing) and GNU time (/usr/bin/time).
