@@ -134,7 +134,7 @@ for s in "0 16 100000 2500 8" "20 64 40000 1000 20" "50 256 40000 2000 20"; do
   bare "$conc" "$rows"
   import "$rows" "$conc"
   stop_emulator
-  echo "latency ${lat} ms, ${conc} workers, $rows msgs: importer $(i "$imp_rate") msg/s (sending $(i "$send_rate")), bare ureq $(i "$bare_rate"), plain $(i "$wrk_rate"); importer/bare $(r "$imp_rate" "$bare_rate"), importer/plain $(r "$imp_rate" "$wrk_rate"), bare/plain $(r "$bare_rate" "$wrk_rate"); peak RSS ${peak_rss} MB"
+  echo "latency ${lat} ms, ${conc} workers, $rows msgs: importer $(i "$imp_rate") msg/s (sending $(i "$send_rate")), bare ureq $(i "$bare_rate"), plain $(i "$wrk_rate"); importer/bare $(r "$imp_rate" "$bare_rate") (sending $(r "$send_rate" "$bare_rate")), importer/plain $(r "$imp_rate" "$wrk_rate") (sending $(r "$send_rate" "$wrk_rate")), bare/plain $(r "$bare_rate" "$wrk_rate"); peak RSS ${peak_rss} MB"
 done
 
 # 4: skewed conversation sizes: wall / lower bound, longest first or not.
