@@ -74,6 +74,9 @@ pub struct Layout {
     /// so, and wins over the `--encoding` given again when the file is fed
     /// back with the run's flags.
     bom: bool,
+    /// CSV: the header ends with `status` and `reason` (a rejects file fed
+    /// back): each row's last two fields are replaced, not added to.
+    replaces: bool,
 }
 
 /// The format a rejects path's extension names.
@@ -197,12 +200,14 @@ pub fn layout(
     let bom = sources
         .iter()
         .any(|s| s.format == Format::Excel || s.reading.encoding.is_some_and(|e| e.decodes()));
+    let replaces = format == Format::Csv && ends_with_status_reason(&header, delimiter);
     Ok(Layout {
         format,
         header,
         delimiter,
         newline,
         bom,
+        replaces,
     })
 }
 
@@ -303,6 +308,13 @@ impl Rejects {
                 // No input had a record: no row either; a header alone.
                 header.extend_from_slice(b"conversation_id,timestamp,sender_role,sender_id,text");
             }
+            // A rejects file fed back ends with our two columns already:
+            // they are replaced, not added again.
+            if layout.replaces {
+                if let Some(kept) = without_status_reason(&header, layout.delimiter) {
+                    header = kept;
+                }
+            }
             out.write_all(&header).map_err(write_err)?;
             out.write_all(&csv_suffix(layout.delimiter, "status", "reason"))
                 .map_err(write_err)?;
@@ -372,6 +384,11 @@ fn copy_rows(
         let line = match layout.format {
             Format::Csv | Format::Excel => {
                 let mut line = buf[..trimmed_len(&buf)].to_vec();
+                if layout.replaces {
+                    if let Some(kept) = without_status_reason(&line, layout.delimiter) {
+                        line = kept;
+                    }
+                }
                 line.extend_from_slice(&csv_suffix(
                     layout.delimiter,
                     r.status.as_str(),
@@ -426,9 +443,65 @@ fn csv_suffix(delimiter: u8, status: &str, reason: &str) -> Vec<u8> {
     out
 }
 
+/// A CSV record without its last two fields when the header says they are
+/// an earlier rejects file's `status` and `reason` (or, for the header
+/// itself, when they are those names); `None` to keep it as it is. Fields
+/// are written again as CSV needs: a row that was rejected twice is ours.
+fn without_status_reason(record: &[u8], delimiter: u8) -> Option<Vec<u8>> {
+    let bom = record.len() - without_bom(record).len();
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .delimiter(delimiter)
+        .from_reader(&record[bom..]);
+    let mut fields = csv::ByteRecord::new();
+    if !reader.read_byte_record(&mut fields).ok()? || fields.len() < 3 {
+        return None;
+    }
+    let mut writer = csv::WriterBuilder::new()
+        .delimiter(delimiter)
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_writer(Vec::new());
+    writer
+        .write_record(fields.iter().take(fields.len() - 2))
+        .ok()?;
+    let mut out = record[..bom].to_vec();
+    out.extend_from_slice(&writer.into_inner().ok()?);
+    out.pop();
+    Some(out)
+}
+
+/// Whether a header's last two columns are `status` and `reason`.
+fn ends_with_status_reason(header: &[u8], delimiter: u8) -> bool {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .delimiter(delimiter)
+        .from_reader(without_bom(header));
+    let mut fields = csv::ByteRecord::new();
+    if !reader.read_byte_record(&mut fields).unwrap_or(false) || fields.len() < 3 {
+        return false;
+    }
+    let n = fields.len();
+    fields[n - 2].eq_ignore_ascii_case(b"status") && fields[n - 1].eq_ignore_ascii_case(b"reason")
+}
+
+/// A JSON object line without the `status` and `reason` keys an earlier
+/// rejects file added; `None` when it has neither.
+fn without_status_keys(line: &[u8]) -> Option<Vec<u8>> {
+    let serde_json::Value::Object(mut map) = serde_json::from_slice(line).ok()? else {
+        return None;
+    };
+    let had = map.remove("status").is_some() | map.remove("reason").is_some();
+    had.then(|| serde_json::to_vec(&map).ok()).flatten()
+}
+
 /// A JSONL line with `"status"` and `"reason"` added before its closing
 /// brace; a line that is not a JSON object, as it is.
 fn with_keys(line: &[u8], status: Status, reason: &str) -> Vec<u8> {
+    // A line of an earlier rejects file: its keys are replaced.
+    let stripped = without_status_keys(line);
+    let line = stripped.as_deref().unwrap_or(line);
     let end = line
         .iter()
         .rposition(|b| !matches!(b, b' ' | b'\t' | b'\r'))
@@ -603,6 +676,35 @@ mod tests {
              {\"status\":\"invalid\",\"reason\":\"x\"}\r\n\
              not json\n\
              {\"b\": \"}\",\"status\":\"not_attempted\",\"reason\":\"not sent\"}  \n"
+        );
+    }
+
+    #[test]
+    fn a_rejects_file_fed_back_has_its_status_and_reason_replaced() {
+        let input = format!(
+            "{BOM}{H};text;status;reason\r\nA;\"two\r\nlines\";failed;\"HTTP 404; gone\"\r\nB;x;skipped;not sent\r\n"
+        );
+        let got = written(
+            "in.csv",
+            input.as_bytes(),
+            &[(1, Status::Invalid, "text: empty")],
+        );
+        assert_eq!(
+            got,
+            format!(
+                "{BOM}{H};text;status;reason\r\n\
+             A;\"two\r\nlines\";invalid;text: empty\r\n"
+            )
+        );
+        let jsonl = "{\"a\":1,\"status\":\"failed\",\"reason\":\"x\"}\n";
+        let got = written(
+            "in.jsonl",
+            jsonl.as_bytes(),
+            &[(1, Status::Skipped, "not sent")],
+        );
+        assert_eq!(
+            got,
+            "{\"a\":1,\"status\":\"skipped\",\"reason\":\"not sent\"}\n"
         );
     }
 

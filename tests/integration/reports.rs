@@ -433,9 +433,12 @@ fn rejects_fixed_and_fed_back() {
     // Still not in: CONVC's two rows, again.
     let still = std::fs::read_to_string(d.join("rejects2.csv")).unwrap();
     assert_eq!(still.lines().filter(|l| l.contains(",failed,")).count(), 1);
-    assert!(still.starts_with(
-        "conversation_id,timestamp,sender_role,sender_id,text,status,reason,status,reason\r\n"
-    ));
+    // The earlier status and reason are replaced, not added to.
+    assert!(
+        still.starts_with("conversation_id,timestamp,sender_role,sender_id,text,status,reason\r\n")
+    );
+    assert_eq!(still.matches(",failed,").count(), 1, "{still}");
+    assert_eq!(still.matches(",skipped,").count(), 1, "{still}");
 }
 
 // ---------------------------------------------------------------- CSV injection
