@@ -359,16 +359,7 @@ impl Header {
                 text: get(Field::Text)?,
             })
         })();
-        match rest {
-            Ok(fields) => Ok(RawFields {
-                conversation_id,
-                ..fields
-            }),
-            Err(reason) => Err(Unreadable {
-                reason,
-                conversation_id,
-            }),
-        }
+        Unreadable::with_id(rest, conversation_id)
     }
 
     /// The reason of a record whose quoted field never closes.

@@ -117,16 +117,7 @@ fn from_object(
             text: text?,
         })
     })();
-    match rest {
-        Ok(fields) => Ok(RawFields {
-            conversation_id,
-            ..fields
-        }),
-        Err(reason) => Err(Unreadable {
-            reason,
-            conversation_id,
-        }),
-    }
+    Unreadable::with_id(rest, conversation_id)
 }
 
 /// Each field's value (by `index`), and whether two keys named one field.

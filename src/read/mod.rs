@@ -146,6 +146,26 @@ pub(crate) struct Unreadable {
     pub conversation_id: Option<String>,
 }
 
+impl Unreadable {
+    /// The fields read after the conversation id, with that id: the id
+    /// names the row even when another field cannot be read.
+    pub(crate) fn with_id(
+        rest: Result<RawFields, Invalid>,
+        conversation_id: Option<String>,
+    ) -> Result<RawFields, Unreadable> {
+        match rest {
+            Ok(fields) => Ok(RawFields {
+                conversation_id,
+                ..fields
+            }),
+            Err(reason) => Err(Unreadable {
+                reason,
+                conversation_id,
+            }),
+        }
+    }
+}
+
 impl From<Invalid> for Unreadable {
     fn from(reason: Invalid) -> Self {
         Unreadable {
