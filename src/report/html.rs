@@ -526,6 +526,19 @@ const LEFT: f64 = 44.0;
 const BOTTOM: f64 = 24.0;
 const TOP: f64 = 8.0;
 
+/// Where a chart of timings would be, why there is none, and the section's end.
+fn no_timings(h: &mut String, info: &RunInfo) {
+    let _ = writeln!(
+        h,
+        "<p class=\"empty\">{}</p>\n</section>",
+        if info.sending.is_none() {
+            "Not in this report: it was re-rendered from the ledger, which keeps no timings. The run's own --html report has them."
+        } else {
+            "No request was made."
+        }
+    );
+}
+
 fn throughput(h: &mut String, summary: &Summary, info: &RunInfo) {
     h.push_str("<section id=\"throughput\">\n<h2>Throughput over time</h2>\n");
     let active = summary
@@ -533,15 +546,7 @@ fn throughput(h: &mut String, summary: &Summary, info: &RunInfo) {
         .iter()
         .any(|s| s.requests + s.imported + s.failed > 0);
     if info.sending.is_none() || !active {
-        let _ = writeln!(
-            h,
-            "<p class=\"empty\">{}</p>\n</section>",
-            if info.sending.is_none() {
-                "Not in this report: it was re-rendered from the ledger, which keeps no timings. The run's own --html report has them."
-            } else {
-                "No request was made."
-            }
-        );
+        no_timings(h, info);
         return;
     }
     let (per, grouped) = buckets(&summary.timeline, 120);
@@ -645,15 +650,7 @@ fn latency(h: &mut String, summary: &Summary, info: &RunInfo) {
     let (Some(p50), Some(p95), Some(p99), Some(max)) =
         (l.quantile(0.5), l.quantile(0.95), l.quantile(0.99), l.max())
     else {
-        let _ = writeln!(
-            h,
-            "<p class=\"empty\">{}</p>\n</section>",
-            if info.sending.is_none() {
-                "Not in this report: it was re-rendered from the ledger, which keeps no timings. The run's own --html report has them."
-            } else {
-                "No request was made."
-            }
-        );
+        no_timings(h, info);
         return;
     };
     // Adjacent log buckets merged to at most 40 bars.

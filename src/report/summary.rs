@@ -82,6 +82,25 @@ fn reason_json(r: &Reason) -> Value {
 }
 
 /// The summary as JSON (see the README); objects come out with their keys sorted.
+/// The summary JSON's top-level keys, as the README documents them: stable.
+pub const KEYS: [&str; 15] = [
+    "schema_version",
+    "command",
+    "version",
+    "started_at",
+    "finished_at",
+    "duration_seconds",
+    "sending_seconds",
+    "exit_code",
+    "stopped",
+    "rows",
+    "reasons",
+    "conversations",
+    "messages_per_second",
+    "latency_ms",
+    "requests",
+];
+
 pub fn json(summary: &Summary, info: &RunInfo) -> Value {
     let mut rows = Map::new();
     rows.insert("total".into(), json!(summary.total()));
@@ -192,23 +211,7 @@ mod tests {
         };
         let v = json(&stats.summary(), &info);
         let keys: Vec<&str> = v.as_object().unwrap().keys().map(|k| k.as_str()).collect();
-        for key in [
-            "schema_version",
-            "command",
-            "version",
-            "started_at",
-            "finished_at",
-            "duration_seconds",
-            "sending_seconds",
-            "exit_code",
-            "stopped",
-            "rows",
-            "reasons",
-            "conversations",
-            "messages_per_second",
-            "latency_ms",
-            "requests",
-        ] {
+        for key in KEYS {
             assert!(keys.contains(&key), "{key} missing: {v}");
         }
         assert_eq!(v["rows"]["total"], 2);
