@@ -14,9 +14,13 @@
 //! A cut is a test: a rate limit refuses less once the rate is down, while
 //! refusals that do not depend on the rate (a server answering 503 to a
 //! fifth of all requests, whatever the pace) come back at the same share.
-//! When the window after a cut is refused about as much as the one before
-//! it, the cut is undone, and that share becomes a baseline that only a
-//! clearly higher one cuts past; it fades as windows go by.
+//! The window after a cut is read as whichever it looks more like, allowing
+//! for the chance spread of a share counted over a few dozen answers: when
+//! it looks like refusals that do not follow the rate, the cut is undone
+//! and that share becomes a baseline. Only a share clearly above the
+//! baseline (by a tenth and by more than chance explains) cuts again; the
+//! baseline fades as windows are refused less, and never follows a rising
+//! share up, which is what crossing a limit looks like.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -32,13 +36,16 @@ const REFUSED_MIN: u64 = 2;
 const MIN_RATE: f64 = 1.0;
 /// The length of a counting window.
 const WINDOW: Duration = Duration::from_secs(1);
-/// After a cut, a share of refusals at least this much of the one that
-/// caused it says the refusals do not follow the rate.
-const SAME_SHARE: f64 = 0.7;
 /// A window cuts past the baseline only when refused this much more.
 const ABOVE_BASELINE: f64 = 0.1;
-/// How much of the baseline each window keeps.
-const BASELINE_KEPT: f64 = 0.98;
+/// How far each window moves the baseline towards its own share.
+const BASELINE_PACE: f64 = 0.05;
+/// Standard errors of a window's share that chance alone may explain: a
+/// cut past the baseline needs this many...
+const NOISE_MARGIN: f64 = 3.0;
+/// ...and a cut is undone when the window after it is within this many of
+/// looking like the refusals did not follow the rate.
+const UNDO_MARGIN: f64 = 2.0;
 
 pub struct RateLimiter {
     state: Mutex<State>,
@@ -56,7 +63,7 @@ struct State {
     refused: u64,
     /// The last cut, waiting for the next window to say if it helped: the
     /// rate before it and the share of refusals that caused it.
-    cut: Option<(Option<f64>, f64)>,
+    cut: Option<(Option<f64>, f64, f64)>,
     /// The share of refusals seen not to depend on the rate.
     baseline: f64,
 }
@@ -75,24 +82,48 @@ impl State {
         } else {
             self.refused as f64 / total as f64
         };
-        if let Some((before, cause)) = self.cut.take() {
-            if total > 0 && share >= SAME_SHARE * cause {
+        // How far a window's share strays from the background by chance
+        // alone: a few dozen answers a window make a fifth look like a
+        // quarter now and then.
+        let noise = |p: f64| {
+            if total == 0 {
+                1.0
+            } else {
+                (p * (1.0 - p) / total as f64).sqrt()
+            }
+        };
+        let mut undone = false;
+        if let Some((before, cause, goodput)) = self.cut.take() {
+            // Had a limit of `goodput` caused it, on top of the baseline,
+            // the share now would be this; refusals that do not follow the
+            // rate would stay at `cause`. The window is read as whichever
+            // it is nearer.
+            let offered = total as f64 / elapsed.as_secs_f64();
+            let limited = (1.0 - goodput / offered).max(self.baseline);
+            let between = (cause + limited) / 2.0;
+            if total > 0 && share + UNDO_MARGIN * noise(share) >= between {
                 // As refused at the lower rate: not a rate limit.
                 self.rate = before;
                 self.baseline = self.baseline.max(share);
+                undone = true;
             }
         }
-        let threshold = REFUSED_SHARE.max(self.baseline + ABOVE_BASELINE);
+        let threshold =
+            REFUSED_SHARE.max(self.baseline + ABOVE_BASELINE + NOISE_MARGIN * noise(self.baseline));
         if self.refused >= REFUSED_MIN && share >= threshold {
             let secs = elapsed.as_secs_f64();
             let offered = total as f64 / secs;
             let goodput = self.accepted as f64 / secs;
             let current = self.rate.map_or(offered, |r| r.min(offered.max(MIN_RATE)));
             let cut = goodput.max(current * DECREASE).min(current);
-            self.cut = Some((self.rate, share));
+            self.cut = Some((self.rate, share, goodput));
             self.rate = Some(cut.max(MIN_RATE));
+        } else if !undone && share < self.baseline {
+            // Only a cut that did not help raises the baseline (a rising
+            // share is what a limit being crossed looks like); windows
+            // refused less let it fade, so it ends with the refusals.
+            self.baseline += BASELINE_PACE * (share - self.baseline);
         }
-        self.baseline *= BASELINE_KEPT;
         self.window_start = now;
         self.accepted = 0;
         self.refused = 0;
@@ -285,6 +316,73 @@ mod tests {
         }
         let r = l.rate().unwrap();
         assert!(r > 70.9 && r < 71.6, "{r}");
+    }
+
+    /// A server for `windows` seconds: the workers can offer at most `cap`
+    /// requests a second (their own retry waits bound them), a rate limit
+    /// refuses what is over `limit`, and every request is refused at
+    /// random with probability `random`. The rate after each window.
+    fn simulate(
+        l: &RateLimiter,
+        windows: u32,
+        cap: f64,
+        limit: f64,
+        random: f64,
+        seed: u64,
+    ) -> Vec<f64> {
+        use rand::{RngExt, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let t = Instant::now();
+        let mut rates = Vec::new();
+        for w in 0..windows {
+            let offered = l.rate().map_or(cap, |r| r.min(cap)).round().max(1.0) as u32;
+            let over = (f64::from(offered) - limit).max(0.0) / f64::from(offered);
+            let start = t + WINDOW * w;
+            for i in 0..offered {
+                let at = start + WINDOW.mul_f64(f64::from(i) / f64::from(offered));
+                if rng.random_bool(over) || rng.random_bool(random) {
+                    l.refused_at(at);
+                } else {
+                    l.accepted_at(at);
+                }
+            }
+            l.accepted_at(start + WINDOW);
+            rates.push(l.rate().unwrap_or(f64::INFINITY));
+        }
+        rates
+    }
+
+    #[test]
+    fn a_long_storm_of_random_refusals_does_not_wind_the_rate_down() {
+        // A fifth of all answers refused whatever the pace, the workers'
+        // waits letting about 80 requests a second through: over ten
+        // minutes the rate lets them offer nearly all of that, and a
+        // window cut by chance is undone the next.
+        for seed in 0..20 {
+            let l = RateLimiter::new(None);
+            let rates = simulate(&l, 600, 80.0, f64::INFINITY, 0.2, seed);
+            let offered: f64 = rates.iter().map(|r| r.min(80.0)).sum();
+            let slow = rates.iter().filter(|r| **r < 60.0).count();
+            assert!(
+                offered >= 0.97 * 600.0 * 80.0 && slow <= 12,
+                "seed {seed}: {:.0} % of what the workers can offer, {slow} windows under 60/s",
+                100.0 * offered / (600.0 * 80.0)
+            );
+        }
+    }
+
+    #[test]
+    fn an_unknown_rate_limit_is_found_under_random_refusals_too() {
+        for (random, seed) in [(0.0, 1), (0.2, 2), (0.2, 3)] {
+            let l = RateLimiter::new(None);
+            let rates = simulate(&l, 120, 2000.0, 500.0, random, seed);
+            let tail = &rates[60..];
+            let mean = tail.iter().sum::<f64>() / tail.len() as f64;
+            assert!(
+                (450.0..=600.0).contains(&mean),
+                "random {random}: settled at {mean:.0}/s against a limit of 500"
+            );
+        }
     }
 
     #[test]
