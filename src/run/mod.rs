@@ -293,17 +293,7 @@ fn import(
         }
     };
     let summary = stats.summary();
-    // Rows this run may have stored or had answered (`already_imported`
-    // is an earlier run's).
-    let sent = [
-        Status::Created,
-        Status::Exists,
-        Status::Failed,
-        Status::Uncertain,
-    ]
-    .into_iter()
-    .any(|s| summary.count(s) > 0);
-    let code = exit_code(stopped.as_ref(), summary.all_success(), sent);
+    let code = exit_code(stopped.as_ref(), summary.all_success());
 
     // The outputs, each on its own: one that cannot be written does not
     // keep the others from being written.
@@ -508,16 +498,11 @@ fn without_password(arg: &str) -> String {
 }
 
 /// How the run ended, as the process says it (DESIGN.md, "Exit codes").
-/// `sent`: some row of this run reached the API, or may have.
-fn exit_code(stopped: Option<&StopReason>, all_success: bool, sent: bool) -> ExitCode {
+fn exit_code(stopped: Option<&StopReason>, all_success: bool) -> ExitCode {
     match stopped {
         Some(StopReason::Interrupted) => ExitCode::Interrupted,
-        // A certificate refused before anything was sent is a setting to
-        // fix (--ca-cert, the URL), as a usage error is.
-        Some(StopReason::Untrusted { .. }) if !sent => ExitCode::Usage,
         Some(
-            StopReason::Untrusted { .. }
-            | StopReason::Unauthorized { .. }
+            StopReason::Unauthorized { .. }
             | StopReason::ApiDown { .. }
             | StopReason::InputChanged { .. }
             | StopReason::Sink,
@@ -548,10 +533,10 @@ mod tests {
 
     #[test]
     fn each_stop_has_its_exit_code() {
-        assert_eq!(exit_code(None, true, true), ExitCode::Success);
-        assert_eq!(exit_code(None, false, true), ExitCode::RowsNotCreated);
+        assert_eq!(exit_code(None, true), ExitCode::Success);
+        assert_eq!(exit_code(None, false), ExitCode::RowsNotCreated);
         assert_eq!(
-            exit_code(Some(&StopReason::Interrupted), true, false),
+            exit_code(Some(&StopReason::Interrupted), true),
             ExitCode::Interrupted
         );
         for aborted in [
@@ -561,20 +546,12 @@ mod tests {
             },
             StopReason::InputChanged { what: "x".into() },
             StopReason::Sink,
-            StopReason::Untrusted {
-                cause: "TLS".into(),
-            },
         ] {
-            assert_eq!(exit_code(Some(&aborted), true, true), ExitCode::Aborted);
+            assert_eq!(exit_code(Some(&aborted), true), ExitCode::Aborted);
         }
-        // A certificate refused before anything was sent: usage.
-        let untrusted = StopReason::Untrusted {
-            cause: "TLS".into(),
-        };
-        assert_eq!(exit_code(Some(&untrusted), false, false), ExitCode::Usage);
         for quota in [true, false] {
             assert_eq!(
-                exit_code(Some(&StopReason::Quota { flag: quota }), true, true),
+                exit_code(Some(&StopReason::Quota { flag: quota }), true),
                 ExitCode::QuotaPaused
             );
         }

@@ -134,7 +134,6 @@ pub fn stopped(reason: &StopReason) -> Stopped {
             StopReason::Interrupted => "interrupted",
             StopReason::Unauthorized { .. } => "unauthorized",
             StopReason::ApiDown { .. } => "api_down",
-            StopReason::Untrusted { .. } => "untrusted",
             StopReason::Quota { .. } => "quota",
             StopReason::InputChanged { .. } => "input_changed",
             StopReason::Sink => "output",
@@ -155,7 +154,6 @@ fn stopped_line(reason: &StopReason) -> String {
         StopReason::ApiDown { cause } => format!(
             "stopped: the API cannot be reached or keeps failing: {cause}. Run again later with the same --state"
         ),
-        StopReason::Untrusted { cause } => format!("stopped: {cause}"),
         StopReason::Quota { flag } => {
             let next = next_utc_midnight();
             format!(

@@ -168,14 +168,11 @@ pub enum Answer {
     Throttled { retry_after: Option<Duration> },
     /// 500 and other 5xx: retry a bounded number of times.
     ServerError,
-    /// Provably not stored: no connection (connect, DNS, TLS, refused), or
-    /// the request was not completely written, so the server never had a
-    /// whole body to store. Retry.
+    /// Provably not stored: no connection (connect, DNS, TLS, refused, a
+    /// refused certificate), or the request was not completely written, so
+    /// the server never had a whole body to store. Retry (DESIGN.md: a
+    /// server that keeps failing so is down, exit 3).
     NotSent,
-    /// The server's certificate was refused (no trusted root signed it,
-    /// another name, expired): not sent, and no retry would change that.
-    /// Stop the run.
-    Untrusted,
     /// The request went out and no answer came back: it may be stored.
     Lost,
 }
@@ -519,10 +516,6 @@ fn classify(
 /// credentials.
 fn failure(e: &ureq::Error, via: &Via<'_>) -> (Answer, String) {
     let progress = &via.progress;
-    let untrusted = matches!(
-        tls::rustls_error(e),
-        Some(rustls::Error::InvalidCertificate(_))
-    );
     let e = describe(e);
     if progress.whole() {
         return (Answer::Lost, format!("no answer: {e}"));
@@ -541,9 +534,6 @@ fn failure(e: &ureq::Error, via: &Via<'_>) -> (Answer, String) {
         (None, None) if progress.connect_failed => format!("not sent: cannot connect: {e}"),
         (None, _) => format!("not sent: {e}"),
     };
-    if untrusted && !progress.started() {
-        return (Answer::Untrusted, message);
-    }
     (Answer::NotSent, message)
 }
 
@@ -832,10 +822,10 @@ mod tests {
     }
 
     #[test]
-    fn a_certificate_from_an_unknown_ca_is_untrusted_and_says_so() {
+    fn a_certificate_from_an_unknown_ca_is_not_sent_and_says_so() {
         let emu = tls_emulator(Default::default());
         let r = client_with(&emu.url(), &Network::default()).create_message("ABC", &message(10));
-        assert_eq!(r.answer, Answer::Untrusted, "{r:?}");
+        assert_eq!(r.answer, Answer::NotSent, "{r:?}");
         let m = r.error_message.unwrap();
         assert!(
             m.starts_with("not sent: cannot connect: TLS: the server's certificate is not trusted"),
@@ -845,12 +835,12 @@ mod tests {
         // Another emulator's CA does not do either.
         let other = tls_emulator(Default::default());
         let r = client_with(&emu.url(), &trusting(&other)).create_message("ABC", &message(10));
-        assert_eq!(r.answer, Answer::Untrusted, "{r:?}");
+        assert_eq!(r.answer, Answer::NotSent, "{r:?}");
         assert_eq!(emu.stats().requests_total, 0);
     }
 
     #[test]
-    fn a_certificate_for_another_name_is_untrusted_and_says_so() {
+    fn a_certificate_for_another_name_is_not_sent_and_says_so() {
         let emu = tls_emulator(crate::emulator::Config {
             tls: Some(crate::emulator::Tls {
                 names: vec!["elsewhere.test".into()],
@@ -858,7 +848,7 @@ mod tests {
             ..Default::default()
         });
         let r = client_with(&emu.url(), &trusting(&emu)).create_message("ABC", &message(10));
-        assert_eq!(r.answer, Answer::Untrusted, "{r:?}");
+        assert_eq!(r.answer, Answer::NotSent, "{r:?}");
         let m = r.error_message.unwrap();
         assert!(
             m.contains("TLS: the server's certificate is not valid for 127.0.0.1 (it names elsewhere.test)"),
@@ -1009,7 +999,7 @@ mod tests {
         let proxy = test_proxy(200);
         let r = client_with(&emu.url(), &via_proxy(&proxy, Network::default()))
             .create_message("ABC", &message(10));
-        assert_eq!(r.answer, Answer::Untrusted, "{r:?}");
+        assert_eq!(r.answer, Answer::NotSent, "{r:?}");
         let m = r.error_message.unwrap();
         assert!(
             m.contains("TLS: the server's certificate is not trusted"),

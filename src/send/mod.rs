@@ -103,11 +103,9 @@ pub enum StopReason {
     /// 401 or 403: the credentials are refused.
     Unauthorized { status: u16 },
     /// The API kept failing or could not be reached; `cause` names the
-    /// last failure (refused, DNS, TLS, timeout, HTTP 5xx).
+    /// last failure (refused, DNS, TLS, timeout, HTTP 5xx); a refused
+    /// certificate's says what to pass (`--ca-cert`).
     ApiDown { cause: String },
-    /// The API's (or the proxy's tunnel's) certificate is refused: `cause`
-    /// says why and what to pass (`--ca-cert`).
-    Untrusted { cause: String },
     /// The daily quota is spent: `--daily-quota`, or 429s that persist for
     /// every worker.
     Quota { flag: bool },

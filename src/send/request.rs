@@ -59,14 +59,6 @@ impl Worker<'_> {
                 }
                 Answer::ServerError => (Seen::Failed, Some(Schedule::ServerError), None),
                 Answer::NotSent => (Seen::Failed, Some(Schedule::NotSent), None),
-                // No retry changes a certificate: every request would be
-                // refused alike. Nothing was sent; stop here.
-                Answer::Untrusted => {
-                    shared.stop.set(StopReason::Untrusted {
-                        cause: cause(&response),
-                    });
-                    return Requested::Stopped(Some(response));
-                }
                 Answer::Lost => (Seen::Failed, None, None),
                 _ => (Seen::Good, None, None),
             };
@@ -116,7 +108,6 @@ pub(super) fn not_sent(reason: &StopReason) -> String {
         StopReason::Interrupted => "the run was interrupted",
         StopReason::Unauthorized { .. } => "the API refused the credentials",
         StopReason::ApiDown { .. } => "the API kept failing",
-        StopReason::Untrusted { .. } => "the API's certificate is not trusted",
         StopReason::Quota { flag: true } => "the --daily-quota is reached for today",
         StopReason::Quota { flag: false } => "the API's daily quota is spent",
         StopReason::InputChanged { .. } => "an input changed while importing",
