@@ -19,7 +19,7 @@ use crate::model::{
     ContentKey, Conversation, ConversationId, ConversationMode, Entry, MessageKey, Participants,
     Prior, Role, Todo, TooMany,
 };
-use crate::validate::Row;
+use crate::validate::{Row, Valid};
 
 pub use inputs::{read_all, InputConfig, Inputs, Swallowing};
 pub use texts::{Changed, TextReader, Texts};
@@ -126,16 +126,22 @@ impl Builder {
     /// Add a valid row. Returns false when its conversation belongs to
     /// another shard.
     pub fn add(&mut self, row: &Row) -> Result<bool, TooMany> {
-        let i = match self.index.get(row.conversation_id.as_str()) {
+        self.add_keyed(&row.as_valid(), row.key())
+    }
+
+    /// [`Builder::add`], the row borrowed and its content key already
+    /// computed (`row.key()`).
+    pub fn add_keyed(&mut self, row: &Valid, key: ContentKey) -> Result<bool, TooMany> {
+        let i = match self.index.get(row.conversation_id) {
             Some(&i) => i,
             None => {
                 if let Some(shard) = self.shard {
-                    if !shard.contains(&row.conversation_id) {
+                    if !shard.contains(row.conversation_id) {
                         self.other_shards += 1;
                         return Ok(false);
                     }
                 }
-                let id: Box<str> = row.conversation_id.as_str().into();
+                let id: Box<str> = row.conversation_id.into();
                 self.index.insert(id.clone(), self.conversations.len());
                 // Existing mode: validation has checked the id against
                 // the API's pattern, so this only fails in create mode,
@@ -157,7 +163,7 @@ impl Builder {
                 self.conversations.len() - 1
             }
         };
-        let entry = Entry::new(row.pos, row.timestamp, row.key())?;
+        let entry = Entry::new(row.pos, row.timestamp, key)?;
         if let Some(firsts) = self.firsts.get_mut(i) {
             let slot = match row.role {
                 Role::Customer => Some(&mut firsts[0]),
@@ -169,7 +175,7 @@ impl Builder {
                 if slot.as_ref().is_none_or(|f| at < f.at) {
                     *slot = Some(First {
                         at,
-                        sender: row.sender_id.as_str().into(),
+                        sender: row.sender_id.into(),
                     });
                 }
             }
