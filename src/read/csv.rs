@@ -309,13 +309,18 @@ impl Header {
             return Err(Invalid::record("no header").into());
         };
         let column_of = |field: Field| cols.get(index(field)).copied().unwrap_or(usize::MAX);
+        // The whole record checked for UTF-8 at once (most are): a field
+        // is then a slice of it, unless a character straddles two fields,
+        // and checking it alone says what is wrong.
+        let whole = std::str::from_utf8(rec.as_slice()).ok();
         let read = |field: Field, into: &mut Option<String>| -> Result<(), Invalid> {
             let i = column_of(field);
             let Some(bytes) = rec.get(i) else {
                 *into = None;
                 return Ok(());
             };
-            match std::str::from_utf8(bytes) {
+            let checked = whole.and_then(|whole| whole.get(rec.range(i)?));
+            match checked.map_or_else(|| std::str::from_utf8(bytes), Ok) {
                 Ok(s) => {
                     match into {
                         Some(text) => {
