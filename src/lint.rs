@@ -15,7 +15,7 @@
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
 use crate::model::{Conversation, RowRef};
-use crate::validate::Row;
+use crate::validate::Valid;
 
 /// How many example rows a warning keeps.
 pub const EXAMPLES: usize = 5;
@@ -70,7 +70,7 @@ impl Linter {
         }
     }
 
-    pub fn row(&mut self, row: &Row) {
+    pub fn row(&mut self, row: &Valid) {
         let instant = row.timestamp.instant;
         if instant > self.now {
             self.future.add(row.pos);
@@ -180,6 +180,7 @@ impl Linter {
 mod tests {
     use super::*;
     use crate::model::{Role, SourceId, Timestamp};
+    use crate::validate::Row;
 
     fn at(record: u64) -> RowRef {
         RowRef {
@@ -207,7 +208,7 @@ mod tests {
         let mut l = Linter::new(DateTime::from_timestamp(NOW, 0).unwrap());
         let mut plan = crate::plan::Builder::new(None, crate::model::ConversationMode::Create);
         for r in rows {
-            l.row(r);
+            l.row(&r.as_valid());
             plan.add(r).unwrap();
         }
         l.finish(&plan.finish())

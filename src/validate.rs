@@ -19,7 +19,24 @@ impl RoleMap {
     /// The API role for an input role value: `--role-map` names first, then
     /// the API's own names; case-insensitive, surrounding space ignored.
     pub fn get(&self, value: &str) -> Option<Role> {
-        let v = value.trim().to_lowercase();
+        let v = value.trim();
+        if v.is_ascii() {
+            // The common case, without lowercasing into a new string: for
+            // ASCII text, comparing ignoring ASCII case with a lowercase name
+            // is comparing its lowercase form.
+            if let Some((_, role)) = self
+                .extra
+                .iter()
+                .find(|(name, _)| name.eq_ignore_ascii_case(v))
+            {
+                return Some(*role);
+            }
+            return Role::ALL
+                .iter()
+                .copied()
+                .find(|r| r.as_str().eq_ignore_ascii_case(v));
+        }
+        let v = v.to_lowercase();
         if let Some((_, role)) = self.extra.iter().find(|(name, _)| *name == v) {
             return Some(*role);
         }
@@ -67,13 +84,19 @@ pub struct Row {
 impl Row {
     /// The message's identity in the ledger.
     pub fn key(&self) -> ContentKey {
-        ContentKey::of(
-            &self.conversation_id,
-            self.role,
-            &self.sender_id,
-            &self.text,
-            self.timestamp.instant,
-        )
+        self.as_valid().key()
+    }
+
+    /// The row, borrowed.
+    pub fn as_valid(&self) -> Valid<'_> {
+        Valid {
+            pos: self.pos,
+            conversation_id: &self.conversation_id,
+            timestamp: self.timestamp,
+            role: self.role,
+            sender_id: &self.sender_id,
+            text: &self.text,
+        }
     }
 
     /// The request body that sends this row.
@@ -89,17 +112,91 @@ impl Row {
     }
 }
 
+/// A valid row borrowed from the fields it was read from: what planning
+/// needs, with nothing copied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Valid<'a> {
+    pub pos: RowRef,
+    /// Trimmed.
+    pub conversation_id: &'a str,
+    pub timestamp: Timestamp,
+    pub role: Role,
+    /// Trimmed.
+    pub sender_id: &'a str,
+    /// Exactly as given.
+    pub text: &'a str,
+}
+
+impl<'a> Valid<'a> {
+    /// The row [`check`] found valid in `fields`, from what it parsed there:
+    /// nothing is checked again.
+    pub fn from_checked(
+        pos: RowRef,
+        fields: &'a RawFields,
+        timestamp: Timestamp,
+        role: Role,
+    ) -> Valid<'a> {
+        let text = |v: &'a Option<String>| v.as_deref().unwrap_or_default();
+        Valid {
+            pos,
+            conversation_id: text(&fields.conversation_id).trim(),
+            timestamp,
+            role,
+            sender_id: text(&fields.sender_id).trim(),
+            text: text(&fields.text),
+        }
+    }
+
+    /// The message's identity in the ledger.
+    pub fn key(&self) -> ContentKey {
+        ContentKey::of(
+            self.conversation_id,
+            self.role,
+            self.sender_id,
+            self.text,
+            self.timestamp.instant,
+        )
+    }
+}
+
 /// Check one record's fields. The first problem found is the reason, in
 /// the order conversation_id, timestamp, sender_role, sender_id, text.
 /// Ids and roles are trimmed; the text is kept exactly as given.
 pub fn row(pos: RowRef, fields: RawFields, opts: &ValidateOptions) -> Result<Row, Invalid> {
-    let present =
-        |field: Field, v: Option<String>| v.ok_or_else(|| Invalid::field(field, "missing"));
+    let (conversation_id, timestamp, role, sender_id) = {
+        let v = check(pos, &fields, opts)?;
+        (
+            v.conversation_id.to_string(),
+            v.timestamp,
+            v.role,
+            v.sender_id.to_string(),
+        )
+    };
+    Ok(Row {
+        pos,
+        conversation_id,
+        timestamp,
+        role,
+        sender_id,
+        // `check` has found it present.
+        text: fields.text.unwrap_or_default(),
+    })
+}
 
-    let conversation = present(Field::ConversationId, fields.conversation_id)?;
+/// [`row`], borrowing the fields rather than taking them.
+pub fn check<'a>(
+    pos: RowRef,
+    fields: &'a RawFields,
+    opts: &ValidateOptions,
+) -> Result<Valid<'a>, Invalid> {
+    let present = |field: Field, v: &'a Option<String>| {
+        v.as_deref().ok_or_else(|| Invalid::field(field, "missing"))
+    };
+
+    let conversation = present(Field::ConversationId, &fields.conversation_id)?;
     let conversation_id = conversation.trim();
     let checked = match opts.mode {
-        ConversationMode::Existing => ConversationId::try_from(conversation_id).map(|_| ()),
+        ConversationMode::Existing => ConversationId::check(conversation_id),
         ConversationMode::Create => check_external_id(conversation_id),
     };
     if let Err(problem) = checked {
@@ -110,15 +207,15 @@ pub fn row(pos: RowRef, fields: RawFields, opts: &ValidateOptions) -> Result<Row
         });
     }
 
-    let timestamp = present(Field::Timestamp, fields.timestamp)?;
+    let timestamp = present(Field::Timestamp, &fields.timestamp)?;
     let timestamp =
-        crate::timestamp::parse_with(&timestamp, &opts.timestamp_formats, opts.timezone)?;
+        crate::timestamp::parse_with(timestamp, &opts.timestamp_formats, opts.timezone)?;
 
-    let role = present(Field::SenderRole, fields.sender_role)?;
+    let role = present(Field::SenderRole, &fields.sender_role)?;
     if role.trim().is_empty() {
         return Err(Invalid::field(Field::SenderRole, "empty"));
     }
-    let role = opts.roles.get(&role).ok_or_else(|| {
+    let role = opts.roles.get(role).ok_or_else(|| {
         Invalid::value(
             Field::SenderRole,
             "unknown role (expected agent, customer or system; see --role-map)",
@@ -126,25 +223,18 @@ pub fn row(pos: RowRef, fields: RawFields, opts: &ValidateOptions) -> Result<Row
         )
     })?;
 
-    let sender = present(Field::SenderId, fields.sender_id)?;
+    let sender = present(Field::SenderId, &fields.sender_id)?;
     let sender_id = sender.trim();
     if sender_id.is_empty() {
         return Err(Invalid::field(Field::SenderId, "empty"));
     }
 
-    let text = present(Field::Text, fields.text)?;
+    let text = present(Field::Text, &fields.text)?;
     if text.is_empty() {
         return Err(Invalid::field(Field::Text, "empty"));
     }
 
-    let row = Row {
-        pos,
-        conversation_id: conversation_id.to_string(),
-        timestamp,
-        role,
-        sender_id: sender_id.to_string(),
-        text,
-    };
+    let row = Valid::from_checked(pos, fields, timestamp, role);
     let size = body_len(&row);
     if size > MAX_BODY_BYTES {
         return Err(Invalid::field(
@@ -158,17 +248,17 @@ pub fn row(pos: RowRef, fields: RawFields, opts: &ValidateOptions) -> Result<Row
 }
 
 /// The size of the request body that sends `row`, without building it.
-fn body_len(row: &Row) -> usize {
+fn body_len(row: &Valid) -> usize {
     // Only a long text can reach the limit; short rows skip the count.
     if row.text.len() + row.sender_id.len() < MAX_BODY_BYTES / 8 {
         return 0;
     }
     MessageBody {
         timestamp: row.timestamp.to_rfc3339(),
-        text: row.text.clone(),
+        text: row.text.to_string(),
         sender: Sender {
             role: row.role,
-            external_id: row.sender_id.clone(),
+            external_id: row.sender_id.to_string(),
         },
     }
     .json_len()

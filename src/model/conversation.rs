@@ -43,12 +43,9 @@ impl ConversationId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
-}
 
-impl TryFrom<&str> for ConversationId {
-    type Error = IdProblem;
-
-    fn try_from(id: &str) -> Result<Self, IdProblem> {
+    /// Whether `id` is an API conversation id, without keeping it.
+    pub fn check(id: &str) -> Result<(), IdProblem> {
         if id.is_empty() {
             return Err(IdProblem::Empty);
         }
@@ -64,6 +61,15 @@ impl TryFrom<&str> for ConversationId {
                 max: Self::MAX_LEN,
             });
         }
+        Ok(())
+    }
+}
+
+impl TryFrom<&str> for ConversationId {
+    type Error = IdProblem;
+
+    fn try_from(id: &str) -> Result<Self, IdProblem> {
+        ConversationId::check(id)?;
         Ok(ConversationId(id.into()))
     }
 }

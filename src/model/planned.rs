@@ -30,6 +30,9 @@ pub struct Entry {
     line: u32,
     nanos: u32,
     occurrence: u32,
+    /// While planning, the number of its conversation (it fits where the
+    /// other fields leave room); 0 in a finished plan.
+    group: u32,
     source: u16,
     /// Fractional-second digits of the input, to report the instant as sent.
     digits: u8,
@@ -55,6 +58,7 @@ impl Entry {
             line: u32::try_from(pos.line).map_err(too_many)?,
             source: u16::try_from(pos.source.0).map_err(too_many)?,
             occurrence: 0,
+            group: 0,
             digits: timestamp.digits,
             todo: Todo::Send,
         })
@@ -83,7 +87,17 @@ impl Entry {
         self.occurrence = occurrence;
     }
 
-    /// The sort key: the instant, then input order (source, record).
+    /// While planning: the number of its conversation.
+    pub(crate) fn group(&self) -> u32 {
+        self.group
+    }
+
+    pub(crate) fn set_group(&mut self, group: u32) {
+        self.group = group;
+    }
+
+    /// The sort key: the instant, then input order (source, record). No two
+    /// entries of a plan have the same.
     pub fn order(&self) -> (i64, u32, u16, u32) {
         (self.secs, self.nanos, self.source, self.record)
     }

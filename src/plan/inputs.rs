@@ -2,10 +2,12 @@
 //! invalid ones to the caller as they are found (with the conversation id
 //! they name, when it could be read), so nothing is held per invalid row.
 
+use std::sync::mpsc::{channel, sync_channel, Receiver, SyncSender};
+
 use super::{Builder, Shard};
-use crate::model::{Conversation, Invalid, RowRef, SourceId};
-use crate::read::{self, ReadError, ReadOptions, Source};
-use crate::validate::{self, Row, ValidateOptions};
+use crate::model::{ContentKey, Conversation, Invalid, Role, RowRef, SourceId, Timestamp};
+use crate::read::{self, RawRecord, ReadError, ReadOptions, Source};
+use crate::validate::{self, Valid, ValidateOptions};
 
 /// What to read, and how.
 #[derive(Debug, Clone)]
@@ -88,12 +90,16 @@ pub struct InvalidRow<'a> {
 }
 
 /// Read and validate every input. Valid rows of this shard go to the plan
-/// (and to `on_valid`), invalid ones of this shard to `on_invalid`. A fatal
-/// reading problem (unreadable file, missing column) is an error: nothing
-/// has been sent. An error from `on_invalid` stops the reading.
+/// (and to `on_valid`), invalid ones of this shard to `on_invalid`, in
+/// input order. A fatal reading problem (unreadable file, missing column)
+/// is an error: nothing has been sent. An error from `on_invalid` stops the
+/// reading.
+///
+/// Each input is read on a thread of its own and its records checked on
+/// another (see [`read_source`]); the plan is built on this one.
 pub fn read_all<E: From<ReadError> + From<Duplicate>>(
     cfg: &InputConfig,
-    mut on_valid: impl FnMut(&Row),
+    mut on_valid: impl FnMut(&Valid),
     mut on_invalid: impl FnMut(InvalidRow<'_>) -> Result<(), E>,
 ) -> Result<Inputs, E> {
     let (validate_opts, shard) = (&cfg.validate, cfg.shard);
@@ -111,25 +117,30 @@ pub fn read_all<E: From<ReadError> + From<Duplicate>>(
     let mut swallowing = Swallowing::default();
     let mut rows_per_source = vec![0u64; sources.len()];
     for (source, per_source) in sources.iter().zip(&mut rows_per_source) {
-        for record in source.records()? {
-            let record = record?;
+        read_source(source, validate_opts, |record, verdict| -> Result<(), E> {
             rows += 1;
             *per_source += 1;
-            // The conversation id is kept aside (it is small) for the report
-            // of an invalid row and for its shard; the reader keeps it even
-            // when another field of the record cannot be read.
-            let conversation = record.conversation_id().map(|id| id.trim().to_string());
-            let id = conversation.as_deref().filter(|id| !id.is_empty());
+            // The conversation id names an invalid row in the report and
+            // decides its shard; the reader keeps it even when another
+            // field of the record cannot be read.
+            let id = record
+                .conversation_id()
+                .map(str::trim)
+                .filter(|id| !id.is_empty());
             let swallowed = record.lines_like_records();
             if swallowed > 0 && shard.is_none_or(|s| s.owns(id)) {
                 swallowing.add(record.pos, swallowed);
             }
-            let checked = record
-                .fields
-                .and_then(|fields| validate::row(record.pos, fields, validate_opts));
+            let checked = verdict.and_then(|parsed| match &record.fields {
+                Ok(fields) => Ok((
+                    Valid::from_checked(record.pos, fields, parsed.timestamp, parsed.role),
+                    parsed.key,
+                )),
+                Err(reason) => Err(reason.clone()),
+            });
             match checked {
-                Ok(row) => {
-                    let added = builder.add(&row).map_err(|e| ReadError::Other {
+                Ok((row, key)) => {
+                    let added = builder.add_keyed(&row, key).map_err(|e| ReadError::Other {
                         path: source.name.clone(),
                         message: e.to_string(),
                     })?;
@@ -140,7 +151,7 @@ pub fn read_all<E: From<ReadError> + From<Duplicate>>(
                 Err(reason) => {
                     if shard.is_some_and(|s| !s.owns(id)) {
                         builder.other_shards += 1;
-                        continue;
+                        return Ok(());
                     }
                     invalid += 1;
                     on_invalid(InvalidRow {
@@ -150,7 +161,8 @@ pub fn read_all<E: From<ReadError> + From<Duplicate>>(
                     })?;
                 }
             }
-        }
+            Ok(())
+        })?;
     }
     let other_shards = builder.other_shards;
     Ok(Inputs {
@@ -162,6 +174,128 @@ pub fn read_all<E: From<ReadError> + From<Duplicate>>(
         other_shards,
         swallowing,
     })
+}
+
+/// Records in a batch that goes from one thread of [`read_source`] to the next.
+const BATCH: usize = 256;
+/// Batches waiting between two threads.
+const QUEUED: usize = 2;
+
+/// What checking a valid row found that its fields do not say as text.
+struct Parsed {
+    timestamp: Timestamp,
+    role: Role,
+    key: ContentKey,
+}
+
+/// A record's verdict: valid, or why not.
+type Verdict = Result<Parsed, Invalid>;
+
+/// Records in input order, and their verdicts once checked.
+type Batch = (Vec<RawRecord>, Vec<Verdict>);
+
+/// Read `source` on one thread, check (validate, and hash for the content
+/// key) its records on a second, and hand each record with its verdict to
+/// `plan` on this one, in input order: reading, checking and planning
+/// overlap. A reading error comes after the records before it; an error
+/// from `plan` stops the other two threads.
+fn read_source<E: From<ReadError>>(
+    source: &Source,
+    opts: &ValidateOptions,
+    mut plan: impl FnMut(&RawRecord, Verdict) -> Result<(), E>,
+) -> Result<(), E> {
+    let (to_check, checking) = sync_channel::<Result<Batch, ReadError>>(QUEUED);
+    let (to_plan, planning) = sync_channel::<Result<Batch, ReadError>>(QUEUED);
+    let (to_reuse, reused) = channel::<Batch>();
+    std::thread::scope(|scope| {
+        scope.spawn(move || read_batches(source, &to_check, &reused));
+        scope.spawn(move || {
+            for batch in checking {
+                let checked = batch.map(|(records, mut verdicts)| {
+                    verdicts.clear();
+                    verdicts.extend(records.iter().map(|r| verdict(r, opts)));
+                    (records, verdicts)
+                });
+                if to_plan.send(checked).is_err() {
+                    break;
+                }
+            }
+        });
+        for batch in planning {
+            let (records, mut verdicts) = batch?;
+            for (record, verdict) in records.iter().zip(verdicts.drain(..)) {
+                plan(record, verdict)?;
+            }
+            // Back to the reading thread, to be filled again.
+            let _ = to_reuse.send((records, verdicts));
+        }
+        Ok(())
+    })
+}
+
+/// The reading thread of [`read_source`]. Batches come back from the
+/// planning thread to be filled again, their records' strings reused.
+fn read_batches(
+    source: &Source,
+    out: &SyncSender<Result<Batch, ReadError>>,
+    reused: &Receiver<Batch>,
+) {
+    let mut stream = match source.stream() {
+        Ok(stream) => stream,
+        Err(e) => {
+            let _ = out.send(Err(e));
+            return;
+        }
+    };
+    let next = || {
+        reused
+            .try_recv()
+            .unwrap_or_else(|_| (Vec::with_capacity(BATCH), Vec::with_capacity(BATCH)))
+    };
+    let (mut batch, mut n) = (next(), 0);
+    loop {
+        if n == batch.0.len() {
+            batch.0.push(RawRecord::empty());
+        }
+        let Some(record) = batch.0.get_mut(n) else {
+            return;
+        };
+        match stream.next_into(record) {
+            Some(Ok(())) => n += 1,
+            Some(Err(e)) => {
+                batch.0.truncate(n);
+                if n > 0 && out.send(Ok(batch)).is_err() {
+                    return;
+                }
+                let _ = out.send(Err(e));
+                return;
+            }
+            None => break,
+        }
+        if n == BATCH {
+            let full = std::mem::replace(&mut batch, next());
+            if out.send(Ok(full)).is_err() {
+                return;
+            }
+            n = 0;
+        }
+    }
+    batch.0.truncate(n);
+    if n > 0 {
+        let _ = out.send(Ok(batch));
+    }
+}
+
+/// Check one record: the checking thread's work.
+fn verdict(record: &RawRecord, opts: &ValidateOptions) -> Verdict {
+    match &record.fields {
+        Ok(fields) => validate::check(record.pos, fields, opts).map(|row| Parsed {
+            timestamp: row.timestamp,
+            role: row.role,
+            key: row.key(),
+        }),
+        Err(reason) => Err(reason.clone()),
+    }
 }
 
 /// Two inputs with the same content under different names: every message

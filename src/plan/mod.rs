@@ -19,7 +19,7 @@ use crate::model::{
     ContentKey, Conversation, ConversationId, ConversationMode, Entry, MessageKey, Participants,
     Prior, Role, Todo, TooMany,
 };
-use crate::validate::Row;
+use crate::validate::{Row, Valid};
 
 pub use inputs::{read_all, InputConfig, Inputs, Swallowing};
 pub use texts::{Changed, TextReader, Texts};
@@ -100,11 +100,103 @@ struct First {
 /// ids cannot pile up in one bucket.
 type Index = HashMap<Box<str>, usize, foldhash::fast::RandomState>;
 
+/// Plan entries in input order, in chunks of a fixed size, each entry
+/// marked with its conversation's number: growing never copies what is
+/// held nor leaves more than one chunk unused, and [`Builder::finish`]
+/// hands the memory over to the conversations a chunk at a time (per
+/// conversation vectors grown row by row took a quarter more, in slack
+/// and in the allocator's holes).
+#[derive(Default)]
+struct Rows {
+    chunks: Vec<Vec<Entry>>,
+    len: usize,
+}
+
+impl Rows {
+    const CHUNK_BITS: u32 = 15;
+    const CHUNK: usize = 1 << Self::CHUNK_BITS;
+    const MASK: usize = Self::CHUNK - 1;
+
+    fn push(&mut self, entry: Entry) {
+        match self.chunks.last_mut() {
+            Some(chunk) if chunk.len() < Self::CHUNK => chunk.push(entry),
+            _ => {
+                let mut chunk = Vec::with_capacity(Self::CHUNK);
+                chunk.push(entry);
+                self.chunks.push(chunk);
+            }
+        }
+        self.len += 1;
+    }
+
+    fn get(&self, i: usize) -> &Entry {
+        &self.chunks[i >> Self::CHUNK_BITS][i & Self::MASK]
+    }
+
+    fn swap(&mut self, i: usize, j: usize) {
+        let (ci, cj) = (i >> Self::CHUNK_BITS, j >> Self::CHUNK_BITS);
+        let (oi, oj) = (i & Self::MASK, j & Self::MASK);
+        if ci == cj {
+            self.chunks[ci].swap(oi, oj);
+        } else {
+            let ((lo, o_lo), (hi, o_hi)) = if ci < cj {
+                ((ci, oi), (cj, oj))
+            } else {
+                ((cj, oj), (ci, oi))
+            };
+            let (below, above) = self.chunks.split_at_mut(hi);
+            std::mem::swap(&mut below[lo][o_lo], &mut above[0][o_hi]);
+        }
+    }
+
+    /// Put the entries of conversation `c` at `starts[c]..starts[c + 1]`
+    /// (in no particular order within), in place: each entry moves once,
+    /// straight to its conversation's next free place.
+    fn group(&mut self, starts: &[usize]) {
+        let mut next: Vec<usize> = starts
+            .iter()
+            .take(starts.len().saturating_sub(1))
+            .copied()
+            .collect();
+        for (c, end) in starts.iter().skip(1).enumerate() {
+            while next[c] < *end {
+                let i = next[c];
+                let to = self.get(i).group() as usize;
+                if to != c {
+                    self.swap(i, next[to]);
+                }
+                next[to] += 1;
+            }
+        }
+    }
+
+    /// The entries from `from` on, moved out; the chunks they leave empty
+    /// are freed.
+    fn split_off(&mut self, from: usize) -> Vec<Entry> {
+        let mut out = Vec::with_capacity(self.len.saturating_sub(from));
+        let (first, offset) = (from >> Self::CHUNK_BITS, from & Self::MASK);
+        for (k, chunk) in self.chunks.iter().enumerate().skip(first) {
+            let start = if k == first { offset } else { 0 };
+            out.extend_from_slice(chunk.get(start..).unwrap_or_default());
+        }
+        self.chunks.truncate(first + usize::from(offset > 0));
+        if let Some(chunk) = self.chunks.get_mut(first) {
+            chunk.truncate(offset);
+        }
+        self.len = from.min(self.len);
+        out
+    }
+}
+
 /// Collects valid rows, then builds the plan.
 #[derive(Default)]
 pub struct Builder {
     index: Index,
+    /// Their entries are in `rows` until `finish`.
     conversations: Vec<Conversation>,
+    /// Valid rows per conversation.
+    counts: Vec<usize>,
+    rows: Rows,
     /// Create mode: per conversation, the earliest customer and agent so
     /// far, by (instant, input position).
     firsts: Vec<[Option<First>; 2]>,
@@ -126,16 +218,22 @@ impl Builder {
     /// Add a valid row. Returns false when its conversation belongs to
     /// another shard.
     pub fn add(&mut self, row: &Row) -> Result<bool, TooMany> {
-        let i = match self.index.get(row.conversation_id.as_str()) {
+        self.add_keyed(&row.as_valid(), row.key())
+    }
+
+    /// [`Builder::add`], the row borrowed and its content key already
+    /// computed (`row.key()`).
+    pub fn add_keyed(&mut self, row: &Valid, key: ContentKey) -> Result<bool, TooMany> {
+        let i = match self.index.get(row.conversation_id) {
             Some(&i) => i,
             None => {
                 if let Some(shard) = self.shard {
-                    if !shard.contains(&row.conversation_id) {
+                    if !shard.contains(row.conversation_id) {
                         self.other_shards += 1;
                         return Ok(false);
                     }
                 }
-                let id: Box<str> = row.conversation_id.as_str().into();
+                let id: Box<str> = row.conversation_id.into();
                 self.index.insert(id.clone(), self.conversations.len());
                 // Existing mode: validation has checked the id against
                 // the API's pattern, so this only fails in create mode,
@@ -151,13 +249,15 @@ impl Builder {
                     entries: Vec::new(),
                     imported: Vec::new(),
                 });
+                self.counts.push(0);
                 if self.mode == ConversationMode::Create {
                     self.firsts.push([None, None]);
                 }
                 self.conversations.len() - 1
             }
         };
-        let entry = Entry::new(row.pos, row.timestamp, row.key())?;
+        let mut entry = Entry::new(row.pos, row.timestamp, key)?;
+        entry.set_group(u32::try_from(i).map_err(|_| TooMany(row.pos))?);
         if let Some(firsts) = self.firsts.get_mut(i) {
             let slot = match row.role {
                 Role::Customer => Some(&mut firsts[0]),
@@ -169,18 +269,15 @@ impl Builder {
                 if slot.as_ref().is_none_or(|f| at < f.at) {
                     *slot = Some(First {
                         at,
-                        sender: row.sender_id.as_str().into(),
+                        sender: row.sender_id.into(),
                     });
                 }
             }
         }
-        let entries = &mut self.conversations[i].entries;
-        // Grow by a quarter, not double: the plan is most of a run's
-        // memory, and doubling would leave a quarter of it unused at peak.
-        if entries.len() == entries.capacity() && entries.len() >= 16 {
-            entries.reserve_exact(entries.len() / 4);
+        if let Some(n) = self.counts.get_mut(i) {
+            *n += 1;
         }
-        entries.push(entry);
+        self.rows.push(entry);
         Ok(true)
     }
 
@@ -188,24 +285,43 @@ impl Builder {
     /// input order is the order rows were added), number identical messages,
     /// and put the longest conversations first.
     pub fn finish(self) -> Vec<Conversation> {
-        let mut conversations = self.conversations;
-        for (c, [customer, agent]) in conversations.iter_mut().zip(self.firsts) {
+        let Builder {
+            mut conversations,
+            counts,
+            mut rows,
+            firsts,
+            ..
+        } = self;
+        for (c, [customer, agent]) in conversations.iter_mut().zip(firsts) {
             c.participants = Participants {
                 customer: customer.map(|f| f.sender),
                 agent: agent.map(|f| f.sender),
             };
         }
-        for c in &mut conversations {
-            // Growth left room for more; the plan is final now.
-            c.entries.shrink_to_fit();
-            c.entries.sort_by_key(Entry::order);
+        let mut starts = Vec::with_capacity(counts.len() + 1);
+        let mut at = 0;
+        for n in &counts {
+            starts.push(at);
+            at += n;
+        }
+        starts.push(at);
+        rows.group(&starts);
+        // From the last conversation back, so that the rows left behind
+        // shrink as the conversations fill.
+        let firsts = starts.get(..counts.len()).unwrap_or_default();
+        for (c, start) in conversations.iter_mut().zip(firsts).rev() {
+            let mut entries = rows.split_off(*start);
+            // No two entries have the same sort key: as a stable sort would.
+            entries.sort_unstable_by_key(Entry::order);
             let mut seen: HashMap<ContentKey, u32, foldhash::fast::RandomState> =
                 HashMap::default();
-            for e in &mut c.entries {
+            for e in &mut entries {
+                e.set_group(0);
                 let n = seen.entry(e.key().content).or_insert(0);
                 e.set_occurrence(*n);
                 *n += 1;
             }
+            c.entries = entries;
         }
         // Longest first: the longest chains bound the run's duration, so they
         // start first (list scheduling). Ties by id keep runs reproducible.

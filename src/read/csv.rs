@@ -296,21 +296,41 @@ impl Header {
         self.columns.is_some()
     }
 
-    /// One record's fields, or why they cannot be read (with the
-    /// conversation id when its own column can be). `open` is a quoted
-    /// field of this record that never closes.
-    fn fields(&self, rec: &ByteRecord, open: Option<&OpenQuote>) -> Result<RawFields, Unreadable> {
+    /// One record's fields, read into `out` (reusing its strings), or why
+    /// they cannot be read (with the conversation id when its own column
+    /// can be). `open` is a quoted field of this record that never closes.
+    fn fields_into(
+        &self,
+        rec: &ByteRecord,
+        open: Option<&OpenQuote>,
+        out: &mut RawFields,
+    ) -> Result<(), Unreadable> {
         let Some(cols) = self.columns else {
             return Err(Invalid::record("no header").into());
         };
         let column_of = |field: Field| cols.get(index(field)).copied().unwrap_or(usize::MAX);
-        let get = |field: Field| -> Result<Option<String>, Invalid> {
+        // The whole record checked for UTF-8 at once (most are): a field
+        // is then a slice of it, unless a character straddles two fields,
+        // and checking it alone says what is wrong.
+        let whole = std::str::from_utf8(rec.as_slice()).ok();
+        let read = |field: Field, into: &mut Option<String>| -> Result<(), Invalid> {
             let i = column_of(field);
             let Some(bytes) = rec.get(i) else {
-                return Ok(None);
+                *into = None;
+                return Ok(());
             };
-            match std::str::from_utf8(bytes) {
-                Ok(s) => Ok(Some(s.to_string())),
+            let checked = whole.and_then(|whole| whole.get(rec.range(i)?));
+            match checked.map_or_else(|| std::str::from_utf8(bytes), Ok) {
+                Ok(s) => {
+                    match into {
+                        Some(text) => {
+                            text.clear();
+                            text.push_str(s);
+                        }
+                        None => *into = Some(s.to_string()),
+                    }
+                    Ok(())
+                }
                 Err(e) => Err(Invalid::field(
                     field,
                     super::encoding::not_utf8(
@@ -330,9 +350,12 @@ impl Header {
         if let Some(open) = open {
             // Columns before the quote were read as written; the one where
             // it opened and any after it were not.
-            let id = (column_of(Field::ConversationId) < open.column)
-                .then(|| get(Field::ConversationId).ok().flatten())
-                .flatten();
+            let mut id = None;
+            if column_of(Field::ConversationId) < open.column
+                && read(Field::ConversationId, &mut id).is_err()
+            {
+                id = None;
+            }
             return Err(Unreadable {
                 reason: self.unclosed(rec, open),
                 conversation_id: id,
@@ -349,17 +372,17 @@ impl Header {
             ))
             .into());
         }
-        let conversation_id = get(Field::ConversationId)?;
+        read(Field::ConversationId, &mut out.conversation_id)?;
         let rest = (|| {
-            Ok::<_, Invalid>(RawFields {
-                conversation_id: None,
-                timestamp: get(Field::Timestamp)?,
-                sender_role: get(Field::SenderRole)?,
-                sender_id: get(Field::SenderId)?,
-                text: get(Field::Text)?,
-            })
+            read(Field::Timestamp, &mut out.timestamp)?;
+            read(Field::SenderRole, &mut out.sender_role)?;
+            read(Field::SenderId, &mut out.sender_id)?;
+            read(Field::Text, &mut out.text)
         })();
-        Unreadable::with_id(rest, conversation_id)
+        rest.map_err(|reason| Unreadable {
+            reason,
+            conversation_id: out.conversation_id.take(),
+        })
     }
 
     /// The reason of a record whose quoted field never closes.
@@ -408,6 +431,9 @@ impl Header {
     /// Lines inside the record's fields, after a line break, that look like
     /// records of their own.
     fn lines_like_records(&self, rec: &ByteRecord) -> u32 {
+        if !rec.as_slice().contains(&b'\n') {
+            return 0;
+        }
         rec.iter()
             .filter(|f| f.contains(&b'\n'))
             .fold(0u32, |n, f| n.saturating_add(self.count_record_like(f)))
@@ -673,6 +699,15 @@ impl Iterator for Records<'_> {
     type Item = Result<RawRecord, ReadError>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        let mut record = RawRecord::empty();
+        self.next_into(&mut record)
+            .map(|read| read.map(|()| record))
+    }
+}
+
+impl Records<'_> {
+    /// The next record, read into `into` (its strings reused).
+    pub(crate) fn next_into(&mut self, into: &mut RawRecord) -> Option<Result<(), ReadError>> {
         let rdr = self.rdr.as_mut()?;
         match rdr.read_byte_record(&mut self.rec) {
             Ok(true) => {}
@@ -736,16 +771,45 @@ impl Iterator for Records<'_> {
         } else {
             None
         };
-        Some(Ok(self.header.record(pos, &self.rec, open.as_ref())))
+        self.header.record_into(pos, &self.rec, open.as_ref(), into);
+        Some(Ok(()))
     }
 }
 
 impl Header {
     /// A record as read, with its count of lines that look like records.
     fn record(&self, pos: RowRef, rec: &ByteRecord, open: Option<&OpenQuote>) -> RawRecord {
-        let mut record = RawRecord::new(pos, self.fields(rec, open));
-        record.lines_like_records = self.lines_like_records(rec);
+        let mut record = RawRecord::empty();
+        self.record_into(pos, rec, open, &mut record);
         record
+    }
+
+    /// [`Header::record`], read into `into` (its strings reused).
+    fn record_into(
+        &self,
+        pos: RowRef,
+        rec: &ByteRecord,
+        open: Option<&OpenQuote>,
+        into: &mut RawRecord,
+    ) {
+        let mut fields =
+            std::mem::replace(&mut into.fields, Ok(RawFields::default())).unwrap_or_default();
+        let read = self.fields_into(rec, open, &mut fields);
+        into.pos = pos;
+        match read {
+            Ok(()) => {
+                into.fields = Ok(fields);
+                into.id_of_unreadable = None;
+            }
+            Err(Unreadable {
+                reason,
+                conversation_id,
+            }) => {
+                into.fields = Err(reason);
+                into.id_of_unreadable = conversation_id;
+            }
+        }
+        into.lines_like_records = self.lines_like_records(rec);
     }
 }
 

@@ -98,6 +98,16 @@ pub struct RawRecord {
 }
 
 impl RawRecord {
+    /// A record with nothing read into it yet.
+    pub fn empty() -> RawRecord {
+        RawRecord {
+            pos: RowRef::default(),
+            fields: Ok(RawFields::default()),
+            id_of_unreadable: None,
+            lines_like_records: 0,
+        }
+    }
+
     fn new(pos: RowRef, read: Result<RawFields, Unreadable>) -> RawRecord {
         match read {
             Ok(fields) => RawRecord {
@@ -443,6 +453,17 @@ impl Source {
         }
     }
 
+    /// Every record in order, streaming, each read into a record kept from
+    /// before: reading a large input allocates little per record.
+    pub fn stream(&self) -> Result<Stream<'_>, ReadError> {
+        Ok(Stream(match &self.layout {
+            Layout::Csv(header) => Streamed::Csv(csv::Records::new(self, header)?),
+            Layout::Jsonl { map, decoded } => {
+                Streamed::Jsonl(jsonl::Records::new(self, map, *decoded)?)
+            }
+        }))
+    }
+
     /// A reader that reads single records back by their offset; one per worker.
     pub fn reader(&self) -> Result<RecordReader, ReadError> {
         let inner = match &self.layout {
@@ -488,6 +509,25 @@ impl Source {
         ReadError::Open {
             path: self.name.clone(),
             source,
+        }
+    }
+}
+
+/// A source's records in order (see [`Source::stream`]).
+pub struct Stream<'a>(Streamed<'a>);
+
+enum Streamed<'a> {
+    Csv(csv::Records<'a>),
+    Jsonl(jsonl::Records<'a>),
+}
+
+impl Stream<'_> {
+    /// The next record, read into `into` (a CSV record reuses its
+    /// strings); `None` after the last one, or after an error.
+    pub fn next_into(&mut self, into: &mut RawRecord) -> Option<Result<(), ReadError>> {
+        match &mut self.0 {
+            Streamed::Csv(records) => records.next_into(into),
+            Streamed::Jsonl(records) => records.next().map(|read| read.map(|r| *into = r)),
         }
     }
 }
