@@ -13,6 +13,7 @@ pub mod inputs;
 pub mod texts;
 
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::str::FromStr;
 
 use crate::model::{
@@ -95,10 +96,35 @@ struct First {
     sender: Box<str>,
 }
 
-/// Conversation ids to their place in the plan. foldhash: several times
-/// faster than SipHash on short keys, and seeded per process, so crafted
-/// ids cannot pile up in one bucket.
-type Index = HashMap<Box<str>, usize, foldhash::fast::RandomState>;
+/// Conversation ids to their place in the plan: the places only, each id
+/// held once, by its conversation. foldhash: several times faster than
+/// SipHash on short keys, and seeded per process, so crafted ids cannot
+/// pile up in one bucket.
+#[derive(Default)]
+struct Index {
+    places: hashbrown::HashTable<usize>,
+    hasher: foldhash::fast::RandomState,
+}
+
+impl Index {
+    /// The place of the conversation `id`, among `conversations`.
+    fn get(&self, id: &str, conversations: &[Conversation]) -> Option<usize> {
+        let hash = self.hasher.hash_one(id);
+        self.places
+            .find(hash, |&i| {
+                conversations.get(i).is_some_and(|c| &*c.id == id)
+            })
+            .copied()
+    }
+
+    /// Record that the conversation `id` is at `place`.
+    fn insert(&mut self, id: &str, place: usize, conversations: &[Conversation]) {
+        let hasher = &self.hasher;
+        let rehash = |i: &usize| hasher.hash_one(conversations.get(*i).map_or("", |c| &*c.id));
+        self.places
+            .insert_unique(hasher.hash_one(id), place, rehash);
+    }
+}
 
 /// Plan entries in input order, in chunks of a fixed size, each entry
 /// marked with its conversation's number: growing never copies what is
@@ -224,8 +250,8 @@ impl Builder {
     /// [`Builder::add`], the row borrowed and its content key already
     /// computed (`row.key()`).
     pub fn add_keyed(&mut self, row: &Valid, key: ContentKey) -> Result<bool, TooMany> {
-        let i = match self.index.get(row.conversation_id) {
-            Some(&i) => i,
+        let i = match self.index.get(row.conversation_id, &self.conversations) {
+            Some(i) => i,
             None => {
                 if let Some(shard) = self.shard {
                     if !shard.contains(row.conversation_id) {
@@ -234,7 +260,6 @@ impl Builder {
                     }
                 }
                 let id: Box<str> = row.conversation_id.into();
-                self.index.insert(id.clone(), self.conversations.len());
                 // Existing mode: validation has checked the id against
                 // the API's pattern, so this only fails in create mode,
                 // where the API's id comes from creating the conversation.
@@ -253,7 +278,10 @@ impl Builder {
                 if self.mode == ConversationMode::Create {
                     self.firsts.push([None, None]);
                 }
-                self.conversations.len() - 1
+                let i = self.conversations.len() - 1;
+                self.index
+                    .insert(row.conversation_id, i, &self.conversations);
+                i
             }
         };
         let mut entry = Entry::new(row.pos, row.timestamp, key)?;
