@@ -319,7 +319,7 @@ fn local_form(s: &str) -> Option<Local> {
 /// Like `parse`, and also says whether the input carried its own zone
 /// (an offset, `Z`, or an epoch value).
 pub fn parse_detailed(value: &str, tz: Tz) -> Result<(Timestamp, bool), Invalid> {
-    let s = value.trim();
+    let s = crate::validate::trim(value);
     if s.is_empty() {
         return Err(invalid("empty", None));
     }

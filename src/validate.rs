@@ -19,7 +19,7 @@ impl RoleMap {
     /// The API role for an input role value: `--role-map` names first, then
     /// the API's own names; case-insensitive, surrounding space ignored.
     pub fn get(&self, value: &str) -> Option<Role> {
-        let v = value.trim();
+        let v = trim(value);
         if v.is_ascii() {
             // The common case, without lowercasing into a new string: for
             // ASCII text, comparing ignoring ASCII case with a lowercase name
@@ -139,10 +139,10 @@ impl<'a> Valid<'a> {
         let text = |v: &'a Option<String>| v.as_deref().unwrap_or_default();
         Valid {
             pos,
-            conversation_id: text(&fields.conversation_id).trim(),
+            conversation_id: trim(text(&fields.conversation_id)),
             timestamp,
             role,
-            sender_id: text(&fields.sender_id).trim(),
+            sender_id: trim(text(&fields.sender_id)),
             text: text(&fields.text),
         }
     }
@@ -156,6 +156,17 @@ impl<'a> Valid<'a> {
             self.text,
             self.timestamp.instant,
         )
+    }
+}
+
+/// [`str::trim`], at once for a value with nothing to trim: one that
+/// starts and ends with a visible ASCII character, as ids and roles
+/// nearly always do (`str::trim` decodes characters from both ends).
+pub fn trim(value: &str) -> &str {
+    match value.as_bytes() {
+        [first, .., last] if first.is_ascii_graphic() && last.is_ascii_graphic() => value,
+        [only] if only.is_ascii_graphic() => value,
+        _ => value.trim(),
     }
 }
 
@@ -194,7 +205,7 @@ pub fn check<'a>(
     };
 
     let conversation = present(Field::ConversationId, &fields.conversation_id)?;
-    let conversation_id = conversation.trim();
+    let conversation_id = trim(conversation);
     let checked = match opts.mode {
         ConversationMode::Existing => ConversationId::check(conversation_id),
         ConversationMode::Create => check_external_id(conversation_id),
@@ -212,7 +223,7 @@ pub fn check<'a>(
         crate::timestamp::parse_with(timestamp, &opts.timestamp_formats, opts.timezone)?;
 
     let role = present(Field::SenderRole, &fields.sender_role)?;
-    if role.trim().is_empty() {
+    if trim(role).is_empty() {
         return Err(Invalid::field(Field::SenderRole, "empty"));
     }
     let role = opts.roles.get(role).ok_or_else(|| {
@@ -224,7 +235,7 @@ pub fn check<'a>(
     })?;
 
     let sender = present(Field::SenderId, &fields.sender_id)?;
-    let sender_id = sender.trim();
+    let sender_id = trim(sender);
     if sender_id.is_empty() {
         return Err(Invalid::field(Field::SenderId, "empty"));
     }
@@ -269,6 +280,29 @@ mod tests {
     use super::*;
     use crate::model::SourceId;
     use chrono::{TimeZone, Utc};
+
+    #[test]
+    fn trim_is_str_trim() {
+        for s in [
+            "",
+            " ",
+            "a",
+            " a",
+            "a ",
+            "\ta\n",
+            "ab",
+            "a b",
+            "\u{a0}a",
+            "a\u{3000}",
+            "é",
+            "\u{85}",
+            "CONV1",
+            " CONV1 ",
+            "~x~",
+        ] {
+            assert_eq!(trim(s), s.trim(), "{s:?}");
+        }
+    }
 
     fn pos() -> RowRef {
         RowRef {

@@ -125,7 +125,7 @@ pub fn read_all<E: From<ReadError> + From<Duplicate>>(
             // field of the record cannot be read.
             let id = record
                 .conversation_id()
-                .map(str::trim)
+                .map(validate::trim)
                 .filter(|id| !id.is_empty());
             let swallowed = record.lines_like_records();
             if swallowed > 0 && shard.is_none_or(|s| s.owns(id)) {

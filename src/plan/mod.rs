@@ -13,6 +13,7 @@ pub mod inputs;
 pub mod texts;
 
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::str::FromStr;
 
 use crate::model::{
@@ -95,10 +96,35 @@ struct First {
     sender: Box<str>,
 }
 
-/// Conversation ids to their place in the plan. foldhash: several times
-/// faster than SipHash on short keys, and seeded per process, so crafted
-/// ids cannot pile up in one bucket.
-type Index = HashMap<Box<str>, usize, foldhash::fast::RandomState>;
+/// Conversation ids to their place in the plan: the places only, each id
+/// held once, by its conversation. foldhash: several times faster than
+/// SipHash on short keys, and seeded per process, so crafted ids cannot
+/// pile up in one bucket.
+#[derive(Default)]
+struct Index {
+    places: hashbrown::HashTable<usize>,
+    hasher: foldhash::fast::RandomState,
+}
+
+impl Index {
+    /// The place of the conversation `id`, among `conversations`.
+    fn get(&self, id: &str, conversations: &[Conversation]) -> Option<usize> {
+        let hash = self.hasher.hash_one(id);
+        self.places
+            .find(hash, |&i| {
+                conversations.get(i).is_some_and(|c| &*c.id == id)
+            })
+            .copied()
+    }
+
+    /// Record that the conversation `id` is at `place`.
+    fn insert(&mut self, id: &str, place: usize, conversations: &[Conversation]) {
+        let hasher = &self.hasher;
+        let rehash = |i: &usize| hasher.hash_one(conversations.get(*i).map_or("", |c| &*c.id));
+        self.places
+            .insert_unique(hasher.hash_one(id), place, rehash);
+    }
+}
 
 /// Plan entries in input order, in chunks of a fixed size, each entry
 /// marked with its conversation's number: growing never copies what is
@@ -109,13 +135,10 @@ type Index = HashMap<Box<str>, usize, foldhash::fast::RandomState>;
 #[derive(Default)]
 struct Rows {
     chunks: Vec<Vec<Entry>>,
-    len: usize,
 }
 
 impl Rows {
-    const CHUNK_BITS: u32 = 15;
-    const CHUNK: usize = 1 << Self::CHUNK_BITS;
-    const MASK: usize = Self::CHUNK - 1;
+    const CHUNK: usize = 1 << 15;
 
     fn push(&mut self, entry: Entry) {
         match self.chunks.last_mut() {
@@ -126,65 +149,6 @@ impl Rows {
                 self.chunks.push(chunk);
             }
         }
-        self.len += 1;
-    }
-
-    fn get(&self, i: usize) -> &Entry {
-        &self.chunks[i >> Self::CHUNK_BITS][i & Self::MASK]
-    }
-
-    fn swap(&mut self, i: usize, j: usize) {
-        let (ci, cj) = (i >> Self::CHUNK_BITS, j >> Self::CHUNK_BITS);
-        let (oi, oj) = (i & Self::MASK, j & Self::MASK);
-        if ci == cj {
-            self.chunks[ci].swap(oi, oj);
-        } else {
-            let ((lo, o_lo), (hi, o_hi)) = if ci < cj {
-                ((ci, oi), (cj, oj))
-            } else {
-                ((cj, oj), (ci, oi))
-            };
-            let (below, above) = self.chunks.split_at_mut(hi);
-            std::mem::swap(&mut below[lo][o_lo], &mut above[0][o_hi]);
-        }
-    }
-
-    /// Put the entries of conversation `c` at `starts[c]..starts[c + 1]`
-    /// (in no particular order within), in place: each entry moves once,
-    /// straight to its conversation's next free place.
-    fn group(&mut self, starts: &[usize]) {
-        let mut next: Vec<usize> = starts
-            .iter()
-            .take(starts.len().saturating_sub(1))
-            .copied()
-            .collect();
-        for (c, end) in starts.iter().skip(1).enumerate() {
-            while next[c] < *end {
-                let i = next[c];
-                let to = self.get(i).group() as usize;
-                if to != c {
-                    self.swap(i, next[to]);
-                }
-                next[to] += 1;
-            }
-        }
-    }
-
-    /// The entries from `from` on, moved out; the chunks they leave empty
-    /// are freed.
-    fn split_off(&mut self, from: usize) -> Vec<Entry> {
-        let mut out = Vec::with_capacity(self.len.saturating_sub(from));
-        let (first, offset) = (from >> Self::CHUNK_BITS, from & Self::MASK);
-        for (k, chunk) in self.chunks.iter().enumerate().skip(first) {
-            let start = if k == first { offset } else { 0 };
-            out.extend_from_slice(chunk.get(start..).unwrap_or_default());
-        }
-        self.chunks.truncate(first + usize::from(offset > 0));
-        if let Some(chunk) = self.chunks.get_mut(first) {
-            chunk.truncate(offset);
-        }
-        self.len = from.min(self.len);
-        out
     }
 }
 
@@ -224,8 +188,8 @@ impl Builder {
     /// [`Builder::add`], the row borrowed and its content key already
     /// computed (`row.key()`).
     pub fn add_keyed(&mut self, row: &Valid, key: ContentKey) -> Result<bool, TooMany> {
-        let i = match self.index.get(row.conversation_id) {
-            Some(&i) => i,
+        let i = match self.index.get(row.conversation_id, &self.conversations) {
+            Some(i) => i,
             None => {
                 if let Some(shard) = self.shard {
                     if !shard.contains(row.conversation_id) {
@@ -234,7 +198,6 @@ impl Builder {
                     }
                 }
                 let id: Box<str> = row.conversation_id.into();
-                self.index.insert(id.clone(), self.conversations.len());
                 // Existing mode: validation has checked the id against
                 // the API's pattern, so this only fails in create mode,
                 // where the API's id comes from creating the conversation.
@@ -253,7 +216,10 @@ impl Builder {
                 if self.mode == ConversationMode::Create {
                     self.firsts.push([None, None]);
                 }
-                self.conversations.len() - 1
+                let i = self.conversations.len() - 1;
+                self.index
+                    .insert(row.conversation_id, i, &self.conversations);
+                i
             }
         };
         let mut entry = Entry::new(row.pos, row.timestamp, key)?;
@@ -288,7 +254,7 @@ impl Builder {
         let Builder {
             mut conversations,
             counts,
-            mut rows,
+            rows,
             firsts,
             ..
         } = self;
@@ -298,30 +264,28 @@ impl Builder {
                 agent: agent.map(|f| f.sender),
             };
         }
-        let mut starts = Vec::with_capacity(counts.len() + 1);
-        let mut at = 0;
-        for n in &counts {
-            starts.push(at);
-            at += n;
-        }
-        starts.push(at);
-        rows.group(&starts);
-        // From the last conversation back, so that the rows left behind
-        // shrink as the conversations fill.
-        let firsts = starts.get(..counts.len()).unwrap_or_default();
-        for (c, start) in conversations.iter_mut().zip(firsts).rev() {
-            let mut entries = rows.split_off(*start);
-            // No two entries have the same sort key: as a stable sort would.
-            entries.sort_unstable_by_key(Entry::order);
-            let mut seen: HashMap<ContentKey, u32, foldhash::fast::RandomState> =
-                HashMap::default();
-            for e in &mut entries {
-                e.set_group(0);
-                let n = seen.entry(e.key().content).or_insert(0);
-                e.set_occurrence(*n);
-                *n += 1;
+        // Each entry to its conversation, in input order, into a vector
+        // of the conversation's size; each chunk is freed once moved, so
+        // the plan is not held twice. (Moving entries in place to group
+        // them wrote all over the plan, then copied each conversation out:
+        // twice as slow, and it lost the input order, which is mostly
+        // already the order by instant.)
+        for chunk in rows.chunks {
+            for mut entry in chunk {
+                let c = entry.group() as usize;
+                entry.set_group(0);
+                if let (Some(conversation), Some(n)) = (conversations.get_mut(c), counts.get(c)) {
+                    if conversation.entries.capacity() == 0 {
+                        conversation.entries.reserve_exact(*n);
+                    }
+                    conversation.entries.push(entry);
+                }
             }
-            c.entries = entries;
+        }
+        for c in &mut conversations {
+            // No two entries have the same sort key: as a stable sort would.
+            c.entries.sort_unstable_by_key(Entry::order);
+            number_occurrences(&mut c.entries);
         }
         // Longest first: the longest chains bound the run's duration, so they
         // start first (list scheduling). Ties by id keep runs reproducible.
@@ -332,6 +296,35 @@ impl Builder {
                 .then_with(|| a.id.cmp(&b.id))
         });
         conversations
+    }
+}
+
+/// Number identical messages of a conversation sorted by instant: the
+/// first 0, the next 1, and so on. The content key covers the instant, so
+/// identical messages are among the entries of one instant: most instants
+/// have one, and only those with more are looked at.
+fn number_occurrences(entries: &mut [Entry]) {
+    let instant = |e: &Entry| (e.order().0, e.order().1);
+    let mut at = 0;
+    while let Some(first) = entries.get(at) {
+        let t = instant(first);
+        let len = entries
+            .get(at..)
+            .unwrap_or_default()
+            .iter()
+            .take_while(|e| instant(e) == t)
+            .count();
+        let same = entries.get_mut(at..at + len).unwrap_or_default();
+        if len > 1 {
+            let mut seen: HashMap<ContentKey, u32, foldhash::fast::RandomState> =
+                HashMap::default();
+            for e in same {
+                let n = seen.entry(e.key().content).or_insert(0);
+                e.set_occurrence(*n);
+                *n += 1;
+            }
+        }
+        at += len;
     }
 }
 
