@@ -43,7 +43,8 @@ mkdir -p "$dir"
 emu_pid=
 cleanup() {
   [ -n "$emu_pid" ] && kill "$emu_pid" 2>/dev/null || true
-  [ -z "${SCALE_DIR:-}" ] && rm -rf "$dir"
+  # The script's own exit status, not this test's, is what the caller sees.
+  if [ -z "${SCALE_DIR:-}" ]; then rm -rf "$dir"; fi
 }
 trap cleanup EXIT
 
