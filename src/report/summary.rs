@@ -82,25 +82,6 @@ fn reason_json(r: &Reason) -> Value {
 }
 
 /// The summary as JSON (see the README); objects come out with their keys sorted.
-/// The summary JSON's top-level keys, as the README documents them: stable.
-pub const KEYS: [&str; 15] = [
-    "schema_version",
-    "command",
-    "version",
-    "started_at",
-    "finished_at",
-    "duration_seconds",
-    "sending_seconds",
-    "exit_code",
-    "stopped",
-    "rows",
-    "reasons",
-    "conversations",
-    "messages_per_second",
-    "latency_ms",
-    "requests",
-];
-
 pub fn json(summary: &Summary, info: &RunInfo) -> Value {
     let mut rows = Map::new();
     rows.insert("total".into(), json!(summary.total()));
@@ -210,10 +191,8 @@ mod tests {
             notes: vec![],
         };
         let v = json(&stats.summary(), &info);
-        let keys: Vec<&str> = v.as_object().unwrap().keys().map(|k| k.as_str()).collect();
-        for key in KEYS {
-            assert!(keys.contains(&key), "{key} missing: {v}");
-        }
+        // The exact set of top-level keys is pinned, as the README lists
+        // them, by the integration test of the summary JSON.
         assert_eq!(v["rows"]["total"], 2);
         assert_eq!(v["rows"]["not_attempted"], 0);
         assert_eq!(v["rows"].as_object().unwrap().len(), 1 + Status::ALL.len());
