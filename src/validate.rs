@@ -20,27 +20,26 @@ impl RoleMap {
     /// the API's own names; case-insensitive, surrounding space ignored.
     pub fn get(&self, value: &str) -> Option<Role> {
         let v = trim(value);
-        if v.is_ascii() {
-            // The common case, without lowercasing into a new string: for
-            // ASCII text, comparing ignoring ASCII case with a lowercase name
-            // is comparing its lowercase form.
-            if let Some((_, role)) = self
-                .extra
-                .iter()
-                .find(|(name, _)| name.eq_ignore_ascii_case(v))
-            {
-                return Some(*role);
-            }
-            return Role::ALL
-                .iter()
-                .copied()
-                .find(|r| r.as_str().eq_ignore_ascii_case(v));
-        }
-        let v = v.to_lowercase();
-        if let Some((_, role)) = self.extra.iter().find(|(name, _)| *name == v) {
-            return Some(*role);
-        }
-        v.parse().ok()
+        // ASCII (nearly every value) is compared ignoring its case, with no
+        // lowercased copy; against names that are lowercase, that is
+        // comparing its lowercase form, which other text is made into.
+        let lower;
+        let v = if v.is_ascii() {
+            v
+        } else {
+            lower = v.to_lowercase();
+            lower.as_str()
+        };
+        self.extra
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(v))
+            .map(|(_, role)| *role)
+            .or_else(|| {
+                Role::ALL
+                    .iter()
+                    .copied()
+                    .find(|r| r.as_str().eq_ignore_ascii_case(v))
+            })
     }
 }
 
@@ -497,6 +496,18 @@ mod tests {
             .unwrap_err(),
             "sender_role: empty"
         );
+    }
+
+    #[test]
+    fn role_names_match_ignoring_case_in_any_script() {
+        let map = RoleMap {
+            extra: vec![("kundé".into(), Role::Customer)],
+        };
+        assert_eq!(map.get(" KUNDÉ "), Some(Role::Customer));
+        assert_eq!(map.get("Kundé"), Some(Role::Customer));
+        assert_eq!(map.get("AGENT"), Some(Role::Agent));
+        assert_eq!(map.get("Agént"), None);
+        assert_eq!(map.get("kunde"), None);
     }
 
     #[test]

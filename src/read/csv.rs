@@ -351,10 +351,9 @@ impl Header {
             // Columns before the quote were read as written; the one where
             // it opened and any after it were not.
             let mut id = None;
-            if column_of(Field::ConversationId) < open.column
-                && read(Field::ConversationId, &mut id).is_err()
-            {
-                id = None;
+            if column_of(Field::ConversationId) < open.column {
+                // An id that is not UTF-8 leaves `id` as it was: none.
+                let _ = read(Field::ConversationId, &mut id);
             }
             return Err(Unreadable {
                 reason: self.unclosed(rec, open),
