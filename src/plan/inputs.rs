@@ -131,12 +131,11 @@ pub fn read_all<E: From<ReadError> + From<Duplicate>>(
             if swallowed > 0 && shard.is_none_or(|s| s.owns(id)) {
                 swallowing.add(record.pos, swallowed);
             }
-            let checked = verdict.and_then(|parsed| match &record.fields {
-                Ok(fields) => Ok((
-                    Valid::from_checked(record.pos, fields, parsed.timestamp, parsed.role),
-                    parsed.key,
-                )),
-                Err(reason) => Err(reason.clone()),
+            // A verdict is only valid for fields that were read.
+            let checked = verdict.and_then(|parsed| {
+                let fields = record.fields.as_ref().map_err(Clone::clone)?;
+                let row = Valid::from_checked(record.pos, fields, parsed.timestamp, parsed.role);
+                Ok((row, parsed.key))
             });
             match checked {
                 Ok((row, key)) => {

@@ -305,17 +305,8 @@ impl Builder {
 /// have one, and only those with more are looked at.
 fn number_occurrences(entries: &mut [Entry]) {
     let instant = |e: &Entry| (e.order().0, e.order().1);
-    let mut at = 0;
-    while let Some(first) = entries.get(at) {
-        let t = instant(first);
-        let len = entries
-            .get(at..)
-            .unwrap_or_default()
-            .iter()
-            .take_while(|e| instant(e) == t)
-            .count();
-        let same = entries.get_mut(at..at + len).unwrap_or_default();
-        if len > 1 {
+    for same in entries.chunk_by_mut(|a, b| instant(a) == instant(b)) {
+        if same.len() > 1 {
             let mut seen: HashMap<ContentKey, u32, foldhash::fast::RandomState> =
                 HashMap::default();
             for e in same {
@@ -324,7 +315,6 @@ fn number_occurrences(entries: &mut [Entry]) {
                 *n += 1;
             }
         }
-        at += len;
     }
 }
 
