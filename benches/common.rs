@@ -1,7 +1,29 @@
 //! Realistic transcript files for the benchmarks.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// `rows` messages written as CSV and as JSONL in a temporary folder, kept
+/// as long as this is.
+#[allow(dead_code)] // used by the component and pipeline benches
+pub struct Inputs {
+    _dir: tempfile::TempDir,
+    pub csv: PathBuf,
+    pub jsonl: PathBuf,
+}
+
+#[allow(dead_code)]
+pub fn inputs(rows: usize) -> Inputs {
+    let dir = tempfile::tempdir().unwrap();
+    let (csv, jsonl) = (dir.path().join("t.csv"), dir.path().join("t.jsonl"));
+    write_csv(&csv, rows);
+    write_jsonl(&jsonl, rows);
+    Inputs {
+        _dir: dir,
+        csv,
+        jsonl,
+    }
+}
 
 /// `rows` messages in conversations of 1 to 40 messages, shuffled, as CSV.
 pub fn write_csv(path: &Path, rows: usize) {

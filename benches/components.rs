@@ -346,15 +346,11 @@ fn report_writer(c: &mut Criterion, conversations: &[transcript_import::model::C
 }
 
 fn bench(c: &mut Criterion) {
-    let dir = tempfile::tempdir().unwrap();
-    let csv = dir.path().join("t.csv");
-    let jsonl = dir.path().join("t.jsonl");
-    common::write_csv(&csv, ROWS);
-    common::write_jsonl(&jsonl, ROWS);
-    let rows = valid_rows(&csv);
+    let inputs = common::inputs(ROWS);
+    let rows = valid_rows(&inputs.csv);
     let conversations = plan_of(&rows, ConversationMode::Existing);
 
-    reader(c, &csv, &jsonl);
+    reader(c, &inputs.csv, &inputs.jsonl);
     timestamp_parser(c);
     planner(c, &rows);
     ledger(c, &conversations);

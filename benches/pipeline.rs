@@ -28,21 +28,26 @@ fn read_validate_plan(path: &std::path::Path) -> usize {
 }
 
 fn bench(c: &mut Criterion) {
-    let dir = tempfile::tempdir().unwrap();
-    let csv = dir.path().join("t.csv");
-    let jsonl = dir.path().join("t.jsonl");
-    common::write_csv(&csv, ROWS);
-    common::write_jsonl(&jsonl, ROWS);
+    let inputs = common::inputs(ROWS);
 
     let mut g = c.benchmark_group("read+validate+plan");
     g.sample_size(10);
     g.throughput(Throughput::Elements(ROWS as u64));
-    g.bench_function("csv 100k rows", |b| b.iter(|| read_validate_plan(&csv)));
-    g.bench_function("jsonl 100k rows", |b| b.iter(|| read_validate_plan(&jsonl)));
+    g.bench_function("csv 100k rows", |b| {
+        b.iter(|| read_validate_plan(&inputs.csv))
+    });
+    g.bench_function("jsonl 100k rows", |b| {
+        b.iter(|| read_validate_plan(&inputs.jsonl))
+    });
     g.finish();
 
     // Reading a message back by offset, as every worker does before sending.
-    let source = read::open(SourceId(0), csv.to_str().unwrap(), &ReadOptions::default()).unwrap();
+    let source = read::open(
+        SourceId(0),
+        inputs.csv.to_str().unwrap(),
+        &ReadOptions::default(),
+    )
+    .unwrap();
     let refs: Vec<_> = source
         .records()
         .unwrap()

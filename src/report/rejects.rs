@@ -449,15 +449,7 @@ fn csv_suffix(delimiter: u8, status: &str, reason: &str) -> Vec<u8> {
 /// are written again as CSV needs: a row that was rejected twice is ours.
 fn without_status_reason(record: &[u8], delimiter: u8) -> Option<Vec<u8>> {
     let bom = record.len() - without_bom(record).len();
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .delimiter(delimiter)
-        .from_reader(&record[bom..]);
-    let mut fields = csv::ByteRecord::new();
-    if !reader.read_byte_record(&mut fields).ok()? || fields.len() < 3 {
-        return None;
-    }
+    let fields = fields_of(&record[bom..], delimiter)?;
     let mut writer = csv::WriterBuilder::new()
         .delimiter(delimiter)
         .terminator(csv::Terminator::Any(b'\n'))
@@ -473,17 +465,23 @@ fn without_status_reason(record: &[u8], delimiter: u8) -> Option<Vec<u8>> {
 
 /// Whether a header's last two columns are `status` and `reason`.
 fn ends_with_status_reason(header: &[u8], delimiter: u8) -> bool {
+    fields_of(without_bom(header), delimiter).is_some_and(|fields| {
+        let n = fields.len();
+        fields[n - 2].eq_ignore_ascii_case(b"status")
+            && fields[n - 1].eq_ignore_ascii_case(b"reason")
+    })
+}
+
+/// The fields of one CSV record, when it has more than `status` and
+/// `reason` could be.
+fn fields_of(record: &[u8], delimiter: u8) -> Option<csv::ByteRecord> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
         .delimiter(delimiter)
-        .from_reader(without_bom(header));
+        .from_reader(record);
     let mut fields = csv::ByteRecord::new();
-    if !reader.read_byte_record(&mut fields).unwrap_or(false) || fields.len() < 3 {
-        return false;
-    }
-    let n = fields.len();
-    fields[n - 2].eq_ignore_ascii_case(b"status") && fields[n - 1].eq_ignore_ascii_case(b"reason")
+    (reader.read_byte_record(&mut fields).ok()? && fields.len() >= 3).then_some(fields)
 }
 
 /// A JSON object line without the `status` and `reason` keys an earlier
