@@ -62,13 +62,10 @@ fn recipes() -> Vec<Recipe> {
     out
 }
 
-/// `jq -c PROGRAM FIXTURE | transcript-import ARGS`, the importer's
+/// `jq -c PROGRAM FIXTURE | transcript-import ARGS` (jq found by the
+/// test), the importer's
 /// `--emulator` replaced by `extra` (the test's emulator, ledger, report).
 fn pipe(recipe: &Recipe, fixture: &str, extra: &[String]) -> Ran {
-    assert!(
-        std::path::Path::new(JQ).exists(),
-        "{JQ} is missing: install jq (apt-get install jq; .ci/run does)"
-    );
     let mut jq = Command::new(JQ)
         .arg("-c")
         .arg(&recipe.program)
@@ -113,24 +110,9 @@ fn sorted(messages: &[Expected]) -> Vec<Received> {
     out
 }
 
-/// Whether jq is here to run the recipes. A machine without it skips them,
-/// saying so (the README's `cargo test` works on a fresh machine); in CI
-/// (`CI=true`, where `.ci/run` installs jq) that is a failure.
-fn jq_here() -> bool {
-    if std::path::Path::new(JQ).exists() {
-        return true;
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "{JQ} is missing: .ci/run installs it"
-    );
-    eprintln!("SKIPPED: the README's jq recipes are not run: no {JQ} here (apt-get install jq)");
-    false
-}
-
 #[test]
 fn readme_jq_recipes_import_the_nested_shapes() {
-    if !jq_here() {
+    if util::tool(&[JQ], "jq", "the README's jq recipes are not run").is_none() {
         return;
     }
     let recipes = recipes();

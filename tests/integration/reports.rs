@@ -224,19 +224,11 @@ fn summary_json_and_html_report() {
 /// The DOM headless Chromium renders from `page`, or `None` (said loudly)
 /// when there is no Chromium here; in CI (`CI=true`) that is a failure.
 fn rendered(page: &Path) -> Option<String> {
-    let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
-        .into_iter()
-        .find(|p| Path::new(p).exists());
-    let Some(chromium) = chromium else {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "no chromium: .ci/run installs it"
-        );
-        eprintln!(
-            "SKIPPED: the HTML report is not rendered: no chromium here (apt-get install chromium)"
-        );
-        return None;
-    };
+    let chromium = util::tool(
+        &["/usr/bin/chromium", "/usr/bin/chromium-browser"],
+        "chromium",
+        "the HTML report is not rendered",
+    )?;
     let profile = tempfile::tempdir().unwrap();
     let out = Command::new(chromium)
         .args([

@@ -333,3 +333,23 @@ pub fn statuses(rows: &[ReportRow]) -> HashMap<String, usize> {
     }
     m
 }
+
+/// The first of `paths` that exists: a tool a test needs beyond cargo.
+/// Where none does, the test is skipped, saying `skipped` and how to
+/// install `package` (the README's `cargo test` works on a fresh machine);
+/// in CI (`CI=true`, where `.ci/run` installs it) that is a failure.
+pub fn tool(paths: &[&'static str], package: &str, skipped: &str) -> Option<&'static str> {
+    let found = paths.iter().copied().find(|p| Path::new(p).exists());
+    if found.is_none() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{} is missing: .ci/run installs {package}",
+            paths.join(" or ")
+        );
+        eprintln!(
+            "SKIPPED: {skipped}: no {} here (apt-get install {package})",
+            paths[0]
+        );
+    }
+    found
+}
