@@ -61,11 +61,20 @@ struct State {
     window_start: Instant,
     accepted: u64,
     refused: u64,
-    /// The last cut, waiting for the next window to say if it helped: the
-    /// rate before it and the share of refusals that caused it.
-    cut: Option<(Option<f64>, f64, f64)>,
+    /// The last cut, waiting for the next window to say if it helped.
+    cut: Option<Cut>,
     /// The share of refusals seen not to depend on the rate.
     baseline: f64,
+}
+
+/// A cut of the rate, and the window that caused it.
+struct Cut {
+    /// The rate before it.
+    before: Option<f64>,
+    /// The share of refusals in that window...
+    share: f64,
+    /// ...and the answers a second it accepted.
+    goodput: f64,
 }
 
 impl State {
@@ -77,33 +86,31 @@ impl State {
             return;
         }
         let total = self.accepted + self.refused;
-        let share = if total == 0 {
-            0.0
-        } else {
-            self.refused as f64 / total as f64
-        };
-        // How far a window's share strays from the background by chance
-        // alone: a few dozen answers a window make a fifth look like a
-        // quarter now and then.
-        let noise = |p: f64| {
-            if total == 0 {
-                1.0
-            } else {
-                (p * (1.0 - p) / total as f64).sqrt()
-            }
-        };
+        if total == 0 {
+            // Nothing answered (every worker waiting): nothing learnt, and
+            // a cut waiting to be judged waits for a window that says.
+            self.window_start = now;
+            return;
+        }
+        let secs = elapsed.as_secs_f64();
+        let offered = total as f64 / secs;
+        let goodput = self.accepted as f64 / secs;
+        let share = self.refused as f64 / total as f64;
+        // How far a window's share strays from `p` by chance alone: a few
+        // dozen answers a window make a fifth look like a quarter now and
+        // then.
+        let noise = |p: f64| (p * (1.0 - p) / total as f64).sqrt();
         let mut undone = false;
-        if let Some((before, cause, goodput)) = self.cut.take() {
-            // Had a limit of `goodput` caused it, on top of the baseline,
-            // the share now would be this; refusals that do not follow the
-            // rate would stay at `cause`. The window is read as whichever
-            // it is nearer.
-            let offered = total as f64 / elapsed.as_secs_f64();
-            let limited = (1.0 - goodput / offered).max(self.baseline);
-            let between = (cause + limited) / 2.0;
-            if total > 0 && share + UNDO_MARGIN * noise(share) >= between {
+        if let Some(cut) = self.cut.take() {
+            // Had a limit at the goodput before the cut caused it, on top
+            // of the baseline, the share now would be this; refusals that
+            // do not follow the rate would stay where they were. The
+            // window is read as whichever it is nearer.
+            let limited = (1.0 - cut.goodput / offered).max(self.baseline);
+            let between = (cut.share + limited) / 2.0;
+            if share + UNDO_MARGIN * noise(share) >= between {
                 // As refused at the lower rate: not a rate limit.
-                self.rate = before;
+                self.rate = cut.before;
                 self.baseline = self.baseline.max(share);
                 undone = true;
             }
@@ -111,13 +118,13 @@ impl State {
         let threshold =
             REFUSED_SHARE.max(self.baseline + ABOVE_BASELINE + NOISE_MARGIN * noise(self.baseline));
         if self.refused >= REFUSED_MIN && share >= threshold {
-            let secs = elapsed.as_secs_f64();
-            let offered = total as f64 / secs;
-            let goodput = self.accepted as f64 / secs;
             let current = self.rate.map_or(offered, |r| r.min(offered.max(MIN_RATE)));
-            let cut = goodput.max(current * DECREASE).min(current);
-            self.cut = Some((self.rate, share, goodput));
-            self.rate = Some(cut.max(MIN_RATE));
+            self.cut = Some(Cut {
+                before: self.rate,
+                share,
+                goodput,
+            });
+            self.rate = Some(goodput.max(current * DECREASE).min(current).max(MIN_RATE));
         } else if !undone && share < self.baseline {
             // Only a cut that did not help raises the baseline (a rising
             // share is what a limit being crossed looks like); windows
