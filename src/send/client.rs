@@ -277,8 +277,10 @@ impl Client {
             // A POST answered with a redirect is not sent again elsewhere.
             .max_redirects(0);
         // Reading the system's certificate store takes a few milliseconds:
-        // only an https API needs it.
-        let config = if base.scheme() == "https" {
+        // only TLS needs it, to an https API or an https proxy.
+        let tls =
+            base.scheme() == "https" || network.proxy.as_ref().is_some_and(ProxyUrl::is_https);
+        let config = if tls {
             config.tls_config(tls::config(&network.extra_roots))
         } else {
             config

@@ -106,6 +106,11 @@ impl ProxyUrl {
         }
     }
 
+    /// Whether the connection to the proxy itself is TLS.
+    pub fn is_https(&self) -> bool {
+        self.scheme == "https"
+    }
+
     /// The proxy for ureq.
     pub fn to_ureq(&self) -> ureq::Proxy {
         // Parsed by the same call in `parse`.
