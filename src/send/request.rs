@@ -36,6 +36,7 @@ impl Worker<'_> {
         let policy = shared.settings.policy;
         let started = Instant::now();
         let mut first = true;
+        let mut throttled_in_a_row = 0;
         loop {
             if !first && !self.take_request() {
                 return Requested::Stopped(None);
@@ -54,6 +55,11 @@ impl Worker<'_> {
                 },
             );
             let (seen, schedule, retry_after) = match &response.answer {
+                // 503 is retried as 429 is, yet it is a 5xx: a server that
+                // answers nothing else is down, never out of quota.
+                Answer::Throttled { retry_after } if response.http_status == Some(503) => {
+                    (Seen::Failed, Some(Schedule::Throttled), *retry_after)
+                }
                 Answer::Throttled { retry_after } => {
                     (Seen::Throttled, Some(Schedule::Throttled), *retry_after)
                 }
@@ -77,16 +83,21 @@ impl Worker<'_> {
             };
             if response.http_status == Some(429) {
                 shared.limiter.refused();
+                throttled_in_a_row += 1;
                 // The server says later than a retry would wait (a spent
-                // quota says "after midnight"), or the advised retries
-                // are used up: this worker's 429s persist.
+                // quota says "after midnight"), or 429s in a row used up
+                // the advised retries: this worker's 429s persist. Other
+                // failures in between say nothing of a quota.
                 if retry_after.is_some_and(|w| w > policy.max_wait)
-                    || *attempts >= policy.persist_after
+                    || throttled_in_a_row >= policy.persist_after
                 {
                     self.persist(true);
                 }
-            } else if response.http_status == Some(503) {
-                shared.limiter.refused();
+            } else {
+                throttled_in_a_row = 0;
+                if response.http_status == Some(503) {
+                    shared.limiter.refused();
+                }
             }
             // Nothing was stored (a refusal, a server error, or no
             // connection): stopping here loses nothing.

@@ -205,6 +205,60 @@ fn item_6_503s_are_never_read_as_a_spent_quota() {
     }
 }
 
+/// A 429 that comes after 503s, 500s or lost connections is not one of
+/// "429s in a row": one worker whose message met three other failures and
+/// then a 429 is not out of quota (it used to stop the run with exit 4).
+#[test]
+fn a_429_after_other_failures_is_not_a_spent_quota() {
+    let (dir, rows, input) = written("QM", 400, 4, "m.csv");
+    let emu = start(Config {
+        error_503: 0.4,
+        error_500: 0.2,
+        error_429: 0.1,
+        seed: Some(7),
+        ..Config::default()
+    });
+    let out = run(
+        &emu.url(),
+        dir.path(),
+        &[&input],
+        &["--concurrency", "1", "--backoff-scale", "0.01"],
+    );
+    assert!([0, 1].contains(&code(&out)), "{}", stderr(&out));
+    let r = report(dir.path());
+    one_per_row(&r, rows.len());
+    assert_eq!(count(&r, Status::NotAttempted), 0, "{:?}", statuses(&r));
+    assert_sent_soundly(&emu.stats());
+}
+
+/// A server that answers nothing but 503 is down (exit 3, a 5xx), not out
+/// of quota and not a row-by-row failure of everything.
+#[test]
+fn a_server_that_only_answers_503_is_down() {
+    let (dir, rows, input) = written("DS", 200, 5, "s.csv");
+    let emu = start(Config {
+        error_503: 1.0,
+        ..Config::default()
+    });
+    let out = run(
+        &emu.url(),
+        dir.path(),
+        &[&input],
+        &["--concurrency", "4", "--backoff-scale", "0.01"],
+    );
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("stopped:") && l.contains("503")),
+        "{err}"
+    );
+    let r = report(dir.path());
+    one_per_row(&r, rows.len());
+    assert_eq!(emu.stats().stored, 0);
+    assert!(count(&r, Status::NotAttempted) > 0, "{:?}", statuses(&r));
+}
+
 /// Item 9: an API that cannot be reached stops the run within a bounded
 /// time, even at a low rate, with one line naming the failure.
 #[test]
