@@ -7,7 +7,7 @@
 //!   requests: 45 of the last 50 failed, or no good answer came for
 //!   `down_after` while at least 3 requests failed and none succeeded;
 //! - **out of quota** (exit 4): 429s persist for every worker. A worker
-//!   persists when one message's 429s outlast the API's advised retries
+//!   persists when one message meets 429s in a row through the advised retries
 //!   (1 s, 2 s, 4 s), or at once when the server says to come back later
 //!   than a retry would wait (a `Retry-After` past the longest wait, as a
 //!   spent quota says "after midnight"). When every worker still sending
