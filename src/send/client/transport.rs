@@ -251,6 +251,9 @@ pub struct Tracked {
     /// A write failed: the rest of this request goes nowhere, and the
     /// connection is not reused.
     write_failed: bool,
+    /// Bytes went either way since ureq last asked whether the connection
+    /// is open (see `is_open`).
+    busy: bool,
 }
 
 impl Tracked {
@@ -259,12 +262,14 @@ impl Tracked {
             inner,
             held: Vec::new(),
             write_failed: false,
+            busy: false,
         }
     }
 
     /// Write what is held, then the first `amount` bytes of the output
     /// buffer: in one write when they fit in the buffer together.
     fn write(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
+        let timeout = coarse(timeout);
         let held = self.held.len();
         if held == 0 {
             self.inner.transmit_output(amount, timeout)?;
@@ -320,6 +325,25 @@ impl Tracked {
     }
 }
 
+/// Remaining times from this long on are passed down in whole seconds.
+const COARSE_FROM: Duration = Duration::from_secs(2);
+
+/// `timeout` rounded down to a whole second when there is time left.
+/// ureq's TCP transport sets the socket's timeout whenever the value it is
+/// given changes, and with a deadline the time left changes on every call:
+/// two `setsockopt` calls a request. Whole seconds repeat from one request
+/// to the next, so the socket keeps its setting; the deadline is kept to
+/// within a second, never passed, and exactly in its last two seconds.
+fn coarse(mut timeout: NextTimeout) -> NextTimeout {
+    use ureq::unversioned::transport::time::Duration as Left;
+    if let Left::Exact(left) = timeout.after {
+        if left >= COARSE_FROM {
+            timeout.after = Left::Exact(Duration::from_secs(left.as_secs()));
+        }
+    }
+    timeout
+}
+
 /// Count `n` bytes written for this thread's request.
 fn count(n: usize) {
     PROGRESS.with(|p| p.borrow_mut().written += n as u64);
@@ -331,6 +355,7 @@ impl Transport for Tracked {
     }
 
     fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
+        self.busy = true;
         if self.write_failed {
             // The server stopped taking the request; the rest goes nowhere.
             return Ok(());
@@ -352,18 +377,32 @@ impl Transport for Tracked {
     }
 
     fn maybe_await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
+        self.busy = true;
         self.flush(timeout)?;
-        self.inner.maybe_await_input(timeout)
+        self.inner.maybe_await_input(coarse(timeout))
     }
 
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
+        self.busy = true;
         self.flush(timeout)?;
-        self.inner.await_input(timeout)
+        self.inner.await_input(coarse(timeout))
     }
 
+    /// ureq asks twice a request: as the answer's connection goes back to
+    /// the pool, and as it is taken out for the next request. Each time its
+    /// TCP transport probes the socket (three system calls). Only the
+    /// second probe is made: it sees all the first would (bytes after the
+    /// answer, or the server's close), and it is the one made just before
+    /// the connection is written to again.
     fn is_open(&mut self) -> bool {
         // A connection whose request was cut short is never reused.
-        !self.write_failed && self.inner.is_open()
+        if self.write_failed {
+            return false;
+        }
+        if std::mem::take(&mut self.busy) {
+            return true;
+        }
+        self.inner.is_open()
     }
 
     fn is_tls(&self) -> bool {
@@ -389,6 +428,28 @@ mod tests {
         assert_eq!(
             expected_length(b"POST /x HTTP/1.1\r\ncontent-length: 3"),
             None
+        );
+    }
+
+    #[test]
+    fn time_left_goes_down_in_whole_seconds_until_the_last_two() {
+        use ureq::unversioned::transport::time::Duration as Left;
+        let left = |d: Duration| {
+            coarse(NextTimeout {
+                after: Left::Exact(d),
+                ..NextTimeout::default()
+            })
+            .after
+        };
+        assert_eq!(left(Duration::from_millis(29_999)), Left::from_secs(29));
+        assert_eq!(left(Duration::from_millis(29_001)), Left::from_secs(29));
+        assert_eq!(left(Duration::from_millis(2_000)), Left::from_secs(2));
+        assert_eq!(left(Duration::from_millis(1_999)), Left::from_millis(1_999));
+        assert_eq!(left(Duration::ZERO), Left::from_millis(0));
+        assert_eq!(
+            coarse(NextTimeout::default()).after,
+            Left::NotHappening,
+            "no deadline stays none"
         );
     }
 
