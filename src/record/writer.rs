@@ -17,9 +17,10 @@ use crate::model::{MessageKey, Outcome, Status};
 /// every worker's last flush folds what it wrote.
 const FOLD_EVERY: Duration = Duration::from_secs(1);
 
-/// A fold reads a second's records into memory and frees them; without
-/// this, the allocator keeps those pages, scattered among live ones, and a
-/// long run's resident memory creeps up by a fold's worth per arena.
+/// A fold's SQLite work allocates with glibc's malloc (Rust's allocations
+/// go to mimalloc, which returns freed memory by itself); without this,
+/// glibc keeps those pages, scattered among live ones, and a long run's
+/// resident memory creeps up by a fold's worth per arena.
 fn give_back_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only returns free pages to the system.
