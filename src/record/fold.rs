@@ -1,22 +1,12 @@
 //! Folding the journal into the `messages` table: what each worker wrote
 //! (intents and outcomes), aggregated per message, in one transaction.
 
-use std::borrow::Cow;
-
 use rusqlite::{params, Connection};
 
-use super::journal::{self, Message, Record, Sealed, State};
+use super::journal::{self, Record, Sealed};
 use super::schema::{journal_folded, today};
 use super::{now, LedgerError};
 use crate::model::MessageKey;
-
-/// What one journal file says about one message, in the file's order.
-struct Folded {
-    conversation_id: String,
-    state: State,
-    message_id: Option<String>,
-    attempts: u32,
-}
 
 /// Fold a sealed journal file into `messages` and delete it. The file's
 /// number is stored in the same commit, so a file folded before a crash
@@ -26,58 +16,39 @@ pub fn fold_journal(conn: &Connection, sealed: &Sealed) -> Result<(), LedgerErro
     let sql = |e| LedgerError::sqlite(first, e);
     let folded = journal_folded(conn).map_err(sql)?;
     if sealed.seq > folded {
+        let files = sealed
+            .paths
+            .iter()
+            .map(|path| journal::Mapped::open(path).map_err(|e| LedgerError::io(path, e)))
+            .collect::<Result<Vec<_>, _>>()?;
         let mut run_id = 0;
-        let mut records = Vec::new();
-        for path in &sealed.paths {
-            let (run, mut more) = journal::read(path).map_err(|e| LedgerError::io(path, e))?;
-            run_id = run_id.max(run);
-            records.append(&mut more);
-        }
         let mut requests = 0u64;
         let mut conversations = Vec::new();
-        let mut records: Vec<Message<'static>> = records
-            .into_iter()
-            .filter_map(|r| match r {
+        // Where each message record is, not the record: a large fold holds
+        // hundreds of thousands, and the files hold the rest.
+        let mut at: Vec<(MessageKey, usize, usize)> = Vec::new();
+        for (i, file) in files.iter().enumerate() {
+            let run = file.scan(|offset, r| match r {
                 Record::Message(m) => {
                     requests += u64::from(m.attempts);
-                    Some(m)
+                    at.push((m.key, i, offset));
                 }
                 Record::Conversation {
                     external_id,
                     api_id,
-                } => {
-                    conversations.push((external_id, api_id));
-                    None
-                }
-                Record::Requests { count } => {
-                    requests += u64::from(count);
-                    None
-                }
-            })
-            .collect();
+                } => conversations.push((external_id, api_id)),
+                Record::Requests { count } => requests += u64::from(count),
+            });
+            run_id = run_id.max(run);
+        }
         // Key order, so the upserts walk the table's B-tree instead of
         // jumping; a stable sort keeps each message's records in file order.
-        records.sort_by_key(|r| r.key);
-        let mut messages: Vec<(MessageKey, Folded)> = Vec::with_capacity(records.len());
-        for r in records {
-            match messages.last_mut() {
-                Some((last, m)) if *last == r.key => {
-                    m.conversation_id = r.conversation_id.into_owned();
-                    m.state = r.state;
-                    m.message_id = r.message_id.map(Cow::into_owned).or(m.message_id.take());
-                    m.attempts += r.attempts;
-                }
-                _ => messages.push((
-                    r.key,
-                    Folded {
-                        conversation_id: r.conversation_id.into_owned(),
-                        state: r.state,
-                        message_id: r.message_id.map(Cow::into_owned),
-                        attempts: r.attempts,
-                    },
-                )),
-            }
-        }
+        at.sort_by_key(|&(key, ..)| key);
+        let message = |&(_, file, offset): &(MessageKey, usize, usize)| match files[file].at(offset)
+        {
+            Some(Record::Message(m)) => Some(m),
+            _ => None,
+        };
         let tx = conn.unchecked_transaction().map_err(sql)?;
         {
             let stamp = now();
@@ -94,11 +65,26 @@ pub fn fold_journal(conn: &Connection, sealed: &Sealed) -> Result<(), LedgerErro
                         updated_at = excluded.updated_at",
                 )
                 .map_err(sql)?;
-            for (key, m) in &messages {
+            // One row per message: its last state and conversation, its id
+            // if any record has one, the requests of all its records.
+            for records in at.chunk_by(|a, b| a.0 == b.0) {
+                let Some(m) = records
+                    .iter()
+                    .filter_map(message)
+                    .reduce(|mut kept, later| {
+                        kept.conversation_id = later.conversation_id;
+                        kept.state = later.state;
+                        kept.message_id = later.message_id.or(kept.message_id);
+                        kept.attempts += later.attempts;
+                        kept
+                    })
+                else {
+                    continue;
+                };
                 upsert
                     .execute(params![
-                        &key.content.0[..],
-                        key.occurrence,
+                        &m.key.content.0[..],
+                        m.key.occurrence,
                         m.conversation_id,
                         m.state.as_str(),
                         m.message_id,

@@ -8,7 +8,7 @@
 //! bytes are in the OS page cache and survive the process being killed,
 //! exactly like a SQLite commit in WAL mode with `synchronous=NORMAL`, at
 //! the cost of a `memcpy` instead of a system call and its file-system
-//! bookkeeping. The ledger thread folds the journal into SQLite every second
+//! bookkeeping. The ledger thread folds the journal into SQLite as it grows
 //! and at the end of the run; `Ledger::open` folds what a killed run left.
 //!
 //! A file is `<state>.journal.<seq>.<lane>`: a header (magic, run id), then records
@@ -147,14 +147,14 @@ fn u32_of(p: &mut &[u8]) -> Option<u32> {
     Some(u32::from_le_bytes(take(p, 4)?.try_into().ok()?))
 }
 
-fn str_of(p: &mut &[u8]) -> Option<String> {
+fn str_of<'a>(p: &mut &'a [u8]) -> Option<&'a str> {
     let n = u32_of(p)? as usize;
-    String::from_utf8(take(p, n)?.to_vec()).ok()
+    std::str::from_utf8(take(p, n)?).ok()
 }
 
 /// Decode one payload of a file of `version`; `None` if it is not a
 /// well-formed record.
-fn decode(mut p: &[u8], version: u8) -> Option<Record<'static>> {
+fn decode(mut p: &[u8], version: u8) -> Option<Record<'_>> {
     let kind = if version == 1 {
         KIND_MESSAGE
     } else {
@@ -163,8 +163,8 @@ fn decode(mut p: &[u8], version: u8) -> Option<Record<'static>> {
     let record = match kind {
         KIND_MESSAGE => Record::Message(decode_message(&mut p)?),
         KIND_CONVERSATION => Record::Conversation {
-            external_id: Cow::Owned(str_of(&mut p)?),
-            api_id: Cow::Owned(str_of(&mut p)?),
+            external_id: Cow::Borrowed(str_of(&mut p)?),
+            api_id: Cow::Borrowed(str_of(&mut p)?),
         },
         KIND_REQUESTS => Record::Requests {
             count: u32_of(&mut p)?,
@@ -174,7 +174,7 @@ fn decode(mut p: &[u8], version: u8) -> Option<Record<'static>> {
     p.is_empty().then_some(record)
 }
 
-fn decode_message(p: &mut &[u8]) -> Option<Message<'static>> {
+fn decode_message<'a>(p: &mut &'a [u8]) -> Option<Message<'a>> {
     let content = ContentKey(take(p, 16)?.try_into().ok()?);
     let occurrence = u32_of(p)?;
     let state = State::from_code(take(p, 1)?[0])?;
@@ -186,10 +186,10 @@ fn decode_message(p: &mut &[u8]) -> Option<Message<'static>> {
             content,
             occurrence,
         },
-        conversation_id: Cow::Owned(conversation_id),
+        conversation_id: Cow::Borrowed(conversation_id),
         state,
         attempts,
-        message_id: (!message_id.is_empty()).then_some(Cow::Owned(message_id)),
+        message_id: (!message_id.is_empty()).then_some(Cow::Borrowed(message_id)),
     })
 }
 
@@ -335,6 +335,21 @@ impl Journal {
         lane_guard.file.as_mut().expect("just opened").append(bytes)
     }
 
+    /// Bytes of records appended since the last seal.
+    pub fn pending(&self) -> u64 {
+        let seq = self.seq.load(Ordering::SeqCst);
+        self.lanes
+            .iter()
+            .map(|l| {
+                let lane = l.lock().unwrap_or_else(|e| e.into_inner());
+                match &lane.file {
+                    Some(f) if lane.seq == seq => (f.used as u64).saturating_sub(HEADER_LEN),
+                    _ => 0,
+                }
+            })
+            .sum()
+    }
+
     /// Seal what was written under the current sequence number and go on
     /// with the next one. `None` if nothing was written.
     pub fn rotate(&self) -> Option<Sealed> {
@@ -421,46 +436,76 @@ pub fn files(state: &Path) -> io::Result<Vec<Sealed>> {
         .collect())
 }
 
-/// A journal file's run id and records, up to the first damaged record.
-pub fn read(path: &Path) -> io::Result<(i64, Vec<Record<'static>>)> {
-    let file = File::open(path)?;
-    if file.metadata()?.len() == 0 {
-        return Ok((0, Vec::new()));
-    }
-    // Mapped, not read: a lane's file is mostly the zeros written ahead of
-    // its records (up to 4 MiB), which reading would copy into the heap at
-    // every fold. SAFETY: a sealed file is no longer written, and the
-    // ledger's lock keeps any other run from touching it.
-    let bytes = unsafe { memmap2::Mmap::map(&file)? };
-    let version = match bytes.get(..4) {
-        Some(m) if m == MAGIC && bytes.len() >= HEADER_LEN as usize => 2,
-        Some(m) if m == MAGIC_V1 && bytes.len() >= HEADER_LEN as usize => 1,
-        // Created, then killed before its header was written: nothing in it.
-        _ => return Ok((0, Vec::new())),
-    };
-    let run_id = i64::from_le_bytes(bytes[4..12].try_into().expect("8 bytes"));
-    let mut records = Vec::new();
-    let mut rest = &bytes[HEADER_LEN as usize..];
-    while rest.len() >= 4 {
-        let len = u32::from_le_bytes(rest[..4].try_into().expect("4 bytes")) as usize;
-        if len == 0 {
-            // The zeros written ahead: the records end here.
-            break;
+/// A sealed journal file, mapped for reading: the fold borrows its
+/// records' strings from here instead of copying each into the heap.
+pub struct Mapped {
+    /// `None` for an empty file (killed before its header was written).
+    bytes: Option<memmap2::Mmap>,
+}
+
+impl Mapped {
+    pub fn open(path: &Path) -> io::Result<Mapped> {
+        let file = File::open(path)?;
+        if file.metadata()?.len() == 0 {
+            return Ok(Mapped { bytes: None });
         }
-        let Some(frame) = rest.get(4..4 + len + 4) else {
-            break;
-        };
-        let (payload, crc) = frame.split_at(len);
-        if crc32fast::hash(payload).to_le_bytes() != crc {
-            break;
-        }
-        let Some(record) = decode(payload, version) else {
-            break;
-        };
-        records.push(record);
-        rest = &rest[4 + len + 4..];
+        // Mapped, not read: a lane's file may still hold the zeros written
+        // ahead of its records (up to 4 MiB) if it was not cut. SAFETY: a
+        // sealed file is no longer written, and the ledger's lock keeps any
+        // other run from touching it.
+        let bytes = unsafe { memmap2::Mmap::map(&file)? };
+        Ok(Mapped { bytes: Some(bytes) })
     }
-    Ok((run_id, records))
+
+    /// The file's run id, and each record with its offset in the file, up
+    /// to the first damaged record.
+    pub fn scan<'a>(&'a self, mut visit: impl FnMut(usize, Record<'a>)) -> i64 {
+        let Some((version, run_id)) = self.header() else {
+            return 0;
+        };
+        let bytes = self.bytes.as_deref().unwrap_or_default();
+        let mut at = HEADER_LEN as usize;
+        while let Some((payload, next)) = frame(bytes, at) {
+            let Some(record) = decode(payload, version) else {
+                break;
+            };
+            visit(at, record);
+            at = next;
+        }
+        run_id
+    }
+
+    /// The record at `at`, as [`Mapped::scan`] found it.
+    pub fn at(&self, at: usize) -> Option<Record<'_>> {
+        let (version, _) = self.header()?;
+        decode(frame(self.bytes.as_deref()?, at)?.0, version)
+    }
+
+    /// The file's version and run id; `None` if it has no header (created,
+    /// then killed before its header was written: nothing in it).
+    fn header(&self) -> Option<(u8, i64)> {
+        let bytes = self.bytes.as_deref()?;
+        let version = match bytes.get(..4)? {
+            m if m == MAGIC => 2,
+            m if m == MAGIC_V1 => 1,
+            _ => return None,
+        };
+        let run_id = i64::from_le_bytes(bytes.get(4..12)?.try_into().ok()?);
+        Some((version, run_id))
+    }
+}
+
+/// The payload of the frame at `at` and where the next one starts; `None`
+/// at the end of the records: the zeros written ahead, the end of the
+/// file, or a frame cut short or damaged.
+fn frame(bytes: &[u8], at: usize) -> Option<(&[u8], usize)> {
+    let len = u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?) as usize;
+    if len == 0 {
+        return None;
+    }
+    let payload = bytes.get(at + 4..at + 4 + len)?;
+    let crc = bytes.get(at + 4 + len..at + 4 + len + 4)?;
+    (crc32fast::hash(payload).to_le_bytes() == crc).then_some((payload, at + 4 + len + 4))
 }
 
 #[cfg(test)]
@@ -478,6 +523,29 @@ mod tests {
             attempts: u32::from(n) % 3,
             message_id: (state == State::Created).then(|| format!("M{n}").into()),
         }
+    }
+
+    /// A file's run id and records, owned, for comparing.
+    fn read(path: &Path) -> io::Result<(i64, Vec<Record<'static>>)> {
+        let mapped = Mapped::open(path)?;
+        let mut records = Vec::new();
+        let run_id = mapped.scan(|_, r| records.push(r));
+        let owned = |r: Record<'_>| match r {
+            Record::Message(m) => Record::Message(Message {
+                conversation_id: m.conversation_id.into_owned().into(),
+                message_id: m.message_id.map(|id| id.into_owned().into()),
+                ..m
+            }),
+            Record::Conversation {
+                external_id,
+                api_id,
+            } => Record::Conversation {
+                external_id: external_id.into_owned().into(),
+                api_id: api_id.into_owned().into(),
+            },
+            Record::Requests { count } => Record::Requests { count },
+        };
+        Ok((run_id, records.into_iter().map(owned).collect()))
     }
 
     fn record(n: u8, state: State) -> Record<'static> {

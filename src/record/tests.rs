@@ -206,3 +206,55 @@ fn conversations_created_and_requests_for_no_row_are_remembered() {
     assert_eq!(lookup.conversation("chat-9").unwrap(), None);
     assert_eq!(ledger.requests_today().unwrap(), 2);
 }
+
+#[test]
+fn a_large_ledger_is_folded_once_the_journal_holds_a_share_of_it() {
+    use super::writer::{FOLD_AT_LEAST, FOLD_EVERY, FOLD_SHARE};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let ledger = Ledger::open(&path, LOOPBACK).unwrap();
+    ledger
+        .conn
+        .execute_batch(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 40000)
+             INSERT INTO messages SELECT randomblob(16), 0, 'C1', 'created', 'M1', 1, 1, 'then' FROM n",
+        )
+        .unwrap();
+    let bytes: u64 = ledger
+        .conn
+        .query_row(
+            "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(bytes > 1 << 20, "{bytes}");
+    let journal = Arc::clone(ledger.journal.as_ref().unwrap());
+    let due = FOLD_EVERY * 2;
+    assert!(!ledger.fold_due(due), "nothing to fold");
+    let mut record = Vec::new();
+    journal::encode(
+        &mut record,
+        &Record::Message(Message {
+            key: key(1, 0),
+            conversation_id: "C1".into(),
+            state: State::InFlight,
+            attempts: 0,
+            message_id: None,
+        }),
+    );
+    let mut appended = 0;
+    while journal.pending() + (record.len() as u64) < bytes / FOLD_SHARE {
+        journal.append(appended % 4, &record).unwrap();
+        appended += 1;
+        assert!(!ledger.fold_due(due), "after {appended} records");
+    }
+    assert!(appended > 1000, "{appended}");
+    assert!(ledger.fold_due(FOLD_AT_LEAST), "however little is waiting");
+    assert!(
+        !ledger.fold_due(FOLD_EVERY / 2),
+        "at most every {FOLD_EVERY:?}"
+    );
+    journal.append(0, &record).unwrap();
+    assert!(ledger.fold_due(due));
+}

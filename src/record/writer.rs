@@ -1,6 +1,7 @@
 //! The sending phase: one thread owns the SQLite connection and folds the
-//! journal every second, whenever a worker flushes, and at the end; each
-//! worker holds a [`Recorder`] that appends to its own journal lane.
+//! journal as it grows (see [`FOLD_SHARE`]), whenever a worker flushes,
+//! and at the end; each worker holds a [`Recorder`] that appends to its
+//! own journal lane.
 
 use std::sync::{mpsc, Arc};
 use std::thread;
@@ -11,11 +12,21 @@ use super::journal::{self, Journal, Message, Record, State};
 use super::{Ledger, LedgerError};
 use crate::model::{MessageKey, Outcome, Status};
 
-/// How often the journal is folded into `messages` during a run. Each fold
-/// rewrites the table pages its keys land on (random keys: most of them,
-/// in a small ledger), so not too often; the end stays small anyway, as
-/// every worker's last flush folds what it wrote.
-const FOLD_EVERY: Duration = Duration::from_secs(1);
+/// How often the journal may be folded into `messages` during a run.
+pub(super) const FOLD_EVERY: Duration = Duration::from_secs(1);
+
+/// A fold rewrites every table page its keys land on, and the keys are
+/// random: folding a second's records into a large ledger rewrote most of
+/// its pages (and read them, and checkpointed them), every second, so the
+/// ledger thread's work per message grew with the ledger. Waiting until
+/// the journal holds records worth an eighth of the ledger's bytes keeps
+/// that work per message flat (several records per page rewritten); the
+/// fold's memory stays a small share of the ledger's size.
+pub(super) const FOLD_SHARE: u64 = 8;
+
+/// The longest the journal goes unfolded while records come in, so that
+/// the ledger file never lags far behind a slow run.
+pub(super) const FOLD_AT_LEAST: Duration = Duration::from_secs(30);
 
 /// A fold's SQLite work allocates with glibc's malloc (Rust's allocations
 /// go to mimalloc, which returns freed memory by itself); without this,
@@ -81,7 +92,7 @@ impl Ledger {
                 Ok(Msg::Flush { ack }) => Some(ack),
                 Err(mpsc::RecvTimeoutError::Timeout) => None,
             };
-            if first_error.is_none() && (ack.is_some() || last_fold.elapsed() >= FOLD_EVERY) {
+            if first_error.is_none() && (ack.is_some() || self.fold_due(last_fold.elapsed())) {
                 if let Err(e) = self.fold_rotated() {
                     first_error = Some(Arc::new(e));
                 }
@@ -105,6 +116,29 @@ impl Ledger {
             Some(sealed) => fold_journal(&self.conn, &sealed),
             None => Ok(()),
         }
+    }
+
+    /// Whether the journal is worth folding now (see [`FOLD_SHARE`]).
+    pub(super) fn fold_due(&self, since_last: Duration) -> bool {
+        if since_last < FOLD_EVERY {
+            return false;
+        }
+        if since_last >= FOLD_AT_LEAST {
+            return true;
+        }
+        let Some(journal) = &self.journal else {
+            return false;
+        };
+        // Unknown size: fold, as every second before.
+        let ledger_bytes = self
+            .conn
+            .query_row(
+                "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map_or(0, |b| b.max(0) as u64);
+        journal.pending() >= ledger_bytes / FOLD_SHARE
     }
 
     /// Seal the journal files the workers are appending to and fold them.
