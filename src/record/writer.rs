@@ -167,7 +167,29 @@ impl Writer {
     /// Wait for everything sent so far to be stored and folded, and get the
     /// ledger back.
     pub fn close(self) -> Result<Ledger, LedgerError> {
+        self.closing().wait()
+    }
+
+    /// Start folding what is left and go on: the run writes its report
+    /// while the ledger thread folds the last of the journal.
+    pub fn closing(self) -> Closing {
         let _ = self.tx.send(Msg::Close);
+        Closing {
+            handle: self.handle,
+            path: self.path,
+        }
+    }
+}
+
+/// A ledger thread folding the last of the journal: see [`Writer::closing`].
+pub struct Closing {
+    handle: thread::JoinHandle<(Ledger, Result<(), LedgerError>)>,
+    path: String,
+}
+
+impl Closing {
+    /// Wait for the fold, and get the ledger back.
+    pub fn wait(self) -> Result<Ledger, LedgerError> {
         match self.handle.join() {
             Ok((ledger, result)) => result.map(|()| ledger),
             Err(_) => Err(LedgerError::Gone { path: self.path }),
@@ -255,6 +277,13 @@ impl Recorder {
         if count > 0 && self.journal.is_some() {
             journal::encode(&mut self.unwritten, &Record::Requests { count });
         }
+    }
+
+    /// Write what was recorded so far to the journal, which survives the
+    /// process being killed, without waiting for a fold: a worker that
+    /// runs out of work need not hold the others up with one.
+    pub fn sync(&mut self) -> Result<(), LedgerError> {
+        self.write_journal()
     }
 
     /// Wait until everything recorded so far is in the ledger.

@@ -100,7 +100,7 @@ impl SinkHandle for Lane<'_> {
 
     fn flush(&mut self) -> Result<(), BoxError> {
         if let Some(ledger) = &mut self.ledger {
-            ledger.flush()?;
+            ledger.sync()?;
         }
         self.stats.flush();
         if let Some(rejects) = &mut self.rejects {

@@ -282,18 +282,10 @@ fn import(
         failure.get_or_insert(Error::Output(std::io::Error::other(e)));
         stopped = Some(StopReason::Sink);
     }
-    let ledger = match writer.close() {
-        Ok(ledger) => Some(ledger),
-        Err(e) => {
-            // What was sent is in its journal, which the next run folds
-            // before it plans anything.
-            failure.get_or_insert(Error::Ledger(e));
-            stopped = Some(StopReason::Sink);
-            None
-        }
-    };
+    // The ledger thread folds the last of the journal while the report is
+    // written; nothing below reads the ledger until it is back.
+    let closing = writer.closing();
     let summary = stats.summary();
-    let code = exit_code(stopped.as_ref(), summary.all_success());
 
     // The outputs, each on its own: one that cannot be written does not
     // keep the others from being written.
@@ -335,6 +327,17 @@ fn import(
             Err(e) => Err(Error::Rejects(e)),
         });
     }
+    let ledger = match closing.wait() {
+        Ok(ledger) => Some(ledger),
+        Err(e) => {
+            // What was sent is in its journal, which the next run folds
+            // before it plans anything.
+            failure.get_or_insert(Error::Ledger(e));
+            stopped = Some(StopReason::Sink);
+            None
+        }
+    };
+    let code = exit_code(stopped.as_ref(), summary.all_success());
     // What the outputs say the run ended with: a failure to record or to
     // write makes it exit 3.
     let final_code = if failure.is_some() || written.is_err() {
