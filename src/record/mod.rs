@@ -13,7 +13,7 @@
 //! into a mapped file per request and no waiting on another thread; the
 //! outcome of a request travels with the same worker's next intent. One
 //! thread owns the SQLite connection ([`Writer`]): it folds the journal into
-//! `messages` ([`fold`]) every second, whenever a worker flushes, and at the
+//! `messages` ([`fold`]) as the journal grows, when asked to, and at the
 //! end. Report rows are not kept here (see `report::Spool`): a killed run
 //! writes no report, and the next run reports every row from `messages`.
 

@@ -1,5 +1,5 @@
 //! The sending phase: one thread owns the SQLite connection and folds the
-//! journal as it grows (see [`FOLD_SHARE`]), whenever a worker flushes,
+//! journal as it grows (see [`FOLD_SHARE`]), when a recorder asks it to,
 //! and at the end; each worker holds a [`Recorder`] that appends to its
 //! own journal lane.
 
@@ -129,7 +129,7 @@ impl Ledger {
         let Some(journal) = &self.journal else {
             return false;
         };
-        // Unknown size: fold, as every second before.
+        // A size that cannot be read counts as none: fold every second.
         let ledger_bytes = self
             .conn
             .query_row(
