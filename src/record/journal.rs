@@ -475,10 +475,13 @@ impl Mapped {
         run_id
     }
 
-    /// The record at `at`, as [`Mapped::scan`] found it.
+    /// The record at `at`, as [`Mapped::scan`] found it (and checked: a
+    /// sealed file does not change, so its checksum is not read again).
     pub fn at(&self, at: usize) -> Option<Record<'_>> {
         let (version, _) = self.header()?;
-        decode(frame(self.bytes.as_deref()?, at)?.0, version)
+        let bytes = self.bytes.as_deref()?;
+        let len = u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?) as usize;
+        decode(bytes.get(at + 4..at + 4 + len)?, version)
     }
 
     /// The file's version and run id; `None` if it has no header (created,

@@ -258,3 +258,14 @@ fn a_large_ledger_is_folded_once_the_journal_holds_a_share_of_it() {
     journal.append(0, &record).unwrap();
     assert!(ledger.fold_due(due));
 }
+
+#[test]
+fn the_wal_is_checkpointed_in_large_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(&dir.path().join("state.db"), LOOPBACK).unwrap();
+    let pages: i64 = ledger
+        .conn
+        .query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(pages, 8192);
+}
