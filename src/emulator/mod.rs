@@ -72,6 +72,10 @@ pub struct Config {
     pub unknown: Vec<String>,
     /// API requests allowed per UTC day; then every call gets 429 until 00:00 UTC.
     pub daily_quota: Option<u64>,
+    /// How far the daily quota's clock is ahead of the real one: a test of
+    /// the quota moves it to midday ([`Config::quota_at_midday`]), so that
+    /// 00:00 UTC never passes during the test and resets it.
+    pub quota_clock_offset: chrono::TimeDelta,
     /// Answer 409 to a message already stored instead of storing it again.
     pub conflict_on_duplicate: bool,
     /// Answer 404 to createMessage and createBatchMessages for a
@@ -110,12 +114,30 @@ impl Default for Config {
             linger: true,
             unknown: Vec::new(),
             daily_quota: None,
+            quota_clock_offset: chrono::TimeDelta::zero(),
             conflict_on_duplicate: false,
             known_conversations_only: false,
             retry_after_http_date: false,
             stats_file: None,
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             tls: None,
+        }
+    }
+}
+
+impl Config {
+    /// A daily quota of `requests` whose clock stands at 12:00 UTC today
+    /// as it starts: however long a test takes, its day does not end.
+    pub fn quota_at_midday(requests: u64) -> Config {
+        let now = chrono::Utc::now();
+        let midday = now
+            .date_naive()
+            .and_hms_opt(12, 0, 0)
+            .map_or(now, |t| t.and_utc());
+        Config {
+            daily_quota: Some(requests),
+            quota_clock_offset: midday - now,
+            ..Config::default()
         }
     }
 }
@@ -141,6 +163,7 @@ impl fmt::Debug for Config {
             .field("linger", &self.linger)
             .field("unknown", &self.unknown)
             .field("daily_quota", &self.daily_quota)
+            .field("quota_clock_offset", &self.quota_clock_offset)
             .field("conflict_on_duplicate", &self.conflict_on_duplicate)
             .field("known_conversations_only", &self.known_conversations_only)
             .field("retry_after_http_date", &self.retry_after_http_date)

@@ -78,6 +78,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// The time of day the daily quota goes by.
+fn quota_now(config: &Config) -> chrono::DateTime<chrono::Utc> {
+    chrono::Utc::now() + config.quota_clock_offset
+}
+
 impl Shared {
     pub fn new(config: Config) -> Shared {
         let random = config.jitter > Duration::ZERO
@@ -101,7 +106,7 @@ impl Shared {
                 .map(|r| Mutex::new(TokenBucket::new(r, Instant::now()))),
             quota: config
                 .daily_quota
-                .map(|q| Mutex::new(DailyQuota::new(q, chrono::Utc::now()))),
+                .map(|q| Mutex::new(DailyQuota::new(q, quota_now(&config)))),
             config,
         }
     }
@@ -109,7 +114,7 @@ impl Shared {
     /// `POST /_emulator/reset-quota`: start the day over.
     pub fn reset_quota(&self) {
         if let Some(q) = &self.quota {
-            lock(q).reset(chrono::Utc::now());
+            lock(q).reset(quota_now(&self.config));
         }
     }
 }
@@ -405,7 +410,7 @@ async fn api(
         ));
     }
     if let Some(q) = &shared.quota {
-        let taken = lock(q).take(chrono::Utc::now());
+        let taken = lock(q).take(quota_now(config));
         if let Err(wait) = taken {
             shared.state.quota_exceeded.fetch_add(1, Ordering::Relaxed);
             return Ok(retry_after(
@@ -791,6 +796,17 @@ fn closing(mut resp: Response<Full<Bytes>>) -> Response<Full<Bytes>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_quota_at_midday_goes_by_a_clock_at_midday() {
+        use chrono::Timelike;
+        let config = Config::quota_at_midday(5);
+        assert_eq!(config.daily_quota, Some(5));
+        let now = quota_now(&config);
+        assert_eq!(now.date_naive(), chrono::Utc::now().date_naive());
+        let from_midday = i64::from(now.num_seconds_from_midnight()) - 12 * 3600;
+        assert!(from_midday.abs() < 60, "{now}");
+    }
 
     #[test]
     fn routes() {

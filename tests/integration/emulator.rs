@@ -778,10 +778,7 @@ fn companion_endpoints() {
 
 #[test]
 fn daily_quota_refuses_every_call_until_reset() {
-    let emu = start(Config {
-        daily_quota: Some(3),
-        ..Config::default()
-    });
+    let emu = start(Config::quota_at_midday(3));
     assert_eq!(post(&emu, MSG, &valid()).status, 200);
     assert_eq!(
         post(&emu, "/conversation/v1/conversations", "{}").status,

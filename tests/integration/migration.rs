@@ -169,10 +169,7 @@ fn a_daily_quota_pauses_whole_conversations_and_the_next_day_finishes() {
     // 40 conversations of 10: 11 requests each (a create and 10
     // messages), 440 in all: two days at 300.
     let rows = corpus_in(dir.path(), 40, 10);
-    let emu = api(Config {
-        daily_quota: Some(300),
-        ..Config::default()
-    });
+    let emu = api(Config::quota_at_midday(300));
     let out = create(&emu.url(), dir.path(), &["--daily-quota", "300"]);
     assert_eq!(code(&out), 4, "{}", stderr(&out));
     assert!(stderr(&out).contains("run again after"), "{}", stderr(&out));

@@ -350,10 +350,7 @@ fn exit_4_at_the_daily_quota_flag_and_again_the_same_day() {
 /// the run pauses with exit 4, the rest `not_attempted`, nothing lost.
 #[test]
 fn exit_4_when_429s_persist() {
-    let emu = emulator(Config {
-        daily_quota: Some(3),
-        ..Config::default()
-    });
+    let emu = emulator(Config::quota_at_midday(3));
     let dir = Dir::new();
     let (rows, input) = clean_input(&dir, 4, 20);
     let ran = util::import(

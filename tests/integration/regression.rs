@@ -307,10 +307,7 @@ fn item_9_an_unreachable_api_stops_soon_and_says_why() {
 #[test]
 fn item_9_a_spent_quota_is_recognised_at_once_and_resumed() {
     let (dir, rows, input) = written("QT", 50, 10, "q.csv");
-    let emu = start(Config {
-        daily_quota: Some(300),
-        ..Config::default()
-    });
+    let emu = start(Config::quota_at_midday(300));
     let started = Instant::now();
     let out = run(&emu.url(), dir.path(), &[&input], &["--concurrency", "8"]);
     assert_eq!(code(&out), 4, "{}", stderr(&out));
