@@ -164,8 +164,10 @@ pub enum Answer {
     Refused,
     /// 401, 403: the credentials are refused; stop the run.
     Unauthorized,
-    /// 429, 503: slow down and retry.
+    /// 429: slow down and retry.
     Throttled { retry_after: Option<Duration> },
+    /// 503: retried as 429 is, but a 5xx: never a sign of a spent quota.
+    Unavailable { retry_after: Option<Duration> },
     /// 500 and other 5xx: retry a bounded number of times.
     ServerError,
     /// Provably not stored: no connection (connect, DNS, TLS, refused, a
@@ -496,7 +498,8 @@ fn classify(
     let answer = match status {
         409 => Answer::Exists,
         401 | 403 => Answer::Unauthorized,
-        429 | 503 => Answer::Throttled { retry_after },
+        429 => Answer::Throttled { retry_after },
+        503 => Answer::Unavailable { retry_after },
         500..=599 => Answer::ServerError,
         _ => Answer::Refused,
     };

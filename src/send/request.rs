@@ -55,13 +55,13 @@ impl Worker<'_> {
                 },
             );
             let (seen, schedule, retry_after) = match &response.answer {
-                // 503 is retried as 429 is, yet it is a 5xx: a server that
-                // answers nothing else is down, never out of quota.
-                Answer::Throttled { retry_after } if response.http_status == Some(503) => {
-                    (Seen::Failed, Some(Schedule::Throttled), *retry_after)
-                }
                 Answer::Throttled { retry_after } => {
                     (Seen::Throttled, Some(Schedule::Throttled), *retry_after)
+                }
+                // A server that answers nothing but 503 is down, never out
+                // of quota.
+                Answer::Unavailable { retry_after } => {
+                    (Seen::Failed, Some(Schedule::Throttled), *retry_after)
                 }
                 Answer::ServerError => (Seen::Failed, Some(Schedule::ServerError), None),
                 Answer::NotSent => (Seen::Failed, Some(Schedule::NotSent), None),
@@ -81,23 +81,25 @@ impl Worker<'_> {
                 }
                 return Requested::Answered(response);
             };
-            if response.http_status == Some(429) {
-                shared.limiter.refused();
-                throttled_in_a_row += 1;
-                // The server says later than a retry would wait (a spent
-                // quota says "after midnight"), or 429s in a row used up
-                // the advised retries: this worker's 429s persist. Other
-                // failures in between say nothing of a quota.
-                if retry_after.is_some_and(|w| w > policy.max_wait)
-                    || throttled_in_a_row >= policy.persist_after
-                {
-                    self.persist(true);
-                }
-            } else {
-                throttled_in_a_row = 0;
-                if response.http_status == Some(503) {
+            match response.answer {
+                Answer::Throttled { .. } => {
                     shared.limiter.refused();
+                    throttled_in_a_row += 1;
+                    // The server says later than a retry would wait (a spent
+                    // quota says "after midnight"), or 429s in a row used up
+                    // the advised retries: this worker's 429s persist. Other
+                    // failures in between say nothing of a quota.
+                    if retry_after.is_some_and(|w| w > policy.max_wait)
+                        || throttled_in_a_row >= policy.persist_after
+                    {
+                        self.persist(true);
+                    }
                 }
+                Answer::Unavailable { .. } => {
+                    shared.limiter.refused();
+                    throttled_in_a_row = 0;
+                }
+                _ => throttled_in_a_row = 0,
             }
             // Nothing was stored (a refusal, a server error, or no
             // connection): stopping here loses nothing.
