@@ -439,31 +439,40 @@ pub fn files(state: &Path) -> io::Result<Vec<Sealed>> {
 /// A sealed journal file, mapped for reading: the fold borrows its
 /// records' strings from here instead of copying each into the heap.
 pub struct Mapped {
-    /// `None` for an empty file (killed before its header was written).
+    /// The file's bytes; `None` for an empty file.
     bytes: Option<memmap2::Mmap>,
+    /// Its version and run id, read once; `None` without a header (created,
+    /// then killed before its header was written: nothing in it).
+    header: Option<(u8, i64)>,
 }
 
 impl Mapped {
     pub fn open(path: &Path) -> io::Result<Mapped> {
         let file = File::open(path)?;
         if file.metadata()?.len() == 0 {
-            return Ok(Mapped { bytes: None });
+            return Ok(Mapped {
+                bytes: None,
+                header: None,
+            });
         }
         // Mapped, not read: a lane's file may still hold the zeros written
         // ahead of its records (up to 4 MiB) if it was not cut. SAFETY: a
         // sealed file is no longer written, and the ledger's lock keeps any
         // other run from touching it.
         let bytes = unsafe { memmap2::Mmap::map(&file)? };
-        Ok(Mapped { bytes: Some(bytes) })
+        let header = header(&bytes);
+        Ok(Mapped {
+            bytes: Some(bytes),
+            header,
+        })
     }
 
     /// The file's run id, and each record with its offset in the file, up
     /// to the first damaged record.
     pub fn scan<'a>(&'a self, mut visit: impl FnMut(usize, Record<'a>)) -> i64 {
-        let Some((version, run_id)) = self.header() else {
+        let (Some((version, run_id)), Some(bytes)) = (self.header, self.bytes.as_deref()) else {
             return 0;
         };
-        let bytes = self.bytes.as_deref().unwrap_or_default();
         let mut at = HEADER_LEN as usize;
         while let Some((payload, next)) = frame(bytes, at) {
             let Some(record) = decode(payload, version) else {
@@ -478,37 +487,39 @@ impl Mapped {
     /// The record at `at`, as [`Mapped::scan`] found it (and checked: a
     /// sealed file does not change, so its checksum is not read again).
     pub fn at(&self, at: usize) -> Option<Record<'_>> {
-        let (version, _) = self.header()?;
-        let bytes = self.bytes.as_deref()?;
-        let len = u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?) as usize;
-        decode(bytes.get(at + 4..at + 4 + len)?, version)
-    }
-
-    /// The file's version and run id; `None` if it has no header (created,
-    /// then killed before its header was written: nothing in it).
-    fn header(&self) -> Option<(u8, i64)> {
-        let bytes = self.bytes.as_deref()?;
-        let version = match bytes.get(..4)? {
-            m if m == MAGIC => 2,
-            m if m == MAGIC_V1 => 1,
-            _ => return None,
-        };
-        let run_id = i64::from_le_bytes(bytes.get(4..12)?.try_into().ok()?);
-        Some((version, run_id))
+        let (version, _) = self.header?;
+        decode(payload(self.bytes.as_deref()?, at)?.0, version)
     }
 }
 
-/// The payload of the frame at `at` and where the next one starts; `None`
-/// at the end of the records: the zeros written ahead, the end of the
-/// file, or a frame cut short or damaged.
-fn frame(bytes: &[u8], at: usize) -> Option<(&[u8], usize)> {
+/// A file's version and run id, if it starts with a header.
+fn header(bytes: &[u8]) -> Option<(u8, i64)> {
+    let version = match bytes.get(..4)? {
+        m if m == MAGIC => 2,
+        m if m == MAGIC_V1 => 1,
+        _ => return None,
+    };
+    let run_id = i64::from_le_bytes(bytes.get(4..12)?.try_into().ok()?);
+    Some((version, run_id))
+}
+
+/// The payload of the frame at `at` and where its checksum starts; `None`
+/// at the zeros written ahead or the end of the file.
+fn payload(bytes: &[u8], at: usize) -> Option<(&[u8], usize)> {
     let len = u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?) as usize;
     if len == 0 {
         return None;
     }
-    let payload = bytes.get(at + 4..at + 4 + len)?;
-    let crc = bytes.get(at + 4 + len..at + 4 + len + 4)?;
-    (crc32fast::hash(payload).to_le_bytes() == crc).then_some((payload, at + 4 + len + 4))
+    Some((bytes.get(at + 4..at + 4 + len)?, at + 4 + len))
+}
+
+/// The payload of the frame at `at`, checked, and where the next frame
+/// starts; `None` at the end of the records: the zeros written ahead, the
+/// end of the file, or a frame cut short or damaged.
+fn frame(bytes: &[u8], at: usize) -> Option<(&[u8], usize)> {
+    let (payload, crc_at) = payload(bytes, at)?;
+    let crc = bytes.get(crc_at..crc_at + 4)?;
+    (crc32fast::hash(payload).to_le_bytes() == crc).then_some((payload, crc_at + 4))
 }
 
 #[cfg(test)]
