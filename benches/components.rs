@@ -210,7 +210,7 @@ fn sends(conversations: &[transcript_import::model::Conversation]) -> Vec<(&str,
 }
 
 /// One worker's part of a run's bookkeeping: per message an intent, then
-/// its outcome (created, with the API's id), then a flush at the end.
+/// its outcome (created, with the API's id), then a sync at the end.
 fn record(mut recorder: transcript_import::Recorder, sends: &[(&str, MessageKey)]) {
     for (i, &(conversation_id, key)) in sends.iter().enumerate() {
         recorder.intent(key, conversation_id).unwrap();
@@ -222,7 +222,7 @@ fn record(mut recorder: transcript_import::Recorder, sends: &[(&str, MessageKey)
         outcome.sent = Some(key);
         recorder.outcome(&outcome);
     }
-    recorder.flush().unwrap();
+    recorder.sync().unwrap();
 }
 
 fn ledger(c: &mut Criterion, conversations: &[transcript_import::model::Conversation]) {

@@ -42,14 +42,6 @@ pub enum LedgerError {
         #[source]
         source: std::io::Error,
     },
-    /// The ledger thread failed earlier (its own error is reported again
-    /// when it is closed).
-    #[error("{path}: the ledger stopped recording")]
-    Failed {
-        path: String,
-        #[source]
-        source: std::sync::Arc<LedgerError>,
-    },
     /// The ledger thread is gone.
     #[error("{path}: the ledger stopped recording: its thread ended")]
     Gone { path: String },

@@ -13,9 +13,9 @@
 //! into a mapped file per request and no waiting on another thread; the
 //! outcome of a request travels with the same worker's next intent. One
 //! thread owns the SQLite connection ([`Writer`]): it folds the journal into
-//! `messages` ([`fold`]) as the journal grows, when asked to, and at the
-//! end. Report rows are not kept here (see `report::Spool`): a killed run
-//! writes no report, and the next run reports every row from `messages`.
+//! `messages` ([`fold`]) as the journal grows and at the end. Report rows
+//! are not kept here (see `report::Spool`): a killed run writes no report,
+//! and the next run reports every row from `messages`.
 
 mod error;
 mod fold;

@@ -54,7 +54,7 @@ fn in_flight_becomes_uncertain_and_created_is_remembered() {
         o.attempts = 1;
         o.requests = 1;
         rec.outcome(&o);
-        rec.flush().unwrap();
+        rec.sync().unwrap();
         // `other` stays in flight: as if the process died mid-request.
         drop(rec);
         let ledger = writer.close().unwrap();
@@ -193,7 +193,7 @@ fn conversations_created_and_requests_for_no_row_are_remembered() {
         let mut rec = writer.recorder();
         rec.conversation("chat-000123", "01HCONV");
         rec.requests(2);
-        rec.flush().unwrap();
+        rec.sync().unwrap();
         drop(rec);
         writer.close().unwrap();
     }

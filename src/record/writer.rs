@@ -1,7 +1,6 @@
 //! The sending phase: one thread owns the SQLite connection and folds the
-//! journal as it grows (see [`FOLD_SHARE`]), when a recorder asks it to,
-//! and at the end; each worker holds a [`Recorder`] that appends to its
-//! own journal lane.
+//! journal as it grows (see [`FOLD_SHARE`]) and at the end; each worker
+//! holds a [`Recorder`] that appends to its own journal lane.
 
 use std::sync::{mpsc, Arc};
 use std::thread;
@@ -40,19 +39,10 @@ fn give_back_freed_memory() {
     }
 }
 
-enum Msg {
-    /// Answer once the journal so far is folded into the ledger.
-    Flush {
-        ack: mpsc::SyncSender<Result<(), Arc<LedgerError>>>,
-    },
-    /// Sent by `Writer::close`: fold what came before, and stop, even if
-    /// some recorder is still alive.
-    Close,
-}
-
 /// The sending side of the ledger thread. Take a [`Recorder`] per worker.
 pub struct Writer {
-    tx: mpsc::Sender<Msg>,
+    /// Sent once, by `Writer::closing`: fold what is left, and stop.
+    close: mpsc::Sender<()>,
     journal: Option<Arc<Journal>>,
     path: String,
     handle: thread::JoinHandle<(Ledger, Result<(), LedgerError>)>,
@@ -61,7 +51,7 @@ pub struct Writer {
 impl Ledger {
     /// Hand the connection to a writer thread for the sending phase.
     pub fn into_writer(self) -> Result<Writer, LedgerError> {
-        let (tx, rx) = mpsc::channel::<Msg>();
+        let (close, rx) = mpsc::channel();
         let journal = self.journal.clone();
         let path = self.path.display().to_string();
         let handle = thread::Builder::new()
@@ -76,41 +66,23 @@ impl Ledger {
                 source,
             })?;
         Ok(Writer {
-            tx,
+            close,
             journal,
             path,
             handle,
         })
     }
 
-    fn serve(&mut self, rx: mpsc::Receiver<Msg>) -> Result<(), LedgerError> {
-        let mut first_error: Option<Arc<LedgerError>> = None;
+    fn serve(&mut self, close: mpsc::Receiver<()>) -> Result<(), LedgerError> {
         let mut last_fold = Instant::now();
-        loop {
-            let ack = match rx.recv_timeout(FOLD_EVERY) {
-                Ok(Msg::Close) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
-                Ok(Msg::Flush { ack }) => Some(ack),
-                Err(mpsc::RecvTimeoutError::Timeout) => None,
-            };
-            if first_error.is_none() && (ack.is_some() || self.fold_due(last_fold.elapsed())) {
-                if let Err(e) = self.fold_rotated() {
-                    first_error = Some(Arc::new(e));
-                }
+        while let Err(mpsc::RecvTimeoutError::Timeout) = close.recv_timeout(FOLD_EVERY) {
+            if self.fold_due(last_fold.elapsed()) {
+                // A fold that fails stops folding; the journal keeps what
+                // was sent for the next run, and closing says why.
+                self.fold_rotated()?;
                 give_back_freed_memory();
                 last_fold = Instant::now();
             }
-            if let Some(ack) = ack {
-                // A worker that gave up waiting is not an error here.
-                let _ = ack.send(first_error.as_ref().map_or(Ok(()), |e| Err(Arc::clone(e))));
-            }
-        }
-        if let Some(e) = first_error {
-            return Err(
-                Arc::try_unwrap(e).unwrap_or_else(|source| LedgerError::Failed {
-                    path: self.path.display().to_string(),
-                    source,
-                }),
-            );
         }
         match self.journal.as_ref().and_then(|j| j.close()) {
             Some(sealed) => fold_journal(&self.conn, &sealed),
@@ -152,14 +124,10 @@ impl Ledger {
 
 impl Writer {
     pub fn recorder(&self) -> Recorder {
-        let (ack_tx, ack_rx) = mpsc::sync_channel(1);
         Recorder {
-            tx: self.tx.clone(),
             lane: self.journal.as_ref().map_or(0, |j| j.lane()),
             journal: self.journal.clone(),
             path: self.path.clone(),
-            ack_tx,
-            ack_rx,
             unwritten: Vec::new(),
         }
     }
@@ -173,7 +141,7 @@ impl Writer {
     /// Start folding what is left and go on: the run writes its report
     /// while the ledger thread folds the last of the journal.
     pub fn closing(self) -> Closing {
-        let _ = self.tx.send(Msg::Close);
+        let _ = self.close.send(());
         Closing {
             handle: self.handle,
             path: self.path,
@@ -198,16 +166,13 @@ impl Closing {
 }
 
 /// One worker's handle on the ledger. A request's outcome is journaled
-/// with the same worker's next intent (or on flush or drop): one append
+/// with the same worker's next intent (or on sync or drop): one append
 /// per request.
 pub struct Recorder {
-    tx: mpsc::Sender<Msg>,
     journal: Option<Arc<Journal>>,
     /// This recorder's file in the journal.
     lane: usize,
     path: String,
-    ack_tx: mpsc::SyncSender<Result<(), Arc<LedgerError>>>,
-    ack_rx: mpsc::Receiver<Result<(), Arc<LedgerError>>>,
     /// Journal records not yet written.
     unwritten: Vec<u8>,
 }
@@ -280,31 +245,9 @@ impl Recorder {
     }
 
     /// Write what was recorded so far to the journal, which survives the
-    /// process being killed, without waiting for a fold: a worker that
-    /// runs out of work need not hold the others up with one.
+    /// process being killed; the ledger thread folds it in its time.
     pub fn sync(&mut self) -> Result<(), LedgerError> {
         self.write_journal()
-    }
-
-    /// Wait until everything recorded so far is in the ledger.
-    pub fn flush(&mut self) -> Result<(), LedgerError> {
-        self.write_journal()?;
-        let gone = || LedgerError::Gone {
-            path: self.path.clone(),
-        };
-        self.tx
-            .send(Msg::Flush {
-                ack: self.ack_tx.clone(),
-            })
-            .map_err(|_| gone())?;
-        match self.ack_rx.recv() {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(source)) => Err(LedgerError::Failed {
-                path: self.path.clone(),
-                source,
-            }),
-            Err(_) => Err(gone()),
-        }
     }
 
     fn write_journal(&mut self) -> Result<(), LedgerError> {
