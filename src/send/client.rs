@@ -237,6 +237,8 @@ const MAX_IDLE_AGE: Duration = Duration::from_secs(4);
 
 pub struct Client {
     agent: ureq::Agent,
+    connector: transport::Connector,
+    resolver: transport::Resolver,
     base: ApiUrl,
     credentials: Credentials,
     proxy: Option<ProxyUrl>,
@@ -288,16 +290,36 @@ impl Client {
             config
         }
         .build();
-        let agent = ureq::Agent::with_parts(
-            config,
-            transport::Connector::default(),
-            transport::Resolver::default(),
-        );
+        let connector = transport::Connector::default();
+        let resolver = transport::Resolver::default();
+        let agent = ureq::Agent::with_parts(config, connector.clone(), resolver.clone());
         Client {
             agent,
+            connector,
+            resolver,
             base,
             credentials,
             proxy: network.proxy.clone(),
+        }
+    }
+
+    /// The same client with idle connections of its own. Each worker sends
+    /// through its own: one shared pool is a lock every request takes
+    /// twice, and its upkeep under that lock scans every idle connection,
+    /// which with hundreds of workers made them queue for it.
+    pub fn fork(&self) -> Client {
+        let agent = ureq::Agent::with_parts(
+            self.agent.config().clone(),
+            self.connector.clone(),
+            self.resolver.clone(),
+        );
+        Client {
+            agent,
+            connector: self.connector.clone(),
+            resolver: self.resolver.clone(),
+            base: self.base.clone(),
+            credentials: self.credentials.clone(),
+            proxy: self.proxy.clone(),
         }
     }
 

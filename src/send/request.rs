@@ -45,7 +45,7 @@ impl Worker<'_> {
             shared.limiter.acquire();
             *attempts += 1;
             let sent_at = Instant::now();
-            let response = send(shared.client);
+            let response = send(&self.client);
             self.sink.exchange(
                 conversation_id,
                 Exchange {

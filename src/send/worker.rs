@@ -17,6 +17,7 @@ use crate::model::{
 
 /// What every worker shares.
 pub(super) struct Shared<'a> {
+    /// What each worker's own client is forked from.
     pub client: &'a Client,
     pub limiter: &'a RateLimiter,
     pub settings: &'a Settings,
@@ -63,6 +64,8 @@ impl Shared<'_> {
 /// A worker's own state: no lock per message.
 pub(super) struct Worker<'a> {
     pub(super) shared: &'a Shared<'a>,
+    /// `shared.client` with this worker's own idle connections.
+    pub(super) client: Client,
     pub(super) sink: Box<dyn SinkHandle + 'a>,
     bodies: Box<dyn BodyReader + 'a>,
     pub(super) rng: rand::rngs::StdRng,
@@ -92,6 +95,7 @@ impl<'a> Worker<'a> {
     ) -> Self {
         Worker {
             shared,
+            client: shared.client.fork(),
             sink,
             bodies,
             rng: rand::make_rng(),

@@ -28,6 +28,7 @@
 //! minor versions), which is why Cargo.toml holds ureq to one minor version.
 
 use std::cell::{Cell, RefCell};
+use std::sync::Arc;
 use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
@@ -42,9 +43,13 @@ use ureq::unversioned::transport::{
 /// a DNS change is followed within this time.
 const RESOLVED_TTL: Duration = Duration::from_secs(30);
 
-/// ureq's default resolver, its answers kept for [`RESOLVED_TTL`].
+/// ureq's default resolver, its answers kept for [`RESOLVED_TTL`]. Clones
+/// share what they have looked up: every worker's client asks one cache.
+#[derive(Debug, Default, Clone)]
+pub struct Resolver(Arc<Resolving>);
+
 #[derive(Debug, Default)]
-pub struct Resolver {
+struct Resolving {
     inner: DefaultResolver,
     /// Addresses by scheme and authority, and when they were looked up. A
     /// read lock, and no allocation, on every request: the workers share it.
@@ -72,9 +77,10 @@ impl ureq::unversioned::resolver::Resolver for Resolver {
         config: &ureq::config::Config,
         timeout: NextTimeout,
     ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        let this = &self.0;
         let now = Instant::now();
         {
-            let cache = self.cache.read().unwrap_or_else(|p| p.into_inner());
+            let cache = this.cache.read().unwrap_or_else(|p| p.into_inner());
             let fresh = cache
                 .iter()
                 .find(|r| r.is_for(uri) && now.duration_since(r.at) < RESOLVED_TTL);
@@ -84,8 +90,8 @@ impl ureq::unversioned::resolver::Resolver for Resolver {
         }
         // Looked up outside the lock: a slow DNS answer holds up no one
         // whose addresses are known.
-        let addrs = self.inner.resolve(uri, config, timeout)?;
-        let mut cache = self.cache.write().unwrap_or_else(|p| p.into_inner());
+        let addrs = this.inner.resolve(uri, config, timeout)?;
+        let mut cache = this.cache.write().unwrap_or_else(|p| p.into_inner());
         cache.retain(|r| !r.is_for(uri));
         cache.push(Resolved {
             scheme: uri.scheme().cloned(),
@@ -106,8 +112,11 @@ impl ureq::unversioned::resolver::Resolver for Resolver {
 /// tunnel is up, the TLS records of the connection to the API: none of its
 /// bytes are the request's. So only the outermost call is tracked; the
 /// transport it returns sees the request in plain text, as without a proxy.
-#[derive(Debug, Default)]
-pub struct Connector(DefaultConnector);
+///
+/// Clones share one connector, and with it the TLS configuration built on
+/// the first connection (from a certificate store read once).
+#[derive(Debug, Default, Clone)]
+pub struct Connector(Arc<DefaultConnector>);
 
 thread_local! {
     /// Whether this thread is inside [`Connector::connect`].
