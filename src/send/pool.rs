@@ -36,24 +36,22 @@ pub fn run(
     };
     let cursor = AtomicUsize::new(0);
     let errors = Mutex::new(Vec::new());
-    pool.scope(|scope| {
-        for _ in 0..workers {
-            scope.spawn(|_| {
-                let mut worker = Worker::new(&shared, job.sink.handle(), job.bodies.reader());
-                let mut result = Ok(());
-                while let Some(conv) = job.plan.get(cursor.fetch_add(1, Ordering::SeqCst)) {
-                    result = worker.conversation(conv);
-                    if result.is_err() {
-                        // Whatever this worker cannot record, no other
-                        // may send past: the run stops.
-                        stop.set(StopReason::Sink);
-                        break;
-                    }
-                }
-                if let Err(e) = result.and_then(|()| worker.finish()) {
-                    errors.lock().unwrap_or_else(|e| e.into_inner()).push(e);
-                }
-            });
+    // One worker on each thread of the pool: none waits for an idle thread
+    // to steal its job.
+    pool.broadcast(|_| {
+        let mut worker = Worker::new(&shared, job.sink.handle(), job.bodies.reader());
+        let mut result = Ok(());
+        while let Some(conv) = job.plan.get(cursor.fetch_add(1, Ordering::SeqCst)) {
+            result = worker.conversation(conv);
+            if result.is_err() {
+                // Whatever this worker cannot record, no other may send
+                // past: the run stops.
+                stop.set(StopReason::Sink);
+                break;
+            }
+        }
+        if let Err(e) = result.and_then(|()| worker.finish()) {
+            errors.lock().unwrap_or_else(|e| e.into_inner()).push(e);
         }
     });
     // Conversations left for another day: the run pauses at the quota.
