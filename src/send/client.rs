@@ -304,9 +304,8 @@ impl Client {
     }
 
     /// The same client with idle connections of its own. Each worker sends
-    /// through its own: one shared pool is a lock every request takes
-    /// twice, and its upkeep under that lock scans every idle connection,
-    /// which with hundreds of workers made them queue for it.
+    /// through its own: a shared pool is a lock every request takes twice,
+    /// and its upkeep under that lock scans every idle connection.
     pub fn fork(&self) -> Client {
         let agent = ureq::Agent::with_parts(
             self.agent.config().clone(),
