@@ -60,20 +60,22 @@ const MI_ALLOW_THP: libmimalloc_sys::mi_option_t = 43;
 /// Memory goes back to the system as soon as it is free: flat memory over a
 /// long run is worth more than the little speed mimalloc's defaults buy
 /// (measured on a 360,000-message run: 65 MB of anonymous memory instead
-/// of 207 MB). Arenas are committed when they are made, without
-/// transparent huge pages (which would fill a whole committed arena):
-/// committed page by page instead, each new thread's first allocations
-/// made one `mprotect` per size class, and with hundreds of workers
-/// starting at once those queued on the process's memory map lock (the
-/// last of 256 workers began sending a fifth of a second late; with
-/// this, within 50 ms; same peak memory). An arena takes the options in
-/// force when it is made, and Rust's runtime makes the first one before
-/// `main`: so this runs as the program is loaded, before any Rust code
-/// allocates.
+/// of 207 MB). Arenas are committed when they are made (where the system
+/// overcommits, as Linux does by default), without transparent huge pages
+/// (which would fill a whole committed arena): committed page by page
+/// instead, each new thread's first allocations made one `mprotect` per
+/// size class, and with hundreds of workers starting at once those queued
+/// on the process's memory map lock (the last of 256 workers began sending
+/// a fifth of a second late; with this, within 50 ms; same peak memory).
+/// An arena takes the options in force when it is made, and Rust's runtime
+/// makes the first one before `main`: so this runs as the program is
+/// loaded, before any Rust code allocates.
 extern "C" fn tune_mimalloc() {
     // SAFETY: setting an option has no precondition.
     unsafe {
-        libmimalloc_sys::mi_option_set(MI_ARENA_EAGER_COMMIT, 1);
+        // 2: only where the system overcommits (Linux by default); where
+        // it does not, a committed arena would be charged whole.
+        libmimalloc_sys::mi_option_set(MI_ARENA_EAGER_COMMIT, 2);
         libmimalloc_sys::mi_option_set(MI_ALLOW_THP, 0);
         libmimalloc_sys::mi_option_set(MI_PURGE_DELAY, 0);
     }
@@ -136,7 +138,7 @@ mod tests {
                 get(MI_PURGE_DELAY),
                 get(MI_ALLOW_THP)
             ),
-            (1, 0, 0)
+            (2, 0, 0)
         );
         assert_eq!((get(3), get(18), get(19)), (1, 100, 32));
         assert_eq!((get(41), get(44)), (-1, 0));
