@@ -81,25 +81,23 @@ impl Worker<'_> {
                 }
                 return Requested::Answered(response);
             };
-            match response.answer {
-                Answer::Throttled { .. } => {
-                    shared.limiter.refused();
-                    throttled_in_a_row += 1;
-                    // The server says later than a retry would wait (a spent
-                    // quota says "after midnight"), or 429s in a row used up
-                    // the advised retries: this worker's 429s persist. Other
-                    // failures in between say nothing of a quota.
-                    if retry_after.is_some_and(|w| w > policy.max_wait)
-                        || throttled_in_a_row >= policy.persist_after
-                    {
-                        self.persist(true);
-                    }
+            // 429 and 503 are refusals the rate follows.
+            if schedule == Schedule::Throttled {
+                shared.limiter.refused();
+            }
+            if seen == Seen::Throttled {
+                throttled_in_a_row += 1;
+                // The server says later than a retry would wait (a spent
+                // quota says "after midnight"), or 429s in a row used up the
+                // advised retries: this worker's 429s persist. Other failures
+                // in between (503 among them) say nothing of a quota.
+                if retry_after.is_some_and(|w| w > policy.max_wait)
+                    || throttled_in_a_row >= policy.persist_after
+                {
+                    self.persist(true);
                 }
-                Answer::Unavailable { .. } => {
-                    shared.limiter.refused();
-                    throttled_in_a_row = 0;
-                }
-                _ => throttled_in_a_row = 0,
+            } else {
+                throttled_in_a_row = 0;
             }
             // Nothing was stored (a refusal, a server error, or no
             // connection): stopping here loses nothing.
