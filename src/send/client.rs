@@ -245,9 +245,11 @@ pub struct Client {
 }
 
 impl Client {
-    /// A client with the system's roots and no proxy. `pool` is the number
-    /// of workers: ureq keeps only a few idle connections per host by
-    /// default, and past that every request would open a new connection.
+    /// A client with the system's roots and no proxy. `pool` is how many
+    /// threads send through it at once: ureq keeps only a few idle
+    /// connections per host by default, and past that every request would
+    /// open a new connection. (A run's workers each send through a
+    /// [`Client::fork`] of their own.)
     pub fn new(base: ApiUrl, credentials: Credentials, pool: usize, timeout: Duration) -> Client {
         Client::with_network(base, credentials, pool, timeout, &Network::default())
     }
