@@ -76,10 +76,11 @@ pub fn open(path: &Path) -> Result<Connection, LedgerError> {
     // killed (it is in the WAL before commit returns), at no fsync cost.
     // A 4 MB page cache: the journal is folded in key order, and pages
     // the cache drops are read back from the OS's cache, not the disk.
-    // Checkpoints once the WAL holds 8,192 pages (32 MB), not SQLite's
-    // 1,000: a fold rewrites most pages of a small ledger, and every fold
-    // copied them again into the database file, with an fsync (a third
-    // less CPU on the ledger thread; the WAL goes when the ledger closes).
+    // Checkpoints by itself only once the WAL holds 8,192 pages (32 MB),
+    // not SQLite's 1,000: during a run the ledger thread checkpoints after
+    // each fold, on its own time (`Ledger::checkpoint`); this is the
+    // backstop for commits outside it, such as a killed run's journal
+    // folded on open.
     conn.execute_batch(
         "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;
          PRAGMA cache_size=-4096; PRAGMA wal_autocheckpoint=8192;",

@@ -269,3 +269,48 @@ fn the_wal_is_checkpointed_in_large_steps() {
         .unwrap();
     assert_eq!(pages, 8192);
 }
+
+#[test]
+fn the_last_fold_is_in_the_ledgers_file_before_it_closes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let ledger = Ledger::open(&path, LOOPBACK).unwrap();
+    let writer = ledger.into_writer().unwrap();
+    let mut rec = writer.recorder();
+    // Enough messages for a few hundred pages, far fewer than the 8,192
+    // that make SQLite checkpoint by itself.
+    for n in 0..20_000u32 {
+        let mut content = [0u8; 16];
+        content[..4].copy_from_slice(&n.to_le_bytes());
+        let key = MessageKey {
+            content: ContentKey(content),
+            occurrence: 0,
+        };
+        rec.intent(key, "C1").unwrap();
+        let mut o = Outcome::bare(pos(u64::from(n) + 1), "C1", Status::Created);
+        o.message_id = Some(format!("M{n}"));
+        o.sent = Some(key);
+        o.attempts = 1;
+        o.requests = 1;
+        rec.outcome(&o);
+    }
+    drop(rec);
+    let ledger = writer.close().unwrap();
+    // The connection is still open: what the database file holds now was
+    // copied there by the ledger thread, not by closing.
+    let bytes: u64 = ledger
+        .conn
+        .query_row(
+            "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(bytes > 100 * 4096, "{bytes}");
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), bytes);
+    let rows: u64 = ledger
+        .conn
+        .query_row("SELECT count(*) FROM messages", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, 20_000);
+}

@@ -80,14 +80,29 @@ impl Ledger {
                 // A fold that fails stops folding; the journal keeps what
                 // was sent for the next run, and closing says why.
                 self.fold_rotated()?;
+                self.checkpoint();
                 give_back_freed_memory();
                 last_fold = Instant::now();
             }
         }
-        match self.journal.as_ref().and_then(|j| j.close()) {
-            Some(sealed) => fold_journal(&self.conn, &sealed),
-            None => Ok(()),
+        if let Some(sealed) = self.journal.as_ref().and_then(|j| j.close()) {
+            fold_journal(&self.conn, &sealed)?;
+            self.checkpoint();
         }
+        Ok(())
+    }
+
+    /// Copy what a fold wrote to the write-ahead log into the ledger's
+    /// file, here on the ledger thread, while the workers send (or the
+    /// report is written). Left to the connection's close, it came after
+    /// everything else, and the log then held every fold since the last
+    /// automatic checkpoint: up to 32 MB to copy and fsync while the user
+    /// waited (50–70 ms at 40,000 messages). Passive: it never waits for a
+    /// reader. One that fails leaves its work to the close; nothing is lost.
+    fn checkpoint(&self) {
+        let _ = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
     }
 
     /// Whether the journal is worth folding now (see [`FOLD_SHARE`]).
