@@ -177,7 +177,9 @@ impl Spool {
         // nothing writes to it any more: the lock on `Shared` is held.
         // Mapped, its pages are page cache the kernel may drop and reread,
         // not heap: a large report costs no memory to put in order.
-        let map = unsafe { memmap2::Mmap::map(&*file)? };
+        // Populated: rows are read in input order, scattered over the file,
+        // and each page touched would otherwise be a fault of its own.
+        let map = unsafe { memmap2::MmapOptions::new().populate().map(&*file)? };
         let mut rows = 0u64;
         for (s, (offsets, lens)) in index.offsets.iter().zip(&index.lens).enumerate() {
             let mut records = match texts.and_then(|t| t.get(s)) {
