@@ -97,8 +97,9 @@ impl Ledger {
     /// report is written). Left to the connection's close, it came after
     /// everything else, and the log then held every fold since the last
     /// automatic checkpoint: up to 32 MB to copy and fsync while the user
-    /// waited (46–55 ms of 40,960 messages at 20 ms). Passive: it never waits for a
-    /// reader. One that fails leaves its work to the close; nothing is lost.
+    /// waited (46–55 ms of 40,960 messages at 20 ms). Passive: it never
+    /// waits for a reader. One that fails leaves its work to the close;
+    /// nothing is lost.
     fn checkpoint(&self) {
         let _ = self
             .conn
