@@ -220,14 +220,7 @@ fn a_large_ledger_is_folded_once_the_journal_holds_a_share_of_it() {
              INSERT INTO messages SELECT randomblob(16), 0, 'C1', 'created', 'M1', 1, 1, 'then' FROM n",
         )
         .unwrap();
-    let bytes: u64 = ledger
-        .conn
-        .query_row(
-            "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let bytes = ledger.bytes().unwrap();
     assert!(bytes > 1 << 20, "{bytes}");
     let journal = Arc::clone(ledger.journal.as_ref().unwrap());
     let due = FOLD_EVERY * 2;
@@ -298,14 +291,7 @@ fn the_last_fold_is_in_the_ledgers_file_before_it_closes() {
     let ledger = writer.close().unwrap();
     // The connection is still open: what the database file holds now was
     // copied there by the ledger thread, not by closing.
-    let bytes: u64 = ledger
-        .conn
-        .query_row(
-            "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let bytes = ledger.bytes().unwrap();
     assert!(bytes > 100 * 4096, "{bytes}");
     assert_eq!(std::fs::metadata(&path).unwrap().len(), bytes);
     let rows: u64 = ledger

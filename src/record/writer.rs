@@ -118,15 +118,20 @@ impl Ledger {
             return false;
         };
         // A size that cannot be read counts as none: fold every second.
-        let ledger_bytes = self
-            .conn
+        let ledger_bytes = self.bytes().unwrap_or(0);
+        journal.pending() >= ledger_bytes / FOLD_SHARE
+    }
+
+    /// The ledger's size in SQLite's pages, whether they are in its file
+    /// yet or only in the write-ahead log.
+    pub(super) fn bytes(&self) -> rusqlite::Result<u64> {
+        self.conn
             .query_row(
                 "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
                 [],
                 |r| r.get::<_, i64>(0),
             )
-            .map_or(0, |b| b.max(0) as u64);
-        journal.pending() >= ledger_bytes / FOLD_SHARE
+            .map(|b| b.max(0) as u64)
     }
 
     /// Seal the journal files the workers are appending to and fold them.
