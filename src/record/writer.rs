@@ -79,13 +79,18 @@ impl Ledger {
             if self.fold_due(last_fold.elapsed()) {
                 // A fold that fails stops folding; the journal keeps what
                 // was sent for the next run, and closing says why.
-                self.fold_rotated()?;
-                self.checkpoint();
+                self.fold(self.journal.as_ref().and_then(|j| j.rotate()))?;
                 give_back_freed_memory();
                 last_fold = Instant::now();
             }
         }
-        if let Some(sealed) = self.journal.as_ref().and_then(|j| j.close()) {
+        self.fold(self.journal.as_ref().and_then(|j| j.close()))
+    }
+
+    /// Fold journal files the workers no longer append to (none: nothing
+    /// was journaled since the last fold), and checkpoint what that wrote.
+    fn fold(&self, sealed: Option<journal::Sealed>) -> Result<(), LedgerError> {
+        if let Some(sealed) = sealed {
             fold_journal(&self.conn, &sealed)?;
             self.checkpoint();
         }
@@ -132,14 +137,6 @@ impl Ledger {
                 |r| r.get::<_, i64>(0),
             )
             .map(|b| b.max(0) as u64)
-    }
-
-    /// Seal the journal files the workers are appending to and fold them.
-    fn fold_rotated(&mut self) -> Result<(), LedgerError> {
-        match self.journal.as_ref().and_then(|j| j.rotate()) {
-            Some(sealed) => fold_journal(&self.conn, &sealed),
-            None => Ok(()),
-        }
     }
 }
 
