@@ -26,8 +26,9 @@ pub fn load(file: Option<&Path>) -> Result<Loaded, Error> {
                     path.display()
                 ))
             })?;
-            let credentials =
-                parse(&text).map_err(|e| Error::usage(format!("{}: {e}", path.display())))?;
+            let credentials = parse(&text)
+                .and_then(sendable)
+                .map_err(|e| Error::usage(format!("{}: {e}", path.display())))?;
             Ok(Loaded {
                 credentials,
                 warning: readable_by_others(path),
@@ -37,7 +38,7 @@ pub fn load(file: Option<&Path>) -> Result<Loaded, Error> {
             let var = |name| std::env::var(name).ok().filter(|s| !s.is_empty());
             match (var("ASAPP_API_ID"), var("ASAPP_API_SECRET")) {
                 (Some(id), Some(secret)) => Ok(Loaded {
-                    credentials: Credentials { id, secret },
+                    credentials: sendable(Credentials { id, secret }).map_err(Error::usage)?,
                     warning: None,
                 }),
                 _ => Err(Error::usage_with_hint(
@@ -124,6 +125,24 @@ fn parse(text: &str) -> Result<Credentials, String> {
     })
 }
 
+/// Credentials that can go in an HTTP header. One with a control
+/// character (a stray carriage return, say) would fail every request, and
+/// the run would stop only after retrying for seconds, with a message that
+/// names no credential. Never echoes the value.
+fn sendable(credentials: Credentials) -> Result<Credentials, String> {
+    for (name, value) in [
+        ("ASAPP_API_ID", &credentials.id),
+        ("ASAPP_API_SECRET", &credentials.secret),
+    ] {
+        if ureq::http::HeaderValue::from_str(value).is_err() {
+            return Err(format!(
+                "{name} holds a control character (a line break, say), which no HTTP header may carry"
+            ));
+        }
+    }
+    Ok(credentials)
+}
+
 /// `[A-Za-z_][A-Za-z0-9_]*`, at most 64 bytes: an environment variable's name.
 fn is_plain_key(key: &str) -> bool {
     key.len() <= 64
@@ -183,6 +202,33 @@ mod tests {
         assert!(e.contains("API_KEY") && !e.contains("hunter2"), "{e}");
         let e = parse("ASAPP_API_SECRET: hunter2=x\n").unwrap_err();
         assert!(e.starts_with("line 1:") && !e.contains("hunter2"), "{e}");
+    }
+
+    #[test]
+    fn a_value_no_header_may_carry_is_refused_by_name_and_not_echoed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("creds.env");
+        // A carriage return inside quotes survives the line's trimming.
+        std::fs::write(&path, "ASAPP_API_ID=a\nASAPP_API_SECRET=\"hunter2\r\"\n").unwrap();
+        let e = load(Some(&path)).err().expect("refused").to_string();
+        assert!(
+            e.contains("ASAPP_API_SECRET holds a control character"),
+            "{e}"
+        );
+        assert!(e.contains("creds.env") && !e.contains("hunter2"), "{e}");
+        // Tabs and non-ASCII text are fine in a header value.
+        let ok = sendable(Credentials {
+            id: "a\tb".into(),
+            secret: "sécret".into(),
+        });
+        assert!(ok.is_ok());
+        let e = sendable(Credentials {
+            id: "a\x01".into(),
+            secret: "x".into(),
+        })
+        .err()
+        .unwrap();
+        assert!(e.starts_with("ASAPP_API_ID "), "{e}");
     }
 
     #[cfg(unix)]

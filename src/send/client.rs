@@ -6,6 +6,9 @@ use std::io::Read;
 use std::time::Duration;
 
 use serde::Deserialize;
+use ureq::http::header::CONTENT_TYPE;
+use ureq::http::{HeaderName, HeaderValue};
+use ureq::RequestBuilder;
 
 use crate::model::{ConversationBody, MessageBody, StoredItem};
 
@@ -241,7 +244,48 @@ pub struct Client {
     resolver: transport::Resolver,
     base: ApiUrl,
     credentials: Credentials,
+    auth: Option<Auth>,
     proxy: Option<ProxyUrl>,
+}
+
+const API_ID: HeaderName = HeaderName::from_static("asapp-api-id");
+const API_SECRET: HeaderName = HeaderName::from_static("asapp-api-secret");
+const JSON: HeaderValue = HeaderValue::from_static("application/json");
+
+/// The credentials as header values, made once per client (each worker's
+/// fork makes its own): a request clones them, which counts a reference,
+/// instead of checking and copying both strings. The secret is marked
+/// sensitive, so that nothing that prints headers shows it.
+struct Auth {
+    id: HeaderValue,
+    secret: HeaderValue,
+}
+
+impl Auth {
+    /// `None` when a credential holds a character no header may carry
+    /// (the command line refuses such credentials before any client).
+    fn new(credentials: &Credentials) -> Option<Auth> {
+        let id = HeaderValue::from_str(&credentials.id).ok()?;
+        let mut secret = HeaderValue::from_str(&credentials.secret).ok()?;
+        secret.set_sensitive(true);
+        Some(Auth { id, secret })
+    }
+
+    /// `request` with the credentials in it; refused when they cannot go.
+    fn add<B>(
+        auth: Option<&Auth>,
+        request: RequestBuilder<B>,
+    ) -> Result<RequestBuilder<B>, Response> {
+        match auth {
+            Some(auth) => Ok(request
+                .header(API_ID, &auth.id)
+                .header(API_SECRET, &auth.secret)),
+            None => Err(refused_locally(
+                "the API credentials hold a control character, which no HTTP header may carry"
+                    .into(),
+            )),
+        }
+    }
 }
 
 impl Client {
@@ -300,6 +344,7 @@ impl Client {
             connector,
             resolver,
             base,
+            auth: Auth::new(&credentials),
             credentials,
             proxy: network.proxy.clone(),
         }
@@ -319,6 +364,7 @@ impl Client {
             connector: self.connector.clone(),
             resolver: self.resolver.clone(),
             base: self.base.clone(),
+            auth: Auth::new(&self.credentials),
             credentials: self.credentials.clone(),
             proxy: self.proxy.clone(),
         }
@@ -369,14 +415,13 @@ impl Client {
             "{}/conversation/v1/conversation/messages",
             self.base.as_str()
         );
+        let request = self.agent.get(&url).query("externalId", external_id);
+        let request = match Auth::add(self.auth.as_ref(), request) {
+            Ok(request) => request,
+            Err(refused) => return refused,
+        };
         transport::begin();
-        let result = self
-            .agent
-            .get(&url)
-            .query("externalId", external_id)
-            .header("asapp-api-id", &self.credentials.id)
-            .header("asapp-api-secret", &self.credentials.secret)
-            .call();
+        let result = request.call();
         classify(result, self.via(), MAX_READ_BACK, |body| {
             serde_json::from_str::<Items>(body)
                 .ok()
@@ -403,14 +448,13 @@ impl Client {
             Ok(json) => json,
             Err(e) => return refused_locally(format!("cannot encode the request: {e}")),
         };
+        let request = self.agent.post(url).header(CONTENT_TYPE, JSON);
+        let request = match Auth::add(self.auth.as_ref(), request) {
+            Ok(request) => request,
+            Err(refused) => return refused,
+        };
         transport::begin();
-        let result = self
-            .agent
-            .post(url)
-            .header("asapp-api-id", &self.credentials.id)
-            .header("asapp-api-secret", &self.credentials.secret)
-            .header("content-type", "application/json")
-            .send(&json[..]);
+        let result = request.send(&json[..]);
         classify(result, self.via(), MAX_ANSWER, ok)
     }
 }
@@ -669,6 +713,29 @@ mod tests {
             "{m}"
         );
         assert!(!m.contains("secret"), "{m}");
+    }
+
+    #[test]
+    fn credentials_no_header_may_carry_are_refused_here_and_never_sent() {
+        let emu = crate::emulator::Emulator::start(Default::default()).unwrap();
+        let client = Client::new(
+            ApiUrl::parse(&emu.url()).unwrap(),
+            Credentials {
+                id: "bench".into(),
+                secret: "hunter2\r".into(),
+            },
+            1,
+            Duration::from_secs(5),
+        );
+        for r in [
+            client.create_message("ABC", &message(10)),
+            client.fork().read_back("ABC"),
+        ] {
+            assert_eq!(r.answer, Answer::Refused, "{r:?}");
+            let m = r.error_message.unwrap();
+            assert!(m.contains("control character") && !m.contains("hunter2"), "{m}");
+        }
+        assert_eq!(emu.stats().requests_total, 0);
     }
 
     #[test]
