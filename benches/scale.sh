@@ -100,7 +100,7 @@ measure() {
           [ "$value" -gt "$anon" ] && anon=$value
           break
         fi
-      done <"/proc/$pid/status" 2>/dev/null || true
+      done 2>/dev/null <"/proc/$pid/status" || true
     fi
     read -rt 0.02 -u "$tick" _ || true
   done
