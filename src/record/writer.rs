@@ -28,7 +28,7 @@ pub(super) const FOLD_SHARE: u64 = 8;
 pub(super) const FOLD_AT_LEAST: Duration = Duration::from_secs(30);
 
 /// A fold's SQLite work allocates with glibc's malloc (Rust's allocations
-/// go to mimalloc, which returns freed memory by itself); without this,
+/// go to jemalloc, which returns freed memory by itself); without this,
 /// glibc keeps those pages, scattered among live ones, and a long run's
 /// resident memory creeps up by a fold's worth per arena.
 fn give_back_freed_memory() {

@@ -733,7 +733,10 @@ mod tests {
         ] {
             assert_eq!(r.answer, Answer::Refused, "{r:?}");
             let m = r.error_message.unwrap();
-            assert!(m.contains("control character") && !m.contains("hunter2"), "{m}");
+            assert!(
+                m.contains("control character") && !m.contains("hunter2"),
+                "{m}"
+            );
         }
         assert_eq!(emu.stats().requests_total, 0);
     }
