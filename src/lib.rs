@@ -5,6 +5,7 @@
 //! `read` → `validate` → `plan` → `send` → `record` → `report`, meeting
 //! only through the nouns in `model`; `run` wires them.
 
+mod alloc;
 pub mod check;
 pub mod cli;
 pub mod config;

@@ -399,6 +399,12 @@ fn credentials_file_errors_name_the_key_and_never_a_value() {
             "t0k3n-55aa",
         ),
         ("ASAPP_API_ID=my-id\nhunter2-b7\n", "line 2", "hunter2-b7"),
+        // A carriage return kept by the quotes: no header may carry it.
+        (
+            "ASAPP_API_ID=my-id\nASAPP_API_SECRET=\"s3cr3t-cr\r\"\n",
+            "ASAPP_API_SECRET holds a control character",
+            "s3cr3t-cr",
+        ),
     ] {
         let creds = dir.write("creds.env", text);
         let (ran, _) = import(&emu.url(), &dir, &["--credentials-file", &creds, &input]);

@@ -285,3 +285,22 @@ fn regression_a_thousand_workers_connecting_at_once_lose_nothing() {
     assert_eq!(stats.duplicates, 0, "{stats:?}");
     assert_eq!(stats.order_violations, 0, "{stats:?}");
 }
+
+/// The program itself (not only its unit tests) allocates with jemalloc
+/// set to give freed memory back at once: the long runs' memory budget
+/// depends on it. jemalloc prints its options at exit when asked to.
+#[cfg(not(target_env = "msvc"))]
+#[test]
+fn the_program_gives_freed_memory_back_at_once() {
+    let dir = Dir::new();
+    let input = dir.write("in.csv", util::csv(&conversations("AL", 2, 2)));
+    let out = Command::new(env!("CARGO_BIN_EXE_transcript-import"))
+        .args(["check", &input])
+        .env("_RJEM_MALLOC_CONF", "stats_print:true")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for option in ["opt.dirty_decay_ms: 0 ", "opt.muzzy_decay_ms: 0 "] {
+        assert!(stderr.contains(option), "{option}: {stderr}");
+    }
+}
