@@ -300,3 +300,39 @@ fn the_last_fold_is_in_the_ledgers_file_before_it_closes() {
         .unwrap();
     assert_eq!(rows, 20_000);
 }
+
+#[test]
+fn fold_soon_folds_what_the_timer_would_leave_for_half_a_minute() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let ledger = Ledger::open(&path, LOOPBACK).unwrap();
+    // A ledger large enough that a hundred messages are far from the share
+    // of it that makes a fold due: only `FOLD_AT_LEAST` (30 s) would fold them.
+    ledger
+        .conn
+        .execute_batch(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 40000)
+             INSERT INTO messages SELECT randomblob(16), 0, 'C1', 'created', 'M1', 1, 1, 'then' FROM n",
+        )
+        .unwrap();
+    let writer = ledger.into_writer().unwrap();
+    let mut rec = writer.recorder();
+    for n in 0..100u8 {
+        rec.intent(key(n, 0), "C1").unwrap();
+    }
+    rec.sync().unwrap();
+    writer.fold_soon();
+    let reader = rusqlite::Connection::open(&path).unwrap();
+    let count = || -> i64 {
+        reader
+            .query_row("SELECT count(*) FROM messages", [], |r| r.get(0))
+            .unwrap()
+    };
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while count() < 40_100 && std::time::Instant::now() < until {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(count(), 40_100);
+    drop(rec);
+    writer.close().unwrap();
+}

@@ -39,10 +39,17 @@ fn give_back_freed_memory() {
     }
 }
 
+/// What the ledger thread is told.
+enum Signal {
+    /// Fold what the journal holds now: see [`Writer::fold_soon`].
+    Fold,
+    /// Sent once, by `Writer::closing`: fold what is left, and stop.
+    Close,
+}
+
 /// The sending side of the ledger thread. Take a [`Recorder`] per worker.
 pub struct Writer {
-    /// Sent once, by `Writer::closing`: fold what is left, and stop.
-    close: mpsc::Sender<()>,
+    signals: mpsc::Sender<Signal>,
     journal: Option<Arc<Journal>>,
     path: String,
     handle: thread::JoinHandle<(Ledger, Result<(), LedgerError>)>,
@@ -51,7 +58,7 @@ pub struct Writer {
 impl Ledger {
     /// Hand the connection to a writer thread for the sending phase.
     pub fn into_writer(self) -> Result<Writer, LedgerError> {
-        let (close, rx) = mpsc::channel();
+        let (signals, rx) = mpsc::channel();
         let journal = self.journal.clone();
         let path = self.path.display().to_string();
         let handle = thread::Builder::new()
@@ -66,17 +73,22 @@ impl Ledger {
                 source,
             })?;
         Ok(Writer {
-            close,
+            signals,
             journal,
             path,
             handle,
         })
     }
 
-    fn serve(&mut self, close: mpsc::Receiver<()>) -> Result<(), LedgerError> {
+    fn serve(&mut self, signals: mpsc::Receiver<Signal>) -> Result<(), LedgerError> {
         let mut last_fold = Instant::now();
-        while let Err(mpsc::RecvTimeoutError::Timeout) = close.recv_timeout(FOLD_EVERY) {
-            if self.fold_due(last_fold.elapsed()) {
+        loop {
+            let now = match signals.recv_timeout(FOLD_EVERY) {
+                Ok(Signal::Fold) => true,
+                Err(mpsc::RecvTimeoutError::Timeout) => self.fold_due(last_fold.elapsed()),
+                Ok(Signal::Close) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            };
+            if now {
                 // A fold that fails stops folding; the journal keeps what
                 // was sent for the next run, and closing says why.
                 self.fold(self.journal.as_ref().and_then(|j| j.rotate()))?;
@@ -150,6 +162,14 @@ impl Writer {
         }
     }
 
+    /// Fold what the journal holds now, whatever its size: every
+    /// conversation is in a worker's hands, and what comes after is only
+    /// their last messages. The fold then runs while they are sent, not
+    /// after the last answer, where nothing overlaps it but the report.
+    pub fn fold_soon(&self) {
+        let _ = self.signals.send(Signal::Fold);
+    }
+
     /// Wait for everything sent so far to be stored and folded, and get the
     /// ledger back.
     pub fn close(self) -> Result<Ledger, LedgerError> {
@@ -159,7 +179,7 @@ impl Writer {
     /// Start folding what is left and go on: the run writes its report
     /// while the ledger thread folds the last of the journal.
     pub fn closing(self) -> Closing {
-        let _ = self.close.send(());
+        let _ = self.signals.send(Signal::Close);
         Closing {
             handle: self.handle,
             path: self.path,

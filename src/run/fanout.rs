@@ -30,6 +30,12 @@ impl Sink for Fanout<'_> {
     fn handle(&self) -> Box<dyn SinkHandle + '_> {
         Box::new(self.lane())
     }
+
+    fn all_handed_out(&self) {
+        if let Some(ledger) = self.ledger {
+            ledger.fold_soon();
+        }
+    }
 }
 
 impl Fanout<'_> {

@@ -46,6 +46,9 @@ pub trait BodyReader {
 /// do not share a lock per message.
 pub trait Sink: Sync {
     fn handle(&self) -> Box<dyn SinkHandle + '_>;
+    /// Every conversation has been handed to a worker: what is left to
+    /// send is the last messages of those in hand.
+    fn all_handed_out(&self) {}
 }
 
 pub trait SinkHandle {

@@ -1,7 +1,7 @@
 //! The worker pool: `--concurrency` workers on one shared cursor over the
 //! plan (longest conversations first: list scheduling).
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use super::client::Client;
@@ -35,6 +35,7 @@ pub fn run(
         deferred: AtomicU64::new(0),
     };
     let cursor = AtomicUsize::new(0);
+    let handed_out = AtomicBool::new(false);
     let errors = Mutex::new(Vec::new());
     // One worker on each thread of the pool: none waits for an idle thread
     // to steal its job.
@@ -49,6 +50,10 @@ pub fn run(
                 stop.set(StopReason::Sink);
                 break;
             }
+        }
+        // The first worker out of work says so, once.
+        if !handed_out.swap(true, Ordering::SeqCst) {
+            job.sink.all_handed_out();
         }
         if let Err(e) = result.and_then(|()| worker.finish()) {
             errors.lock().unwrap_or_else(|e| e.into_inner()).push(e);
