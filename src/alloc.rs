@@ -27,8 +27,6 @@ static MALLOC_CONF: Option<&'static std::ffi::c_char> =
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     /// jemalloc took its options from `MALLOC_CONF` as it started (the
     /// test harness is this program too).
     #[cfg(not(target_env = "msvc"))]
@@ -37,7 +35,6 @@ mod tests {
         if std::env::var_os("_RJEM_MALLOC_CONF").is_some() {
             return;
         }
-        let _ = MALLOC_CONF;
         let get = |name: &std::ffi::CStr| {
             let mut value: isize = -1;
             let mut len = std::mem::size_of::<isize>();
