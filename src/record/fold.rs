@@ -24,14 +24,20 @@ pub fn fold_journal(conn: &Connection, sealed: &Sealed) -> Result<(), LedgerErro
         let mut run_id = 0;
         let mut requests = 0u64;
         let mut conversations = Vec::new();
-        // Where each message record is, not the record: a large fold holds
-        // hundreds of thousands, and the files hold the rest.
-        let mut at: Vec<(MessageKey, usize, usize)> = Vec::new();
+        // Where each message's records are, not the records: a large fold
+        // holds hundreds of thousands, and the files hold the rest.
+        let mut seen: Vec<Seen> = Vec::new();
         for (i, file) in files.iter().enumerate() {
             let run = file.scan(|offset, r| match r {
                 Record::Message(m) => {
                     requests += u64::from(m.attempts);
-                    at.push((m.key, i, offset));
+                    // A worker writes a message's outcome right after its
+                    // intent, in its own lane: merged here, the sort and
+                    // the upserts below take each message once.
+                    match seen.last_mut() {
+                        Some(last) if last.key == m.key && last.file == i => last.add(offset, &m),
+                        _ => seen.push(Seen::new(i, offset, &m)),
+                    }
                 }
                 Record::Conversation {
                     external_id,
@@ -42,16 +48,14 @@ pub fn fold_journal(conn: &Connection, sealed: &Sealed) -> Result<(), LedgerErro
             run_id = run_id.max(run);
         }
         // Key order, so the upserts walk the table's B-tree instead of
-        // jumping; a stable sort keeps each message's records in file order.
-        at.sort_by_key(|&(key, ..)| key);
-        let message = |&(_, file, offset): &(MessageKey, usize, usize)| match files[file].at(offset)
-        {
+        // jumping; a stable sort keeps a message's records in file order.
+        seen.sort_by_key(|s| s.key);
+        let message = |file: usize, offset: usize| match files[file].at(offset) {
             Some(Record::Message(m)) => Some(m),
             _ => None,
         };
         let tx = conn.unchecked_transaction().map_err(sql)?;
         {
-            let stamp = now();
             let mut upsert = tx
                 .prepare_cached(
                     "INSERT INTO messages (key, occurrence, conversation_id, state, message_id, attempts, run_id, updated_at)
@@ -65,34 +69,42 @@ pub fn fold_journal(conn: &Connection, sealed: &Sealed) -> Result<(), LedgerErro
                         updated_at = excluded.updated_at",
                 )
                 .map_err(sql)?;
+            // The same for every row of the fold: bound once (a reset
+            // keeps its bindings).
+            let stamp = now();
+            upsert.raw_bind_parameter(7, run_id).map_err(sql)?;
+            upsert.raw_bind_parameter(8, &stamp).map_err(sql)?;
             // One row per message: its last state and conversation, its id
             // if any record has one, the requests of all its records.
-            for records in at.chunk_by(|a, b| a.0 == b.0) {
-                let Some(m) = records
-                    .iter()
-                    .filter_map(message)
-                    .reduce(|mut kept, later| {
-                        kept.conversation_id = later.conversation_id;
-                        kept.state = later.state;
-                        kept.message_id = later.message_id.or(kept.message_id);
-                        kept.attempts += later.attempts;
-                        kept
-                    })
-                else {
+            for records in seen.chunk_by(|a, b| a.key == b.key) {
+                let Some(s) = records.iter().copied().reduce(Seen::then) else {
                     continue;
                 };
+                let Some(last) = message(s.file, s.last) else {
+                    continue;
+                };
+                let message_id = match s.id {
+                    Some(at) if at == (s.file, s.last) => last.message_id.clone(),
+                    Some((file, offset)) => message(file, offset).and_then(|m| m.message_id),
+                    None => None,
+                };
                 upsert
-                    .execute(params![
-                        &m.key.content.0[..],
-                        m.key.occurrence,
-                        m.conversation_id,
-                        m.state.as_str(),
-                        m.message_id,
-                        m.attempts,
-                        run_id,
-                        stamp
-                    ])
+                    .raw_bind_parameter(1, &s.key.content.0[..])
                     .map_err(sql)?;
+                upsert
+                    .raw_bind_parameter(2, s.key.occurrence)
+                    .map_err(sql)?;
+                upsert
+                    .raw_bind_parameter(3, &*last.conversation_id)
+                    .map_err(sql)?;
+                upsert
+                    .raw_bind_parameter(4, last.state.as_str())
+                    .map_err(sql)?;
+                upsert
+                    .raw_bind_parameter(5, message_id.as_deref())
+                    .map_err(sql)?;
+                upsert.raw_bind_parameter(6, s.attempts).map_err(sql)?;
+                upsert.raw_execute().map_err(sql)?;
             }
             let mut conversation = tx
                 .prepare_cached(
@@ -132,4 +144,48 @@ pub fn fold_journal(conn: &Connection, sealed: &Sealed) -> Result<(), LedgerErro
         }
     }
     Ok(())
+}
+
+/// A message's records in one fold, merged: where its last record is (its
+/// state and conversation), where the last one with the API's id is, and
+/// the requests they account for.
+#[derive(Clone, Copy)]
+struct Seen {
+    key: MessageKey,
+    file: usize,
+    last: usize,
+    id: Option<(usize, usize)>,
+    attempts: u32,
+}
+
+impl Seen {
+    fn new(file: usize, offset: usize, m: &journal::Message<'_>) -> Seen {
+        Seen {
+            key: m.key,
+            file,
+            last: offset,
+            id: m.message_id.is_some().then_some((file, offset)),
+            attempts: m.attempts,
+        }
+    }
+
+    /// Add the record of the same message that follows in the same file.
+    fn add(&mut self, offset: usize, m: &journal::Message<'_>) {
+        self.last = offset;
+        if m.message_id.is_some() {
+            self.id = Some((self.file, offset));
+        }
+        self.attempts = self.attempts.saturating_add(m.attempts);
+    }
+
+    /// This message's records, then `later`'s (another file's).
+    fn then(self, later: Seen) -> Seen {
+        Seen {
+            key: self.key,
+            file: later.file,
+            last: later.last,
+            id: later.id.or(self.id),
+            attempts: self.attempts.saturating_add(later.attempts),
+        }
+    }
 }

@@ -337,3 +337,58 @@ fn fold_soon_folds_what_the_timer_would_leave_for_half_a_minute() {
     drop(rec);
     writer.close().unwrap();
 }
+
+#[test]
+fn a_messages_records_are_merged_across_records_and_lanes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    drop(Ledger::open(&path, LOOPBACK).unwrap());
+    let record = |n: u8, state, attempts, message_id: Option<&'static str>| {
+        Record::Message(Message {
+            key: key(n, 0),
+            conversation_id: format!("C{attempts}").into(),
+            state,
+            attempts,
+            message_id: message_id.map(Into::into),
+        })
+    };
+    // Message 1: its id in the middle of its lane's records, then an answer
+    // without one. Message 2: its records in two lanes; the id in the first.
+    let journal = Journal::new(&path, 1, 5);
+    let (a, b) = (journal.lane(), journal.lane());
+    assert_ne!(a, b);
+    let mut first = Vec::new();
+    journal::encode(&mut first, &record(1, State::InFlight, 0, None));
+    journal::encode(&mut first, &record(1, State::Created, 1, Some("M1")));
+    journal::encode(&mut first, &record(2, State::InFlight, 0, None));
+    journal::encode(&mut first, &record(2, State::Uncertain, 2, Some("M2")));
+    journal::encode(&mut first, &record(1, State::Exists, 3, None));
+    journal.append(a, &first).unwrap();
+    let mut second = Vec::new();
+    journal::encode(&mut second, &record(2, State::Failed, 4, None));
+    journal.append(b, &second).unwrap();
+    drop(journal);
+
+    let ledger = Ledger::open(&path, LOOPBACK).unwrap();
+    let row = |n: u8| {
+        ledger
+            .conn
+            .query_row(
+                "SELECT conversation_id, state, message_id, attempts FROM messages WHERE key = ?1",
+                [&key(n, 0).content.0[..]],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, Option<String>>(2)?,
+                        r.get::<_, u32>(3)?,
+                    ))
+                },
+            )
+            .unwrap()
+    };
+    // The last record's state and conversation, the last id, every request.
+    assert_eq!(row(1), ("C3".into(), "exists".into(), Some("M1".into()), 4));
+    assert_eq!(row(2), ("C4".into(), "failed".into(), Some("M2".into()), 6));
+    assert_eq!(ledger.requests_today().unwrap(), 10);
+}
