@@ -106,7 +106,12 @@ measure() {
   done
   exec {tick}>&-
   wait "$tpid" || true
-  read -r wall rss_kb <"$dir/time"
+  # GNU time puts a line before its figures when the command failed.
+  read -r wall rss_kb < <(tail -n 1 "$dir/time")
+  if ! [[ $wall =~ ^[0-9.]+$ && $rss_kb =~ ^[0-9]+$ ]]; then
+    echo "error: no figures from GNU time for $*: $(tr '\n' ' ' <"$dir/time"); its output: $(tail -n 3 "$out")" >&2
+    exit 1
+  fi
   peak_rss=$((rss_kb / 1024))
   peak_anon=$((anon / 1024))
 }
