@@ -35,7 +35,9 @@ pub fn fold_journal(conn: &Connection, sealed: &Sealed) -> Result<(), LedgerErro
                     // intent, in its own lane: merged here, the sort and
                     // the upserts below take each message once.
                     match seen.last_mut() {
-                        Some(last) if last.key == m.key && last.file == i => last.add(offset, &m),
+                        Some(last) if last.key == m.key && last.file == i => {
+                            *last = last.then(Seen::new(i, offset, &m))
+                        }
                         _ => seen.push(Seen::new(i, offset, &m)),
                     }
                 }
@@ -88,23 +90,16 @@ pub fn fold_journal(conn: &Connection, sealed: &Sealed) -> Result<(), LedgerErro
                     Some((file, offset)) => message(file, offset).and_then(|m| m.message_id),
                     None => None,
                 };
-                upsert
-                    .raw_bind_parameter(1, &s.key.content.0[..])
-                    .map_err(sql)?;
-                upsert
-                    .raw_bind_parameter(2, s.key.occurrence)
-                    .map_err(sql)?;
-                upsert
-                    .raw_bind_parameter(3, &*last.conversation_id)
-                    .map_err(sql)?;
-                upsert
-                    .raw_bind_parameter(4, last.state.as_str())
-                    .map_err(sql)?;
-                upsert
-                    .raw_bind_parameter(5, message_id.as_deref())
-                    .map_err(sql)?;
-                upsert.raw_bind_parameter(6, s.attempts).map_err(sql)?;
-                upsert.raw_execute().map_err(sql)?;
+                let mut row = || -> rusqlite::Result<usize> {
+                    upsert.raw_bind_parameter(1, &s.key.content.0[..])?;
+                    upsert.raw_bind_parameter(2, s.key.occurrence)?;
+                    upsert.raw_bind_parameter(3, &*last.conversation_id)?;
+                    upsert.raw_bind_parameter(4, last.state.as_str())?;
+                    upsert.raw_bind_parameter(5, message_id.as_deref())?;
+                    upsert.raw_bind_parameter(6, s.attempts)?;
+                    upsert.raw_execute()
+                };
+                row().map_err(sql)?;
             }
             let mut conversation = tx
                 .prepare_cached(
@@ -169,16 +164,8 @@ impl Seen {
         }
     }
 
-    /// Add the record of the same message that follows in the same file.
-    fn add(&mut self, offset: usize, m: &journal::Message<'_>) {
-        self.last = offset;
-        if m.message_id.is_some() {
-            self.id = Some((self.file, offset));
-        }
-        self.attempts = self.attempts.saturating_add(m.attempts);
-    }
-
-    /// This message's records, then `later`'s (another file's).
+    /// This message's records, then `later`'s (later in the same file, or
+    /// in another).
     fn then(self, later: Seen) -> Seen {
         Seen {
             key: self.key,
