@@ -207,17 +207,19 @@ fn conversations_created_and_requests_for_no_row_are_remembered() {
     assert_eq!(ledger.requests_today().unwrap(), 2);
 }
 
-/// `rows` messages of random keys straight into the table: a ledger that
-/// large without a run to make it.
-fn fill(ledger: &Ledger, rows: u32) {
+/// A ledger at `path` holding 40,000 messages of random keys, put straight
+/// into the table: that large without a run to make it.
+fn large_ledger(path: &std::path::Path) -> Ledger {
+    let ledger = Ledger::open(path, LOOPBACK).unwrap();
     ledger
         .conn
         .execute(
-            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1)
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 40000)
              INSERT INTO messages SELECT randomblob(16), 0, 'C1', 'created', 'M1', 1, 1, 'then' FROM n",
-            [rows],
+            [],
         )
         .unwrap();
+    ledger
 }
 
 #[test]
@@ -225,8 +227,7 @@ fn a_large_ledger_is_folded_once_the_journal_holds_a_share_of_it() {
     use super::writer::{FOLD_AT_LEAST, FOLD_EVERY, FOLD_SHARE};
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state.db");
-    let ledger = Ledger::open(&path, LOOPBACK).unwrap();
-    fill(&ledger, 40_000);
+    let ledger = large_ledger(&path);
     let bytes = ledger.bytes().unwrap();
     assert!(bytes > 1 << 20, "{bytes}");
     let journal = Arc::clone(ledger.journal.as_ref().unwrap());
@@ -312,10 +313,9 @@ fn the_last_fold_is_in_the_ledgers_file_before_it_closes() {
 fn fold_soon_folds_what_the_timer_would_leave_for_half_a_minute() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state.db");
-    let ledger = Ledger::open(&path, LOOPBACK).unwrap();
     // A ledger large enough that a hundred messages are far from the share
     // of it that makes a fold due: only `FOLD_AT_LEAST` (30 s) would fold them.
-    fill(&ledger, 40_000);
+    let ledger = large_ledger(&path);
     let writer = ledger.into_writer().unwrap();
     let mut rec = writer.recorder();
     for n in 0..100u8 {
