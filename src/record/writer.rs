@@ -18,10 +18,12 @@ pub(super) const FOLD_EVERY: Duration = Duration::from_secs(1);
 /// random: folding a second's records into a large ledger rewrote most of
 /// its pages (and read them, and checkpointed them), every second, so the
 /// ledger thread's work per message grew with the ledger. Waiting until
-/// the journal holds records worth an eighth of the ledger's bytes keeps
+/// the journal holds records worth a quarter of the ledger's bytes keeps
 /// that work per message flat (several records per page rewritten); the
-/// fold's memory stays a small share of the ledger's size.
-pub(super) const FOLD_SHARE: u64 = 8;
+/// fold's memory stays a small share of the ledger's size. An eighth
+/// rewrote twice the pages: 3.3 KB written per message late in a
+/// 2,000,000-message run, a fifth of a core on the ledger thread.
+pub(super) const FOLD_SHARE: u64 = 4;
 
 /// The longest the journal goes unfolded while records come in, so that
 /// the ledger file never lags far behind a slow run.
@@ -162,10 +164,13 @@ impl Writer {
         }
     }
 
-    /// Fold what the journal holds now, whatever its size: every
-    /// conversation is in a worker's hands, and what comes after is only
-    /// their last messages. The fold then runs while they are sent, not
-    /// after the last answer, where nothing overlaps it but the report.
+    /// Fold what the journal holds now, whatever its size: the run nears
+    /// its end (see [`Sink::nearing_end`](crate::send::Sink::nearing_end)).
+    /// The folds then run while the last messages are sent, and what is
+    /// left for after the last answer, where nothing overlaps it but the
+    /// report, is small: a run shorter than [`FOLD_EVERY`] otherwise
+    /// folded all of itself there (50,000 messages at zero latency: 75 ms
+    /// after the last answer, against 40 ms for the eighth left now).
     pub fn fold_soon(&self) {
         let _ = self.signals.send(Signal::Fold);
     }
