@@ -31,7 +31,7 @@ impl Sink for Fanout<'_> {
         Box::new(self.lane())
     }
 
-    fn all_handed_out(&self) {
+    fn nearing_end(&self) {
         if let Some(ledger) = self.ledger {
             ledger.fold_soon();
         }

@@ -46,9 +46,10 @@ pub trait BodyReader {
 /// do not share a lock per message.
 pub trait Sink: Sync {
     fn handle(&self) -> Box<dyn SinkHandle + '_>;
-    /// Every conversation has been handed to a worker: what is left to
-    /// send is the last messages of those in hand.
-    fn all_handed_out(&self) {}
+    /// The run nears its end: called when seven eighths of the plan's rows
+    /// are in workers' hands or done, and again when every conversation is
+    /// (what is left then is the last messages of those in hand).
+    fn nearing_end(&self) {}
 }
 
 pub trait SinkHandle {

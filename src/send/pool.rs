@@ -35,6 +35,7 @@ pub fn run(
         deferred: AtomicU64::new(0),
     };
     let cursor = AtomicUsize::new(0);
+    let last_stretch = last_stretch(job.plan);
     let handed_out = AtomicBool::new(false);
     let errors = Mutex::new(Vec::new());
     // One worker on each thread of the pool: none waits for an idle thread
@@ -42,7 +43,12 @@ pub fn run(
     pool.broadcast(|_| {
         let mut worker = Worker::new(&shared, job.sink.handle(), job.bodies.reader());
         let mut result = Ok(());
-        while let Some(conv) = job.plan.get(cursor.fetch_add(1, Ordering::SeqCst)) {
+        loop {
+            let i = cursor.fetch_add(1, Ordering::SeqCst);
+            let Some(conv) = job.plan.get(i) else { break };
+            if i == last_stretch {
+                job.sink.nearing_end();
+            }
             result = worker.conversation(conv);
             if result.is_err() {
                 // Whatever this worker cannot record, no other may send
@@ -53,7 +59,7 @@ pub fn run(
         }
         // The first worker out of work says so, once.
         if !handed_out.swap(true, Ordering::SeqCst) {
-            job.sink.all_handed_out();
+            job.sink.nearing_end();
         }
         if let Err(e) = result.and_then(|()| worker.finish()) {
             errors.lock().unwrap_or_else(|e| e.into_inner()).push(e);
@@ -67,5 +73,44 @@ pub fn run(
     match errors.into_iter().next() {
         Some(e) => Err(SendError::Sink(e)),
         None => Ok(stop.get().cloned()),
+    }
+}
+
+/// The share of the plan's rows left to hand out at which the run is in
+/// its last stretch (see [`Sink::nearing_end`](super::Sink::nearing_end)).
+const LEFT_SHARE: usize = 8;
+
+/// The index of the conversation whose taking leaves at most a
+/// [`LEFT_SHARE`]th of the plan's rows to hand out (`usize::MAX`: none,
+/// the plan is empty).
+fn last_stretch(plan: &[crate::model::Conversation]) -> usize {
+    stretch_at(plan.iter().map(|c| c.entries.len()))
+}
+
+fn stretch_at(sizes: impl Iterator<Item = usize> + Clone) -> usize {
+    let total: usize = sizes.clone().sum();
+    let mut left = total;
+    for (i, size) in sizes.enumerate() {
+        left -= size;
+        if left * LEFT_SHARE <= total {
+            return i;
+        }
+    }
+    usize::MAX
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stretch_at;
+
+    #[test]
+    fn the_last_stretch_starts_where_an_eighth_of_the_rows_is_left() {
+        // 16 rows: taking the third leaves 2 (an eighth), the second 4.
+        assert_eq!(stretch_at([8, 4, 2, 1, 1].into_iter()), 2);
+        // 100 conversations of one row: 13 left after the 87th is more
+        // than an eighth (12.5), 12 after the 88th (index 87) is not.
+        assert_eq!(stretch_at(std::iter::repeat_n(1, 100)), 87);
+        assert_eq!(stretch_at([5].into_iter()), 0);
+        assert_eq!(stretch_at(std::iter::empty()), usize::MAX);
     }
 }
