@@ -249,7 +249,11 @@ fn a_large_ledger_is_folded_once_the_journal_holds_a_share_of_it() {
         journal.append(appended % 4, &record).unwrap();
         appended += 1;
         assert!(!ledger.fold_due(due), "after {appended} records");
+        // Asked for near the end: from half the share on.
+        let half = journal.pending() >= bytes / (2 * FOLD_SHARE);
+        assert_eq!(ledger.fold_asked(), half, "after {appended} records");
     }
+    assert!(ledger.fold_asked());
     assert!(appended > 1000, "{appended}");
     assert!(ledger.fold_due(FOLD_AT_LEAST), "however little is waiting");
     assert!(
@@ -311,17 +315,23 @@ fn the_last_fold_is_in_the_ledgers_file_before_it_closes() {
 
 #[test]
 fn fold_soon_folds_what_the_timer_would_leave_for_half_a_minute() {
+    use super::writer::FOLD_SHARE;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state.db");
-    // A ledger large enough that a hundred messages are far from the share
-    // of it that makes a fold due: only `FOLD_AT_LEAST` (30 s) would fold them.
+    // A ledger large enough that what is journaled below is short of the
+    // share of it that makes a fold due: only `FOLD_AT_LEAST` (30 s) would
+    // fold it, but it is half that share, which a fold asked for needs.
     let ledger = large_ledger(&path);
+    let bytes = ledger.bytes().unwrap();
+    let journal = Arc::clone(ledger.journal.as_ref().unwrap());
     let writer = ledger.into_writer().unwrap();
     let mut rec = writer.recorder();
-    for n in 0..100u8 {
-        rec.intent(key(n, 0), "C1").unwrap();
+    let mut sent = 0u32;
+    while journal.pending() < bytes / (2 * FOLD_SHARE) {
+        rec.intent(key(7, sent), "C1").unwrap();
+        sent += 1;
     }
-    rec.sync().unwrap();
+    assert!(journal.pending() < bytes / FOLD_SHARE);
     writer.fold_soon();
     let reader = rusqlite::Connection::open(&path).unwrap();
     let count = || -> i64 {
@@ -329,11 +339,12 @@ fn fold_soon_folds_what_the_timer_would_leave_for_half_a_minute() {
             .query_row("SELECT count(*) FROM messages", [], |r| r.get(0))
             .unwrap()
     };
+    let want = 40_000 + i64::from(sent);
     let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while count() < 40_100 && std::time::Instant::now() < until {
+    while count() < want && std::time::Instant::now() < until {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
-    assert_eq!(count(), 40_100);
+    assert_eq!(count(), want);
     drop(rec);
     writer.close().unwrap();
 }
