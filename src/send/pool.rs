@@ -35,7 +35,7 @@ pub fn run(
         deferred: AtomicU64::new(0),
     };
     let cursor = AtomicUsize::new(0);
-    let last_stretch = last_stretch(job.plan);
+    let last_stretch = last_stretch(job.plan.iter().map(|c| c.entries.len()));
     let handed_out = AtomicBool::new(false);
     let errors = Mutex::new(Vec::new());
     // One worker on each thread of the pool: none waits for an idle thread
@@ -46,7 +46,7 @@ pub fn run(
         loop {
             let i = cursor.fetch_add(1, Ordering::SeqCst);
             let Some(conv) = job.plan.get(i) else { break };
-            if i == last_stretch {
+            if Some(i) == last_stretch {
                 job.sink.nearing_end();
             }
             result = worker.conversation(conv);
@@ -81,36 +81,29 @@ pub fn run(
 const LEFT_SHARE: usize = 8;
 
 /// The index of the conversation whose taking leaves at most a
-/// [`LEFT_SHARE`]th of the plan's rows to hand out (`usize::MAX`: none,
-/// the plan is empty).
-fn last_stretch(plan: &[crate::model::Conversation]) -> usize {
-    stretch_at(plan.iter().map(|c| c.entries.len()))
-}
-
-fn stretch_at(sizes: impl Iterator<Item = usize> + Clone) -> usize {
+/// [`LEFT_SHARE`]th of the plan's rows to hand out, given each one's
+/// rows; `None` for an empty plan.
+fn last_stretch(sizes: impl Iterator<Item = usize> + Clone) -> Option<usize> {
     let total: usize = sizes.clone().sum();
     let mut left = total;
-    for (i, size) in sizes.enumerate() {
+    sizes.enumerate().find_map(|(i, size)| {
         left -= size;
-        if left * LEFT_SHARE <= total {
-            return i;
-        }
-    }
-    usize::MAX
+        (left * LEFT_SHARE <= total).then_some(i)
+    })
 }
 
 #[cfg(test)]
 mod tests {
-    use super::stretch_at;
+    use super::last_stretch;
 
     #[test]
     fn the_last_stretch_starts_where_an_eighth_of_the_rows_is_left() {
         // 16 rows: taking the third leaves 2 (an eighth), the second 4.
-        assert_eq!(stretch_at([8, 4, 2, 1, 1].into_iter()), 2);
+        assert_eq!(last_stretch([8, 4, 2, 1, 1].into_iter()), Some(2));
         // 100 conversations of one row: 13 left after the 87th is more
         // than an eighth (12.5), 12 after the 88th (index 87) is not.
-        assert_eq!(stretch_at(std::iter::repeat_n(1, 100)), 87);
-        assert_eq!(stretch_at([5].into_iter()), 0);
-        assert_eq!(stretch_at(std::iter::empty()), usize::MAX);
+        assert_eq!(last_stretch(std::iter::repeat_n(1, 100)), Some(87));
+        assert_eq!(last_stretch([5].into_iter()), Some(0));
+        assert_eq!(last_stretch(std::iter::empty()), None);
     }
 }
