@@ -278,7 +278,7 @@ start_emulator
 # around them: a tenth lasts about 3 s on this machine, and the nearest
 # sample every 0.5 s put each bound up to half a second off.
 sample_stored() {
-  local tick body
+  local tick conn body
   exec {tick}<> <(:)
   while :; do
     if exec {conn}<>"/dev/tcp/${addr%:*}/${addr##*:}"; then
