@@ -403,3 +403,57 @@ fn a_messages_records_are_merged_across_records_and_lanes() {
     assert_eq!(row(2), ("C4".into(), "failed".into(), Some("M2".into()), 6));
     assert_eq!(ledger.requests_today().unwrap(), 10);
 }
+
+#[test]
+fn a_message_folded_twice_is_updated_not_left_as_first_folded() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    drop(Ledger::open(&path, LOOPBACK).unwrap());
+    let record = |state, attempts, message_id: Option<&'static str>| {
+        Record::Message(Message {
+            key: key(1, 0),
+            conversation_id: "C1".into(),
+            state,
+            attempts,
+            message_id: message_id.map(Into::into),
+        })
+    };
+    // Two folds of one message's records: the first leaves it answered with
+    // an id, the second holds a retry's answer without one.
+    for (seq, records) in [
+        (
+            5,
+            vec![
+                record(State::InFlight, 0, None),
+                record(State::Uncertain, 2, Some("M1")),
+            ],
+        ),
+        (
+            6,
+            vec![
+                record(State::InFlight, 0, None),
+                record(State::Exists, 1, None),
+            ],
+        ),
+    ] {
+        let journal = Journal::new(&path, 1, seq);
+        let mut bytes = Vec::new();
+        for r in &records {
+            journal::encode(&mut bytes, r);
+        }
+        journal.append(journal.lane(), &bytes).unwrap();
+        drop(journal);
+        drop(Ledger::open(&path, LOOPBACK).unwrap());
+    }
+    let ledger = Ledger::open(&path, LOOPBACK).unwrap();
+    let row: (String, Option<String>, u32) = ledger
+        .conn
+        .query_row(
+            "SELECT state, message_id, attempts FROM messages WHERE key = ?1",
+            [&key(1, 0).content.0[..]],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(row, ("exists".into(), Some("M1".into()), 3));
+    assert_eq!(ledger.requests_today().unwrap(), 3);
+}
