@@ -2,7 +2,7 @@
 //! plan (longest conversations first: list scheduling).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use super::client::Client;
 use super::rate::RateLimiter;
@@ -19,12 +19,7 @@ pub fn run(
     settings: &Settings,
     stop: &Stop,
 ) -> Result<Option<StopReason>, SendError> {
-    let workers = settings.concurrency.max(1);
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(workers)
-        .thread_name(|i| format!("send-{i}"))
-        .build()
-        .map_err(|source| SendError::Start { workers, source })?;
+    let pool = threads(settings.concurrency.max(1))?;
     let shared = Shared {
         client,
         limiter,
@@ -76,6 +71,29 @@ pub fn run(
     }
 }
 
+/// A pool of `workers` threads, kept for the process's life and reused by
+/// its later runs of that size. A rayon pool that is dropped lets its
+/// threads exit on their own time, each unmapping its stack: 256 of them
+/// doing so while the ledger thread sealed and folded the last of the
+/// journal (unmapping its files too) held that up for 50-120 ms at 50 ms
+/// and 256 workers, against under a millisecond with 16; dropped later,
+/// they held up the exit instead. Kept, they sleep until the process
+/// exits, which ends them at once.
+fn threads(workers: usize) -> Result<Arc<rayon::ThreadPool>, SendError> {
+    static POOL: Mutex<Option<Arc<rayon::ThreadPool>>> = Mutex::new(None);
+    let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(pool) = pool.as_ref().filter(|p| p.current_num_threads() == workers) {
+        return Ok(Arc::clone(pool));
+    }
+    let built = rayon::ThreadPoolBuilder::new()
+        .num_threads(workers)
+        .thread_name(|i| format!("send-{i}"))
+        .build()
+        .map_err(|source| SendError::Start { workers, source })?;
+    // One of another size, from an earlier run in this process, goes.
+    Ok(Arc::clone(pool.insert(Arc::new(built))))
+}
+
 /// The share of the plan's rows left to hand out at which the run is in
 /// its last stretch (see [`Sink::nearing_end`](super::Sink::nearing_end)).
 const LEFT_SHARE: usize = 8;
@@ -94,7 +112,7 @@ fn last_stretch(sizes: impl Iterator<Item = usize> + Clone) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
-    use super::last_stretch;
+    use super::{last_stretch, threads};
 
     #[test]
     fn the_last_stretch_starts_where_an_eighth_of_the_rows_is_left() {
@@ -105,5 +123,14 @@ mod tests {
         assert_eq!(last_stretch(std::iter::repeat_n(1, 100)), Some(87));
         assert_eq!(last_stretch([5].into_iter()), Some(0));
         assert_eq!(last_stretch(std::iter::empty()), None);
+    }
+
+    #[test]
+    fn a_later_run_of_the_same_size_reuses_the_threads() {
+        let first = threads(3).unwrap();
+        assert!(std::sync::Arc::ptr_eq(&first, &threads(3).unwrap()));
+        let other = threads(5).unwrap();
+        assert_eq!(other.current_num_threads(), 5);
+        assert!(!std::sync::Arc::ptr_eq(&first, &other));
     }
 }
