@@ -4,7 +4,7 @@
 # bare ureq client (examples/bare_client.rs) on the same server, so that
 # their ratios are taken in one run on the same machine.
 #
-#   benches/scale.sh          the scenarios (about 4 minutes on 2 cores)
+#   benches/scale.sh          the scenarios (about 6 minutes on 2 cores)
 #   benches/scale.sh full     also 10M-row checks, a 2M-row run and the
 #                             in-process ledger-cost bench (about 3 more)
 #
