@@ -18,6 +18,17 @@ fn key(n: u8, occurrence: u32) -> MessageKey {
     }
 }
 
+/// What a run that stopped before folding leaves: `records` in one lane
+/// of journal number `seq`.
+fn leave_journal(path: &std::path::Path, seq: u64, records: &[Record<'_>]) {
+    let journal = Journal::new(path, 1, seq);
+    let mut bytes = Vec::new();
+    for record in records {
+        journal::encode(&mut bytes, record);
+    }
+    journal.append(journal.lane(), &bytes).unwrap();
+}
+
 #[test]
 fn second_open_is_refused_while_the_first_holds_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -87,13 +98,15 @@ fn a_killed_runs_journal_is_folded_on_open_and_only_once() {
         })
     };
     // What a run killed mid-request leaves: one message answered, one in flight.
-    let mut bytes = Vec::new();
-    journal::encode(&mut bytes, &record(1, State::InFlight, None));
-    journal::encode(&mut bytes, &record(1, State::Created, Some("M1")));
-    journal::encode(&mut bytes, &record(2, State::InFlight, None));
-    let killed = Journal::new(&path, 1, 5);
-    killed.append(killed.lane(), &bytes).unwrap();
-    drop(killed);
+    leave_journal(
+        &path,
+        5,
+        &[
+            record(1, State::InFlight, None),
+            record(1, State::Created, Some("M1")),
+            record(2, State::InFlight, None),
+        ],
+    );
 
     let ledger = Ledger::open(&path, LOOPBACK).unwrap();
     assert_eq!(ledger.recovered_in_flight, 1);
@@ -108,11 +121,7 @@ fn a_killed_runs_journal_is_folded_on_open_and_only_once() {
     drop(ledger);
 
     // A file folded before a crash that kept it from being deleted.
-    let stale = Journal::new(&path, 1, 5);
-    let mut bytes = Vec::new();
-    journal::encode(&mut bytes, &record(3, State::Created, Some("M3")));
-    stale.append(stale.lane(), &bytes).unwrap();
-    drop(stale);
+    leave_journal(&path, 5, &[record(3, State::Created, Some("M3"))]);
     let ledger = Ledger::open(&path, LOOPBACK).unwrap();
     assert_eq!(ledger.prior(&key(3, 0)), None);
     assert_eq!(ledger.requests_today().unwrap(), 1, "not counted twice");
@@ -436,13 +445,7 @@ fn a_message_folded_twice_is_updated_not_left_as_first_folded() {
             ],
         ),
     ] {
-        let journal = Journal::new(&path, 1, seq);
-        let mut bytes = Vec::new();
-        for r in &records {
-            journal::encode(&mut bytes, r);
-        }
-        journal.append(journal.lane(), &bytes).unwrap();
-        drop(journal);
+        leave_journal(&path, seq, &records);
         drop(Ledger::open(&path, LOOPBACK).unwrap());
     }
     let ledger = Ledger::open(&path, LOOPBACK).unwrap();
