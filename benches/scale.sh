@@ -151,8 +151,8 @@ echo "# $(date -u +%FT%TZ) $(nproc) cores, $(uname -r); $(git rev-parse --short 
 #
 # A single pair swings by a fifth either way at zero latency on a shared
 # machine, and by a twentieth with latency (one full run put the 20 ms
-# scenario at 0.94 where every run before had 0.97-0.99, with bare/plain
-# lower too: the machine, not the importer). So each scenario is several
+# scenario at 0.92 of the plain client where every run before had
+# 0.97-0.99, with bare/plain lower too: the machine, not the importer). So each scenario is several
 # rounds, each on a fresh emulator with all three clients, the order
 # alternating, and the median of each ratio over the rounds: ZERO_ROUNDS
 # at zero latency (default 5: with 3, two runs of one build gave medians
