@@ -27,7 +27,7 @@ pub fn fold_journal(conn: &Connection, sealed: &Sealed) -> Result<(), LedgerErro
         // Where each message's records are, not the records: a large fold
         // holds hundreds of thousands, and the files hold the rest.
         let mut seen: Vec<Seen> = Vec::new();
-        for (i, file) in files.iter().enumerate() {
+        for (i, file) in (0u32..).zip(&files) {
             let run = file.scan(|offset, r| match r {
                 Record::Message(m) => {
                     requests += u64::from(m.attempts);
@@ -50,11 +50,16 @@ pub fn fold_journal(conn: &Connection, sealed: &Sealed) -> Result<(), LedgerErro
             run_id = run_id.max(run);
         }
         // Key order, so the upserts walk the table's B-tree instead of
-        // jumping; a stable sort keeps a message's records in file order.
-        seen.sort_by_key(|s| s.key);
-        let message = |file: usize, offset: usize| match files[file].at(offset) {
-            Some(Record::Message(m)) => Some(m),
-            _ => None,
+        // jumping; then file and offset, the order they were pushed in, so
+        // that a message's records stay in the order they were written. An
+        // unstable sort: a stable one allocates half the vector again.
+        seen.sort_unstable_by_key(|s| (s.key, s.file, s.last));
+        let message = |file: u32, offset: u64| {
+            let file = files.get(usize::try_from(file).ok()?)?;
+            match file.at(usize::try_from(offset).ok()?) {
+                Some(Record::Message(m)) => Some(m),
+                _ => None,
+            }
         };
         let tx = conn.unchecked_transaction().map_err(sql)?;
         {
@@ -85,7 +90,7 @@ pub fn fold_journal(conn: &Connection, sealed: &Sealed) -> Result<(), LedgerErro
                 let Some(last) = message(s.file, s.last) else {
                     continue;
                 };
-                let message_id = match s.id {
+                let message_id = match s.id() {
                     Some(at) if at == (s.file, s.last) => last.message_id.clone(),
                     Some((file, offset)) => message(file, offset).and_then(|m| m.message_id),
                     None => None,
@@ -143,36 +148,65 @@ pub fn fold_journal(conn: &Connection, sealed: &Sealed) -> Result<(), LedgerErro
 
 /// A message's records in one fold, merged: where its last record is (its
 /// state and conversation), where the last one with the API's id is, and
-/// the requests they account for.
+/// the requests they account for. 48 bytes, not the 64 of `usize` indices
+/// and an `Option` of a pair: a fold holds one per message, and a large
+/// ledger's fold hundreds of thousands (see `FOLD_SHARE`).
 #[derive(Clone, Copy)]
 struct Seen {
     key: MessageKey,
-    file: usize,
-    last: usize,
-    id: Option<(usize, usize)>,
     attempts: u32,
+    /// The last record's file, as an index into the fold's files, and
+    /// its offset there.
+    file: u32,
+    last: u64,
+    /// The same for the last record with the API's id; `offset` is
+    /// [`NO_ID`] when none has one.
+    id_file: u32,
+    id_offset: u64,
 }
 
+const _: () = assert!(std::mem::size_of::<Seen>() == 48);
+
+/// `Seen::id_offset` of a message none of whose records has the API's id.
+const NO_ID: u64 = u64::MAX;
+
 impl Seen {
-    fn new(file: usize, offset: usize, m: &journal::Message<'_>) -> Seen {
+    fn new(file: u32, offset: usize, m: &journal::Message<'_>) -> Seen {
+        let offset = offset as u64;
         Seen {
             key: m.key,
+            attempts: m.attempts,
             file,
             last: offset,
-            id: m.message_id.is_some().then_some((file, offset)),
-            attempts: m.attempts,
+            id_file: file,
+            id_offset: if m.message_id.is_some() {
+                offset
+            } else {
+                NO_ID
+            },
         }
     }
 
     /// This message's records, then `later`'s (later in the same file, or
     /// in another).
     fn then(self, later: Seen) -> Seen {
+        let (id_file, id_offset) = if later.id_offset == NO_ID {
+            (self.id_file, self.id_offset)
+        } else {
+            (later.id_file, later.id_offset)
+        };
         Seen {
             key: self.key,
+            attempts: self.attempts.saturating_add(later.attempts),
             file: later.file,
             last: later.last,
-            id: later.id.or(self.id),
-            attempts: self.attempts.saturating_add(later.attempts),
+            id_file,
+            id_offset,
         }
+    }
+
+    /// Where the last record with the API's id is, if any.
+    fn id(&self) -> Option<(u32, u64)> {
+        (self.id_offset != NO_ID).then_some((self.id_file, self.id_offset))
     }
 }

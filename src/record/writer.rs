@@ -18,12 +18,14 @@ pub(super) const FOLD_EVERY: Duration = Duration::from_secs(1);
 /// random: folding a second's records into a large ledger rewrote most of
 /// its pages (and read them, and checkpointed them), every second, so the
 /// ledger thread's work per message grew with the ledger. Waiting until
-/// the journal holds records worth a quarter of the ledger's bytes keeps
-/// that work per message flat (several records per page rewritten); the
-/// fold's memory stays a small share of the ledger's size. An eighth
-/// rewrote twice the pages: 3.3 KB written per message late in a
-/// 2,000,000-message run, a fifth of a core on the ledger thread.
-pub(super) const FOLD_SHARE: u64 = 4;
+/// the journal holds records worth half the ledger's bytes keeps that
+/// work per message flat (several records per page rewritten); the fold's
+/// memory (48 bytes a message, see `fold::Seen`) stays a small share of
+/// the ledger's size. An eighth rewrote twice the pages of a quarter:
+/// 3.3 KB written per message late in a 2,000,000-message run, a fifth of
+/// a core on the ledger thread; a quarter took 5.4–6.0 s of the ledger
+/// thread's time over that run, half 4.0–4.3 s (two alternating pairs).
+pub(super) const FOLD_SHARE: u64 = 2;
 
 /// The longest the journal goes unfolded while records come in, so that
 /// the ledger file never lags far behind a slow run.
