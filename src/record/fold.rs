@@ -8,6 +8,10 @@ use super::schema::{journal_folded, today};
 use super::{now, LedgerError};
 use crate::model::MessageKey;
 
+/// How many messages ahead of the upserts their last records are fetched
+/// into the cache: an upsert takes about a microsecond, a miss a tenth.
+const PREFETCH_AHEAD: usize = 8;
+
 /// Fold a sealed journal file into `messages` and delete it. The file's
 /// number is stored in the same commit, so a file folded before a crash
 /// (and not yet deleted) is never counted twice.
@@ -83,7 +87,19 @@ pub fn fold_journal(conn: &Connection, sealed: &Sealed) -> Result<(), LedgerErro
             upsert.raw_bind_parameter(8, &stamp).map_err(sql)?;
             // One row per message: its last state and conversation, its id
             // if any record has one, the requests of all its records.
+            let mut start = 0;
             for records in seen.chunk_by(|a, b| a.key == b.key) {
+                // The records are read back in key order, all over the
+                // files: each a cache miss, which took a tenth of the
+                // ledger thread's time. Asked for a few messages ahead,
+                // each is there by the time SQLite is done with the ones
+                // before.
+                if let Some(ahead) = seen.get(start + PREFETCH_AHEAD) {
+                    if let Some(file) = files.get(ahead.file as usize) {
+                        file.prefetch(ahead.last);
+                    }
+                }
+                start += records.len();
                 let Some(s) = records.iter().copied().reduce(Seen::then) else {
                     continue;
                 };
