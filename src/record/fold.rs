@@ -58,9 +58,16 @@ pub fn fold_journal(conn: &Connection, sealed: &Sealed) -> Result<(), LedgerErro
         // that a message's records stay in the order they were written. An
         // unstable sort: a stable one allocates half the vector again.
         seen.sort_unstable_by_key(|s| (s.key, s.file, s.last));
+        // A record's file and its offset there, as `Seen` holds them.
+        let locate = |file: u32, offset: u64| {
+            Some((
+                files.get(usize::try_from(file).ok()?)?,
+                usize::try_from(offset).ok()?,
+            ))
+        };
         let message = |file: u32, offset: u64| {
-            let file = files.get(usize::try_from(file).ok()?)?;
-            match file.at(usize::try_from(offset).ok()?) {
+            let (file, at) = locate(file, offset)?;
+            match file.at(at) {
                 Some(Record::Message(m)) => Some(m),
                 _ => None,
             }
@@ -94,10 +101,11 @@ pub fn fold_journal(conn: &Connection, sealed: &Sealed) -> Result<(), LedgerErro
                 // ledger thread's time. Asked for a few messages ahead,
                 // each is there by the time SQLite is done with the ones
                 // before.
-                if let Some(ahead) = seen.get(start + PREFETCH_AHEAD) {
-                    if let Some(file) = files.get(ahead.file as usize) {
-                        file.prefetch(ahead.last);
-                    }
+                if let Some((file, at)) = seen
+                    .get(start + PREFETCH_AHEAD)
+                    .and_then(|ahead| locate(ahead.file, ahead.last))
+                {
+                    file.prefetch(at);
                 }
                 start += records.len();
                 let Some(s) = records.iter().copied().reduce(Seen::then) else {

@@ -487,12 +487,9 @@ impl Mapped {
     /// Ask the CPU to fetch the record at `at` into its cache, without
     /// waiting for it: see `fold_journal`, which reads records back out of
     /// file order. A hint only; nothing on other architectures.
-    pub fn prefetch(&self, at: u64) {
+    pub fn prefetch(&self, at: usize) {
         #[cfg(target_arch = "x86_64")]
-        if let Some(bytes) = usize::try_from(at)
-            .ok()
-            .and_then(|at| self.bytes.as_deref()?.get(at..))
-        {
+        if let Some(bytes) = self.bytes.as_deref().and_then(|b| b.get(at..)) {
             use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
             let p = bytes.as_ptr().cast::<i8>();
             // SAFETY: a prefetch reads nothing the program sees and never
