@@ -28,14 +28,9 @@ mod common;
 const CONCURRENCY: usize = 16;
 
 /// The importer, as `transcript-import run --emulator` runs it.
-fn importer(
-    input: &std::path::Path,
-    dir: &std::path::Path,
-    round: usize,
-    bookkeeping: bool,
-) -> Duration {
-    let state = dir.join(format!("state-{round}-{bookkeeping}.db"));
-    let report = dir.join(format!("report-{round}-{bookkeeping}.csv"));
+fn importer(input: &std::path::Path, dir: &std::path::Path, bookkeeping: bool) -> Duration {
+    let state = dir.join(format!("state-{bookkeeping}.db"));
+    let report = dir.join(format!("report-{bookkeeping}.csv"));
     let cli = Cli::parse_from([
         "transcript-import",
         "run",
@@ -168,6 +163,10 @@ fn main() {
         .unwrap_or(15);
     let mut runs: [(Vec<Duration>, Vec<Duration>); 3] = Default::default();
     for round in 0..rounds {
+        // This round's ledgers and reports, gone before the next round,
+        // whose runs their write-back would otherwise slow down.
+        let files = dir.path().join(format!("round-{round}"));
+        std::fs::create_dir(&files).unwrap();
         let mut this: [(Duration, Duration); 3] = Default::default();
         this[0] = measured(|| bare_sends(&input));
         // The two importers take turns going first: the second runs while
@@ -178,22 +177,13 @@ fn main() {
             [true, false]
         };
         for bookkeeping in order {
-            this[1 + usize::from(bookkeeping)] =
-                measured(|| importer(&input, dir.path(), round, bookkeeping));
+            this[1 + usize::from(bookkeeping)] = measured(|| importer(&input, &files, bookkeeping));
         }
         for (i, (wall, cpu)) in this.into_iter().enumerate() {
             runs[i].0.push(wall);
             runs[i].1.push(cpu);
         }
-        // Gone before the next round, whose runs their write-back would
-        // otherwise slow down.
-        for entry in std::fs::read_dir(dir.path()).unwrap() {
-            let path = entry.unwrap().path();
-            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            if name.starts_with("state-") || name.starts_with("report-") {
-                std::fs::remove_file(&path).unwrap();
-            }
-        }
+        std::fs::remove_dir_all(&files).unwrap();
     }
     if std::env::var("E2E_VERBOSE").is_ok() {
         for r in 0..rounds {
