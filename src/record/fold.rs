@@ -3,7 +3,9 @@
 
 use rusqlite::{params, Connection};
 
-use super::journal::{self, Record, Sealed};
+use std::borrow::Cow;
+
+use super::journal::{self, Record, Sealed, State};
 use super::schema::{journal_folded, today};
 use super::{now, LedgerError};
 use crate::model::MessageKey;
@@ -74,24 +76,10 @@ pub fn fold_journal(conn: &Connection, sealed: &Sealed) -> Result<(), LedgerErro
         };
         let tx = conn.unchecked_transaction().map_err(sql)?;
         {
-            let mut upsert = tx
-                .prepare_cached(
-                    "INSERT INTO messages (key, occurrence, conversation_id, state, message_id, attempts, run_id, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                     ON CONFLICT (key, occurrence) DO UPDATE SET
-                        conversation_id = excluded.conversation_id,
-                        state = excluded.state,
-                        message_id = coalesce(excluded.message_id, messages.message_id),
-                        attempts = messages.attempts + excluded.attempts,
-                        run_id = excluded.run_id,
-                        updated_at = excluded.updated_at",
-                )
-                .map_err(sql)?;
             // The same for every row of the fold: bound once (a reset
             // keeps its bindings).
             let stamp = now();
-            upsert.raw_bind_parameter(7, run_id).map_err(sql)?;
-            upsert.raw_bind_parameter(8, &stamp).map_err(sql)?;
+            let mut upserts = Upserts::new(&tx, run_id, &stamp).map_err(sql)?;
             // One row per message: its last state and conversation, its id
             // if any record has one, the requests of all its records.
             let mut start = 0;
@@ -119,17 +107,17 @@ pub fn fold_journal(conn: &Connection, sealed: &Sealed) -> Result<(), LedgerErro
                     Some((file, offset)) => message(file, offset).and_then(|m| m.message_id),
                     None => None,
                 };
-                let mut row = || -> rusqlite::Result<usize> {
-                    upsert.raw_bind_parameter(1, &s.key.content.0[..])?;
-                    upsert.raw_bind_parameter(2, s.key.occurrence)?;
-                    upsert.raw_bind_parameter(3, &*last.conversation_id)?;
-                    upsert.raw_bind_parameter(4, last.state.as_str())?;
-                    upsert.raw_bind_parameter(5, message_id.as_deref())?;
-                    upsert.raw_bind_parameter(6, s.attempts)?;
-                    upsert.raw_execute()
-                };
-                row().map_err(sql)?;
+                upserts
+                    .push(Row {
+                        key: s.key,
+                        attempts: s.attempts,
+                        conversation_id: last.conversation_id,
+                        state: last.state,
+                        message_id,
+                    })
+                    .map_err(sql)?;
             }
+            upserts.flush().map_err(sql)?;
             let mut conversation = tx
                 .prepare_cached(
                     "INSERT INTO conversations (external_id, api_id, run_id, created_at)
@@ -168,6 +156,123 @@ pub fn fold_journal(conn: &Connection, sealed: &Sealed) -> Result<(), LedgerErro
         }
     }
     Ok(())
+}
+
+/// Messages upserted by one statement. A tenth of the ledger thread's
+/// time went to starting and ending statements (one per message): 100,000
+/// upserts in four folds took 0.36-0.41 s of CPU one row at a time,
+/// 0.33-0.37 s in statements of 8 to 32 rows.
+pub(super) const ROWS_PER_UPSERT: usize = 16;
+
+/// The parameters of each row after the two the fold's rows share.
+const PER_ROW: usize = 6;
+
+/// The upsert of `rows` messages, in one statement. ?1 and ?2 are the
+/// run and the time, the same for every row.
+fn upsert_sql(rows: usize) -> String {
+    let values: Vec<String> = (0..rows)
+        .map(|r| {
+            let p = 3 + r * PER_ROW;
+            format!(
+                "(?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?1, ?2)",
+                p,
+                p + 1,
+                p + 2,
+                p + 3,
+                p + 4,
+                p + 5
+            )
+        })
+        .collect();
+    format!(
+        "INSERT INTO messages (key, occurrence, conversation_id, state, message_id, attempts, run_id, updated_at)
+         VALUES {}
+         ON CONFLICT (key, occurrence) DO UPDATE SET
+            conversation_id = excluded.conversation_id,
+            state = excluded.state,
+            message_id = coalesce(excluded.message_id, messages.message_id),
+            attempts = messages.attempts + excluded.attempts,
+            run_id = excluded.run_id,
+            updated_at = excluded.updated_at",
+        values.join(", ")
+    )
+}
+
+/// One message's row, as the fold upserts it.
+struct Row<'a> {
+    key: MessageKey,
+    attempts: u32,
+    conversation_id: Cow<'a, str>,
+    state: State,
+    message_id: Option<Cow<'a, str>>,
+}
+
+/// Rows gathered until a statement's worth, then upserted together. Each
+/// key comes once per fold (`Seen` merges a message's records), so no
+/// statement holds two rows for one key.
+struct Upserts<'conn, 'a> {
+    conn: &'conn Connection,
+    full: rusqlite::CachedStatement<'conn>,
+    run_id: i64,
+    stamp: &'a str,
+    rows: Vec<Row<'a>>,
+}
+
+impl<'conn, 'a> Upserts<'conn, 'a> {
+    fn new(conn: &'conn Connection, run_id: i64, stamp: &'a str) -> rusqlite::Result<Self> {
+        let mut full = conn.prepare_cached(&upsert_sql(ROWS_PER_UPSERT))?;
+        Self::bind_shared(&mut full, run_id, stamp)?;
+        Ok(Upserts {
+            conn,
+            full,
+            run_id,
+            stamp,
+            rows: Vec::with_capacity(ROWS_PER_UPSERT),
+        })
+    }
+
+    fn bind_shared(
+        stmt: &mut rusqlite::Statement<'_>,
+        run_id: i64,
+        stamp: &str,
+    ) -> rusqlite::Result<()> {
+        stmt.raw_bind_parameter(1, run_id)?;
+        stmt.raw_bind_parameter(2, stamp)
+    }
+
+    fn push(&mut self, row: Row<'a>) -> rusqlite::Result<()> {
+        self.rows.push(row);
+        if self.rows.len() == ROWS_PER_UPSERT {
+            Self::execute(&mut self.full, &self.rows)?;
+            self.rows.clear();
+        }
+        Ok(())
+    }
+
+    /// Upsert the rows left, fewer than a statement's worth.
+    fn flush(&mut self) -> rusqlite::Result<()> {
+        if self.rows.is_empty() {
+            return Ok(());
+        }
+        let mut stmt = self.conn.prepare(&upsert_sql(self.rows.len()))?;
+        Self::bind_shared(&mut stmt, self.run_id, self.stamp)?;
+        Self::execute(&mut stmt, &self.rows)?;
+        self.rows.clear();
+        Ok(())
+    }
+
+    fn execute(stmt: &mut rusqlite::Statement<'_>, rows: &[Row<'_>]) -> rusqlite::Result<()> {
+        for (r, row) in rows.iter().enumerate() {
+            let p = 3 + r * PER_ROW;
+            stmt.raw_bind_parameter(p, &row.key.content.0[..])?;
+            stmt.raw_bind_parameter(p + 1, row.key.occurrence)?;
+            stmt.raw_bind_parameter(p + 2, &*row.conversation_id)?;
+            stmt.raw_bind_parameter(p + 3, row.state.as_str())?;
+            stmt.raw_bind_parameter(p + 4, row.message_id.as_deref())?;
+            stmt.raw_bind_parameter(p + 5, row.attempts)?;
+        }
+        stmt.raw_execute().map(|_| ())
+    }
 }
 
 /// A message's records in one fold, merged: where its last record is (its

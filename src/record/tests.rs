@@ -460,3 +460,81 @@ fn a_message_folded_twice_is_updated_not_left_as_first_folded() {
     assert_eq!(row, ("exists".into(), Some("M1".into()), 3));
     assert_eq!(ledger.requests_today().unwrap(), 3);
 }
+
+/// A `messages` row: key, occurrence, conversation, state, id, attempts.
+type StoredRow = (Vec<u8>, u32, String, String, Option<String>, u32);
+
+#[test]
+fn folds_of_many_messages_keep_every_row_whole_across_statements() {
+    // More messages than one upsert statement holds, and not a multiple of
+    // it: full statements and a remainder, each row with its own values.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    drop(Ledger::open(&path, LOOPBACK).unwrap());
+    let n = 3 * super::fold::ROWS_PER_UPSERT as u8 + 5;
+    let first: Vec<Record<'_>> = (0..n)
+        .map(|i| {
+            Record::Message(Message {
+                key: key(i, u32::from(i % 3)),
+                conversation_id: format!("C{i}").into(),
+                state: State::Created,
+                attempts: 1,
+                message_id: Some(format!("M{i}").into()),
+            })
+        })
+        .collect();
+    leave_journal(&path, 5, &first);
+    drop(Ledger::open(&path, LOOPBACK).unwrap());
+    // A second fold touches every other message again: an answer without
+    // an id keeps the first id and adds its requests.
+    let second: Vec<Record<'_>> = (0..n)
+        .step_by(2)
+        .map(|i| {
+            Record::Message(Message {
+                key: key(i, u32::from(i % 3)),
+                conversation_id: format!("C{i}").into(),
+                state: State::Exists,
+                attempts: 2,
+                message_id: None,
+            })
+        })
+        .collect();
+    leave_journal(&path, 6, &second);
+    let ledger = Ledger::open(&path, LOOPBACK).unwrap();
+    let mut stmt = ledger
+        .conn
+        .prepare("SELECT key, occurrence, conversation_id, state, message_id, attempts FROM messages ORDER BY conversation_id")
+        .unwrap();
+    let mut rows: Vec<StoredRow> = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    rows.sort_by_key(|r| r.0[0]);
+    assert_eq!(rows.len(), usize::from(n));
+    for (i, row) in (0..n).zip(&rows) {
+        let twice = i % 2 == 0;
+        let expected = (
+            vec![i; 16],
+            u32::from(i % 3),
+            format!("C{i}"),
+            if twice { "exists" } else { "created" }.to_string(),
+            Some(format!("M{i}")),
+            if twice { 3 } else { 1 },
+        );
+        assert_eq!(row, &expected, "message {i}");
+    }
+    assert_eq!(
+        ledger.requests_today().unwrap(),
+        u64::from(n) + 2 * u64::from(n.div_ceil(2))
+    );
+}
