@@ -31,8 +31,13 @@ pub fn fold_journal(conn: &Connection, sealed: &Sealed) -> Result<(), LedgerErro
         let mut requests = 0u64;
         let mut conversations = Vec::new();
         // Where each message's records are, not the records: a large fold
-        // holds hundreds of thousands, and the files hold the rest.
-        let mut seen: Vec<Seen> = Vec::new();
+        // holds hundreds of thousands, and the files hold the rest. Room
+        // for the most the files can hold, taken at once: only the pages
+        // written become memory, where growing by doubling held the old
+        // vector and its copy at once, a fold's worth of memory more at
+        // the peak of a long run.
+        let mut seen: Vec<Seen> =
+            Vec::with_capacity(files.iter().map(journal::Mapped::most_messages).sum());
         for (i, file) in (0u32..).zip(&files) {
             let run = file.scan(|offset, r| match r {
                 Record::Message(m) => {

@@ -120,6 +120,11 @@ pub fn encode(buf: &mut Vec<u8>, record: &Record<'_>) {
     buf.extend_from_slice(&crc.to_le_bytes());
 }
 
+/// The bytes of the smallest message record, framed: length, kind (none
+/// in version 1 files), key, occurrence, state, attempts, two empty
+/// strings' lengths, checksum.
+const SMALLEST_MESSAGE_RECORD: usize = 4 + 16 + 4 + 1 + 4 + 4 + 4 + 4;
+
 fn encode_message(buf: &mut Vec<u8>, m: &Message<'_>) {
     buf.extend_from_slice(&m.key.content.0);
     buf.extend_from_slice(&m.key.occurrence.to_le_bytes());
@@ -467,6 +472,15 @@ impl Mapped {
         })
     }
 
+    /// The most message records the file can hold: its bytes over the
+    /// smallest a message record can be. More than it holds (records are
+    /// larger, and a file not cut ends in zeros), never fewer.
+    pub fn most_messages(&self) -> usize {
+        self.bytes.as_deref().map_or(0, |b| {
+            b.len().saturating_sub(HEADER_LEN as usize) / SMALLEST_MESSAGE_RECORD
+        })
+    }
+
     /// The file's run id, and each record with its offset in the file, up
     /// to the first damaged record.
     pub fn scan<'a>(&'a self, mut visit: impl FnMut(usize, Record<'a>)) -> i64 {
@@ -622,6 +636,52 @@ mod tests {
         v1.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
         std::fs::write(&path, &v1).unwrap();
         assert_eq!(read(&path).unwrap(), (1, vec![record(2, State::InFlight)]));
+    }
+
+    #[test]
+    fn most_messages_is_never_fewer_than_a_file_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let smallest = |version_1: bool| {
+            let m = Message {
+                conversation_id: "".into(),
+                message_id: None,
+                ..message(1, State::InFlight)
+            };
+            let mut bytes = Vec::new();
+            if version_1 {
+                let mut payload = Vec::new();
+                encode_message(&mut payload, &m);
+                bytes.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+                bytes.extend_from_slice(&payload);
+                bytes.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+            } else {
+                encode(&mut bytes, &Record::Message(m));
+            }
+            bytes
+        };
+        assert_eq!(smallest(true).len(), SMALLEST_MESSAGE_RECORD);
+        assert_eq!(smallest(false).len(), SMALLEST_MESSAGE_RECORD + 1);
+        for (version_1, magic) in [(true, MAGIC_V1), (false, MAGIC)] {
+            let mut bytes = magic.to_vec();
+            bytes.extend_from_slice(&1i64.to_le_bytes());
+            for _ in 0..1000 {
+                bytes.extend_from_slice(&smallest(version_1));
+            }
+            let path = dir.path().join("j");
+            std::fs::write(&path, &bytes).unwrap();
+            let mapped = Mapped::open(&path).unwrap();
+            let mut held = 0;
+            mapped.scan(|_, _| held += 1);
+            assert_eq!(held, 1000);
+            assert!(mapped.most_messages() >= held, "{}", mapped.most_messages());
+        }
+        std::fs::write(dir.path().join("empty"), b"").unwrap();
+        assert_eq!(
+            Mapped::open(&dir.path().join("empty"))
+                .unwrap()
+                .most_messages(),
+            0
+        );
     }
 
     #[test]
