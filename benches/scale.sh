@@ -239,10 +239,19 @@ stop_emulator
 zipf_line "input order, one run" "$wall" "$(r "$wall" "$bound")" \
   "$(r "$wall" "$(bound "$lat")")" "$(ms "$lat")" "$(r "$wall" "$(bound "$ulat")")" "$(ms "$ulat")"
 
-# 5: check on a million rows.
+# 5: check on a million rows: the median time of three runs, the highest
+# memory. One run took 0.51, 1.04 and 0.82 s in three full runs of one
+# program within forty minutes, while the 10M checks of the same runs
+# took 8.65, 10.54 and 8.89 s: the machine, not the program.
 workload check1m 1000000 40000 0.6 80
-measure "$dir/check.out" "$B" check "$file"
-echo "check 1,000,000 rows ($(du -m "$file" | cut -f1) MB): ${wall} s, peak RSS ${peak_rss} MB, anonymous ${peak_anon} MB"
+walls=() max_rss=0 max_anon=0
+for k in 1 2 3; do
+  measure "$dir/check.out" "$B" check "$file"
+  walls+=("$wall")
+  [ "$peak_rss" -gt "$max_rss" ] && max_rss=$peak_rss
+  [ "$peak_anon" -gt "$max_anon" ] && max_anon=$peak_anon
+done
+echo "check 1,000,000 rows ($(du -m "$file" | cut -f1) MB): $(median "${walls[@]}") s (median of ${walls[*]}), peak RSS ${max_rss} MB, anonymous ${max_anon} MB (the highest)"
 
 # 6: memory of a run the size of a real corpus (17,193 conversations,
 # 359,898 messages), zero latency, 16 workers.
