@@ -6,7 +6,7 @@
 #
 #   benches/scale.sh          the scenarios (about 7 minutes on 2 cores)
 #   benches/scale.sh full     also 10M-row checks, three 2M-row runs and
-#                             the in-process ledger-cost bench (about 7
+#                             the in-process ledger-cost bench (about 5
 #                             more)
 #
 # One line per scenario. Needs wrk, curl and jq (apt-get install -y wrk curl
