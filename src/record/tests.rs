@@ -472,32 +472,23 @@ fn folds_of_many_messages_keep_every_row_whole_across_statements() {
     let path = dir.path().join("state.db");
     drop(Ledger::open(&path, LOOPBACK).unwrap());
     let n = 3 * super::fold::ROWS_PER_UPSERT as u8 + 5;
-    let first: Vec<Record<'_>> = (0..n)
-        .map(|i| {
-            Record::Message(Message {
-                key: key(i, u32::from(i % 3)),
-                conversation_id: format!("C{i}").into(),
-                state: State::Created,
-                attempts: 1,
-                message_id: Some(format!("M{i}").into()),
-            })
+    let record = |i: u8, state, attempts, with_id: bool| {
+        Record::Message(Message {
+            key: key(i, u32::from(i % 3)),
+            conversation_id: format!("C{i}").into(),
+            state,
+            attempts,
+            message_id: with_id.then(|| format!("M{i}").into()),
         })
-        .collect();
+    };
+    let first: Vec<Record<'_>> = (0..n).map(|i| record(i, State::Created, 1, true)).collect();
     leave_journal(&path, 5, &first);
     drop(Ledger::open(&path, LOOPBACK).unwrap());
     // A second fold touches every other message again: an answer without
     // an id keeps the first id and adds its requests.
     let second: Vec<Record<'_>> = (0..n)
         .step_by(2)
-        .map(|i| {
-            Record::Message(Message {
-                key: key(i, u32::from(i % 3)),
-                conversation_id: format!("C{i}").into(),
-                state: State::Exists,
-                attempts: 2,
-                message_id: None,
-            })
-        })
+        .map(|i| record(i, State::Exists, 2, false))
         .collect();
     leave_journal(&path, 6, &second);
     let ledger = Ledger::open(&path, LOOPBACK).unwrap();
