@@ -81,8 +81,6 @@ pub fn fold_journal(conn: &Connection, sealed: &Sealed) -> Result<(), LedgerErro
         };
         let tx = conn.unchecked_transaction().map_err(sql)?;
         {
-            // The same for every row of the fold: bound once (a reset
-            // keeps its bindings).
             let stamp = now();
             let mut upserts = Upserts::new(&tx, run_id, &stamp).map_err(sql)?;
             // One row per message: its last state and conversation, its id
@@ -172,21 +170,20 @@ pub(super) const ROWS_PER_UPSERT: usize = 16;
 /// The parameters of each row after the two the fold's rows share.
 const PER_ROW: usize = 6;
 
+/// The first of row `r`'s parameters in a statement.
+fn first_param(r: usize) -> usize {
+    3 + r * PER_ROW
+}
+
 /// The upsert of `rows` messages, in one statement. ?1 and ?2 are the
 /// run and the time, the same for every row.
 fn upsert_sql(rows: usize) -> String {
     let values: Vec<String> = (0..rows)
         .map(|r| {
-            let p = 3 + r * PER_ROW;
-            format!(
-                "(?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?1, ?2)",
-                p,
-                p + 1,
-                p + 2,
-                p + 3,
-                p + 4,
-                p + 5
-            )
+            let own: Vec<String> = (first_param(r)..first_param(r + 1))
+                .map(|p| format!("?{p}"))
+                .collect();
+            format!("({}, ?1, ?2)", own.join(", "))
         })
         .collect();
     format!(
@@ -236,6 +233,8 @@ impl<'conn, 'a> Upserts<'conn, 'a> {
         })
     }
 
+    /// The run and the time, the same for every row: bound once per
+    /// statement (a reset keeps its bindings).
     fn bind_shared(
         stmt: &mut rusqlite::Statement<'_>,
         run_id: i64,
@@ -268,7 +267,7 @@ impl<'conn, 'a> Upserts<'conn, 'a> {
 
     fn execute(stmt: &mut rusqlite::Statement<'_>, rows: &[Row<'_>]) -> rusqlite::Result<()> {
         for (r, row) in rows.iter().enumerate() {
-            let p = 3 + r * PER_ROW;
+            let p = first_param(r);
             stmt.raw_bind_parameter(p, &row.key.content.0[..])?;
             stmt.raw_bind_parameter(p + 1, row.key.occurrence)?;
             stmt.raw_bind_parameter(p + 2, &*row.conversation_id)?;
