@@ -35,9 +35,12 @@ pub fn fold_journal(conn: &Connection, sealed: &Sealed) -> Result<(), LedgerErro
         // for the most the files can hold, taken at once: only the pages
         // written become memory, where growing by doubling held the old
         // vector and its copy at once, a fold's worth of memory more at
-        // the peak of a long run.
-        let mut seen: Vec<Seen> =
-            Vec::with_capacity(files.iter().map(journal::Mapped::most_messages).sum());
+        // the peak of a long run. The bound is about three times what the
+        // files hold: where that much address space cannot be had (a
+        // 32-bit build, strict overcommit, a killed run's huge journal),
+        // the vector grows as before instead of the process aborting.
+        let mut seen: Vec<Seen> = Vec::new();
+        let _ = seen.try_reserve_exact(files.iter().map(journal::Mapped::most_messages).sum());
         for (i, file) in (0u32..).zip(&files) {
             let run = file.scan(|offset, r| match r {
                 Record::Message(m) => {
