@@ -494,9 +494,9 @@ fn folds_of_many_messages_keep_every_row_whole_across_statements() {
     let ledger = Ledger::open(&path, LOOPBACK).unwrap();
     let mut stmt = ledger
         .conn
-        .prepare("SELECT key, occurrence, conversation_id, state, message_id, attempts FROM messages ORDER BY conversation_id")
+        .prepare("SELECT key, occurrence, conversation_id, state, message_id, attempts FROM messages ORDER BY key")
         .unwrap();
-    let mut rows: Vec<StoredRow> = stmt
+    let rows: Vec<StoredRow> = stmt
         .query_map([], |r| {
             Ok((
                 r.get(0)?,
@@ -510,7 +510,6 @@ fn folds_of_many_messages_keep_every_row_whole_across_statements() {
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    rows.sort_by_key(|r| r.0[0]);
     assert_eq!(rows.len(), usize::from(n));
     for (i, row) in (0..n).zip(&rows) {
         let twice = i % 2 == 0;
