@@ -17,6 +17,7 @@
 //! `--daily-quota` is counted in `worker` (it needs no observation).
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -41,12 +42,22 @@ pub enum Seen {
 
 pub struct Verdict {
     state: Mutex<State>,
+    /// Nothing failed lately: the window is full and holds no failure, and
+    /// none came since the last good answer. A good answer then changes
+    /// nothing but `last_good` and takes no lock: every worker observes
+    /// every answer here, and at zero latency the shared lock and the count
+    /// over the window took a tenth of the workers' time.
+    quiet: AtomicBool,
+    /// When the last good answer came, in nanoseconds since `start`.
+    last_good: AtomicU64,
+    start: Instant,
     down_after: Duration,
 }
 
 struct State {
     recent: VecDeque<bool>,
-    last_good: Instant,
+    /// Failures in `recent`.
+    failed: usize,
     failures_since_good: u32,
     last_failure: String,
     /// Workers with a conversation in hand.
@@ -60,12 +71,15 @@ impl Verdict {
         Verdict {
             state: Mutex::new(State {
                 recent: VecDeque::with_capacity(WINDOW),
-                last_good: Instant::now(),
+                failed: 0,
                 failures_since_good: 0,
                 last_failure: String::new(),
                 busy: 0,
                 persisting: 0,
             }),
+            quiet: AtomicBool::new(false),
+            last_good: AtomicU64::new(0),
+            start: Instant::now(),
             down_after,
         }
     }
@@ -85,10 +99,17 @@ impl Verdict {
         cause: impl FnOnce() -> String,
         now: Instant,
     ) -> Option<StopReason> {
+        // An answer that races a failure past this check counts as having
+        // come before it: a good answer pushed into a window of good ones
+        // changes nothing else.
+        if seen == Seen::Good && self.quiet.load(Ordering::Acquire) {
+            self.good_at(now);
+            return None;
+        }
         let mut s = self.lock();
         match seen {
             Seen::Good => {
-                s.last_good = now;
+                self.good_at(now);
                 s.failures_since_good = 0;
             }
             Seen::Throttled => return None,
@@ -97,22 +118,36 @@ impl Verdict {
                 s.last_failure = cause();
             }
         }
-        if s.recent.len() == WINDOW {
-            s.recent.pop_front();
+        if s.recent.len() == WINDOW && s.recent.pop_front() == Some(true) {
+            s.failed -= 1;
         }
         s.recent.push_back(seen == Seen::Failed);
-        let failed = s.recent.iter().filter(|f| **f).count();
+        s.failed += usize::from(seen == Seen::Failed);
+        self.quiet.store(
+            s.recent.len() == WINDOW && s.failed == 0 && s.failures_since_good == 0,
+            Ordering::Release,
+        );
+        let failed = s.failed;
+        let last_good = self.start + Duration::from_nanos(self.last_good.load(Ordering::Relaxed));
         let by_ratio = s.recent.len() == WINDOW && failed >= WINDOW_FAILURES;
         let by_time = s.failures_since_good >= MIN_FAILURES
-            && now.duration_since(s.last_good) >= self.down_after;
+            && now.saturating_duration_since(last_good) >= self.down_after;
         (seen == Seen::Failed && (by_ratio || by_time)).then(|| StopReason::ApiDown {
             cause: format!(
                 "{} (no good answer for {:.0} s; {failed} of the last {} requests failed)",
                 s.last_failure,
-                now.duration_since(s.last_good).as_secs_f64(),
+                now.saturating_duration_since(last_good).as_secs_f64(),
                 s.recent.len()
             ),
         })
+    }
+
+    /// A good answer came at `now`. Workers may store out of order, by the
+    /// microseconds between their answers: nothing here is that fine.
+    fn good_at(&self, now: Instant) {
+        let since = now.saturating_duration_since(self.start).as_nanos();
+        self.last_good
+            .store(u64::try_from(since).unwrap_or(u64::MAX), Ordering::Relaxed);
     }
 
     /// A worker took a conversation (`true`) or has no more (`false`).
@@ -194,6 +229,46 @@ mod tests {
             stopped = stopped.or(v.observe_at(Seen::Failed, cause, t));
         }
         assert!(matches!(stopped, Some(StopReason::ApiDown { .. })));
+    }
+
+    #[test]
+    fn failures_after_a_long_good_stretch_count_from_its_last_answer() {
+        let v = Verdict::new(Duration::from_secs(10));
+        let t = Instant::now();
+        // Past a full window of good answers, they take no lock: the last
+        // one's time must still be the one the time rule counts from.
+        for i in 0..=(2 * WINDOW as u64) {
+            assert_eq!(
+                v.observe_at(Seen::Good, cause, t + Duration::from_millis(50 * i)),
+                None
+            );
+        }
+        let last_good = t + Duration::from_millis(50 * 2 * WINDOW as u64);
+        for i in 1..=3 {
+            assert_eq!(
+                v.observe_at(Seen::Failed, cause, last_good + Duration::from_secs(i)),
+                None
+            );
+        }
+        match v.observe_at(Seen::Failed, cause, last_good + Duration::from_secs(11)) {
+            Some(StopReason::ApiDown { cause }) => assert!(
+                cause.starts_with("connection refused (no good answer for 11 s; 4 of the last 50"),
+                "{cause}"
+            ),
+            other => panic!("{other:?}"),
+        }
+        // And the ratio rule counts the window whole: 45 of 50.
+        let v = Verdict::new(Duration::from_secs(3600));
+        for _ in 0..(2 * WINDOW) {
+            assert_eq!(v.observe_at(Seen::Good, cause, t), None);
+        }
+        for i in 1..WINDOW_FAILURES {
+            assert_eq!(v.observe_at(Seen::Failed, cause, t), None, "failure {i}");
+        }
+        assert!(matches!(
+            v.observe_at(Seen::Failed, cause, t),
+            Some(StopReason::ApiDown { .. })
+        ));
     }
 
     #[test]
