@@ -27,6 +27,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+use crossbeam_utils::CachePadded;
 use memmap2::MmapMut;
 
 use super::private_file;
@@ -209,7 +210,10 @@ pub struct Journal {
     run_id: i64,
     /// The sequence number appends go to; `u64::MAX` once closed.
     seq: AtomicU64,
-    lanes: Vec<Mutex<Lane>>,
+    /// Each on cache lines of its own: side by side, two workers' lanes
+    /// shared one, and every append's lock and unlock waited for the other
+    /// core to give it back (a tenth of the workers' time at zero latency).
+    lanes: Vec<CachePadded<Mutex<Lane>>>,
     next_lane: AtomicUsize,
 }
 
@@ -304,7 +308,7 @@ impl Journal {
             state: state.to_path_buf(),
             run_id,
             seq: AtomicU64::new(seq),
-            lanes: (0..LANES).map(|_| Mutex::default()).collect(),
+            lanes: (0..LANES).map(|_| CachePadded::default()).collect(),
             next_lane: AtomicUsize::new(0),
         }
     }
