@@ -4,9 +4,9 @@
 # bare ureq client (examples/bare_client.rs) on the same server, so that
 # their ratios are taken in one run on the same machine.
 #
-#   benches/scale.sh          the scenarios (about 7 minutes on 2 cores)
+#   benches/scale.sh          the scenarios (about 8 minutes on 2 cores)
 #   benches/scale.sh full     also 10M-row checks, three 2M-row runs and
-#                             the in-process ledger-cost bench (about 5
+#                             the in-process ledger-cost bench (about 7
 #                             more)
 #
 # One line per scenario. Needs wrk, curl and jq (apt-get install -y wrk curl
@@ -156,8 +156,9 @@ echo "# $(date -u +%FT%TZ) $(nproc) cores, $(uname -r); $(git rev-parse --short 
 # 0.97-0.99, with bare/plain lower too: the machine, not the importer). So each scenario is several
 # rounds, each on a fresh emulator with all three clients, the order
 # alternating, and the median of each ratio over the rounds: ZERO_ROUNDS
-# at zero latency (default 5: with 3, two runs of one build gave medians
-# of 0.90 and 0.83 from pairs ranging 0.77-0.95), LATENCY_ROUNDS with
+# at zero latency (default 9: with 3, two runs of one build gave medians
+# of 0.90 and 0.83 from pairs ranging 0.77-0.95; with 5, three runs of one
+# build 0.93, 0.89 and 0.95 from rounds ranging 0.80-1.19), LATENCY_ROUNDS with
 # latency (default 3). The plain client runs in every round: measured in
 # the first alone, the 50 ms scenario's later rounds were compared with a
 # rate the machine no longer had (0.91 of it, 0.94 of bare ureq).
@@ -166,7 +167,7 @@ for s in "0 16 100000 2500 8" "20 64 40960 1024 10" "50 256 40960 2048 10"; do
   read -r lat conc rows convs secs <<<"$s"
   workload "even-$rows-$convs" "$rows" "$convs" 0 80
   rounds=${LATENCY_ROUNDS:-3}
-  [ "$lat" = 0 ] && rounds=${ZERO_ROUNDS:-5}
+  [ "$lat" = 0 ] && rounds=${ZERO_ROUNDS:-9}
   whole=() sending=() each=() vs_plain=() sending_plain=() bare_plain=()
   for k in $(seq "$rounds"); do
     start_emulator --latency-ms "$lat"
@@ -359,11 +360,14 @@ echo "run 2,000,000 msgs, ${#ratios[@]} rounds: last tenth / first tenth median 
 
 # 11: what the ledger's bookkeeping costs, in one process (cargo bench),
 # at the size of scenario 1: 100,000 messages, about two seconds at zero
-# latency, median of 15 rounds. The bench's own default, 50,000, lasts
+# latency, median of LEDGER_ROUNDS rounds (default 31: one round's ratio
+# has a standard deviation of 7 points here, 45 rounds of one program, so
+# a median of 15 moved by about 2.3 points between runs and of 31 by about
+# 1.6). The bench's own default, 50,000, lasts
 # about one second, where the end's fixed work (the last fold, its
 # checkpoint and fsync, some 30 ms) weighs twice what it does at 100,000,
 # and far more than in any real backfill. The 2M-row runs' ledgers
 # and reports went above, and the disk is given time to write them: their
 # write-back would otherwise land on these rounds.
 sync
-E2E_ROWS=100000 E2E_ROUNDS=15 cargo bench --quiet --bench e2e 2>/dev/null | tail -3
+E2E_ROWS=100000 E2E_ROUNDS=${LEDGER_ROUNDS:-31} cargo bench --quiet --bench e2e 2>/dev/null | tail -3
