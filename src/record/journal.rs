@@ -211,8 +211,8 @@ pub struct Journal {
     /// The sequence number appends go to; `u64::MAX` once closed.
     seq: AtomicU64,
     /// Each on cache lines of its own: side by side, two workers' lanes
-    /// shared one, and every append's lock and unlock waited for the other
-    /// core to give it back (a tenth of the workers' time at zero latency).
+    /// would share one, and each append's lock and unlock would wait for
+    /// the other core to give it back.
     lanes: Vec<CachePadded<Mutex<Lane>>>,
     next_lane: AtomicUsize,
 }

@@ -45,8 +45,8 @@ pub struct Verdict {
     /// Nothing failed lately: the window is full and holds no failure, and
     /// none came since the last good answer. A good answer then changes
     /// nothing but `last_good` and takes no lock: every worker observes
-    /// every answer here, and at zero latency the shared lock and the count
-    /// over the window took a tenth of the workers' time.
+    /// every answer here, and at zero latency a profile put a tenth of the
+    /// workers' samples on the shared lock and the count over the window.
     quiet: AtomicBool,
     /// When the last good answer came, in nanoseconds since `start`.
     last_good: AtomicU64,
