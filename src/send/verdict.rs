@@ -42,8 +42,8 @@ pub enum Seen {
 
 pub struct Verdict {
     state: Mutex<State>,
-    /// Nothing failed lately: the window is full and holds no failure, and
-    /// none came since the last good answer. A good answer then changes
+    /// Nothing failed lately: the window is full and holds no failure (so
+    /// none came since the last good answer either). A good answer then changes
     /// nothing but `last_good` and takes no lock: every worker observes
     /// every answer here, and at zero latency a profile put a tenth of the
     /// workers' samples on the shared lock and the count over the window.
@@ -123,20 +123,18 @@ impl Verdict {
         }
         s.recent.push_back(seen == Seen::Failed);
         s.failed += usize::from(seen == Seen::Failed);
-        self.quiet.store(
-            s.recent.len() == WINDOW && s.failed == 0 && s.failures_since_good == 0,
-            Ordering::Release,
-        );
+        let full = s.recent.len() == WINDOW;
+        self.quiet.store(full && s.failed == 0, Ordering::Release);
         let failed = s.failed;
         let last_good = self.start + Duration::from_nanos(self.last_good.load(Ordering::Relaxed));
-        let by_ratio = s.recent.len() == WINDOW && failed >= WINDOW_FAILURES;
-        let by_time = s.failures_since_good >= MIN_FAILURES
-            && now.saturating_duration_since(last_good) >= self.down_after;
+        let since_good = now.saturating_duration_since(last_good);
+        let by_ratio = full && failed >= WINDOW_FAILURES;
+        let by_time = s.failures_since_good >= MIN_FAILURES && since_good >= self.down_after;
         (seen == Seen::Failed && (by_ratio || by_time)).then(|| StopReason::ApiDown {
             cause: format!(
                 "{} (no good answer for {:.0} s; {failed} of the last {} requests failed)",
                 s.last_failure,
-                now.saturating_duration_since(last_good).as_secs_f64(),
+                since_good.as_secs_f64(),
                 s.recent.len()
             ),
         })
