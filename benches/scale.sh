@@ -4,9 +4,9 @@
 # bare ureq client (examples/bare_client.rs) on the same server, so that
 # their ratios are taken in one run on the same machine.
 #
-#   benches/scale.sh          the scenarios (about 8 minutes on 2 cores)
+#   benches/scale.sh          the scenarios (about 9 minutes on 2 cores)
 #   benches/scale.sh full     also 10M-row checks, three 2M-row runs and
-#                             the in-process ledger-cost bench (about 7
+#                             the in-process ledger-cost bench (about 8
 #                             more)
 #
 # One line per scenario. Needs wrk, curl and jq (apt-get install -y wrk curl
@@ -163,6 +163,12 @@ echo "# $(date -u +%FT%TZ) $(nproc) cores, $(uname -r); $(git rev-parse --short 
 # the first alone, the 50 ms scenario's later rounds were compared with a
 # rate the machine no longer had (0.91 of it, 0.94 of bare ureq).
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
+# The highest peak memory over a scenario's runs, from the last `measure`.
+keep_highest() {
+  [ "$peak_rss" -gt "$max_rss" ] && max_rss=$peak_rss
+  [ "$peak_anon" -gt "$max_anon" ] && max_anon=$peak_anon
+  return 0
+}
 for s in "0 16 100000 2500 8" "20 64 40960 1024 10" "50 256 40960 2048 10"; do
   read -r lat conc rows convs secs <<<"$s"
   workload "even-$rows-$convs" "$rows" "$convs" 0 80
@@ -249,8 +255,7 @@ walls=() max_rss=0 max_anon=0
 for k in 1 2 3; do
   measure "$dir/check.out" "$B" check "$file"
   walls+=("$wall")
-  [ "$peak_rss" -gt "$max_rss" ] && max_rss=$peak_rss
-  [ "$peak_anon" -gt "$max_anon" ] && max_anon=$peak_anon
+  keep_highest
 done
 echo "check 1,000,000 rows ($(du -m "$file" | cut -f1) MB): $(median "${walls[@]}") s (median of ${walls[*]}), peak RSS ${max_rss} MB, anonymous ${max_anon} MB (the highest)"
 
@@ -352,8 +357,7 @@ for k in $(seq "${TWO_M_ROUNDS:-3}"); do
     }' "$dir/stored.txt")
   tenths+=("$last/$first")
   ratios+=("$ratio")
-  [ "$peak_rss" -gt "$max_rss" ] && max_rss=$peak_rss
-  [ "$peak_anon" -gt "$max_anon" ] && max_anon=$peak_anon
+  keep_highest
   rm -f "$dir"/state.db* "$dir/report.csv"
 done
 echo "run 2,000,000 msgs, ${#ratios[@]} rounds: last tenth / first tenth median $(median "${ratios[@]}") (rounds ${ratios[*]}; last/first msg/s ${tenths[*]}); peak RSS ${max_rss} MB, anonymous ${max_anon} MB, the highest of the rounds (budget $(echo "2000000 * 100 / 1048576 + 32" | bc) MB)"
