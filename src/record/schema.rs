@@ -75,16 +75,18 @@ pub fn open(path: &Path) -> Result<Connection, LedgerError> {
     // WAL with synchronous=NORMAL: a commit survives the process being
     // killed (it is in the WAL before commit returns), at no fsync cost.
     // A 4 MB page cache: the journal is folded in key order, and pages
-    // the cache drops are read back from the OS's cache, not the disk.
+    // the cache drops are read back from the OS's cache, not the disk (a
+    // small ledger's folds get more: `writer::WHOLE_LEDGER_CACHE`).
     // Checkpoints by itself only once the WAL holds 8,192 pages (32 MB),
     // not SQLite's 1,000: during a run the ledger thread checkpoints after
     // each fold, on its own time (`Ledger::checkpoint`); this is the
     // backstop for commits outside it, such as a killed run's journal
     // folded on open.
-    conn.execute_batch(
+    conn.execute_batch(&format!(
         "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;
-         PRAGMA cache_size=-4096; PRAGMA wal_autocheckpoint=8192;",
-    )
+         PRAGMA cache_size=-{}; PRAGMA wal_autocheckpoint=8192;",
+        super::writer::CACHE / 1024
+    ))
     .map_err(sql)?;
     conn.execute_batch(SCHEMA).map_err(sql)?;
     add_columns(&conn).map_err(sql)?;

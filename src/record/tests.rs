@@ -284,6 +284,33 @@ fn the_wal_is_checkpointed_in_large_steps() {
     assert_eq!(pages, 8192);
 }
 
+/// SQLite's page cache of the ledger's connection, in bytes.
+fn cache(ledger: &Ledger) -> u64 {
+    let kib: i64 = ledger
+        .conn
+        .query_row("PRAGMA cache_size", [], |r| r.get(0))
+        .unwrap();
+    (-kib * 1024) as u64
+}
+
+#[test]
+fn a_small_ledgers_folds_get_a_cache_that_holds_all_of_it() {
+    use super::writer::{CACHE, WHOLE_LEDGER_CACHE};
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(&dir.path().join("state.db"), LOOPBACK).unwrap();
+    assert_eq!(cache(&ledger), CACHE, "as opened");
+    ledger.size_cache(1 << 20);
+    assert_eq!(cache(&ledger), WHOLE_LEDGER_CACHE);
+    // The ledger with what comes would not fit: back to the small cache.
+    ledger.size_cache(WHOLE_LEDGER_CACHE);
+    assert_eq!(cache(&ledger), CACHE);
+    ledger.size_cache(0);
+    assert_eq!(cache(&ledger), WHOLE_LEDGER_CACHE);
+    let bytes = ledger.bytes().unwrap();
+    ledger.size_cache(WHOLE_LEDGER_CACHE - bytes + 1);
+    assert_eq!(cache(&ledger), CACHE, "one byte over");
+}
+
 #[test]
 fn the_last_fold_is_in_the_ledgers_file_before_it_closes() {
     let dir = tempfile::tempdir().unwrap();
@@ -320,6 +347,8 @@ fn the_last_fold_is_in_the_ledgers_file_before_it_closes() {
         .query_row("SELECT count(*) FROM messages", [], |r| r.get(0))
         .unwrap();
     assert_eq!(rows, 20_000);
+    // A few megabytes: the fold had a cache that holds all of them.
+    assert_eq!(cache(&ledger), super::writer::WHOLE_LEDGER_CACHE);
 }
 
 #[test]
