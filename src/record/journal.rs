@@ -266,6 +266,11 @@ impl LaneFile {
         Ok(())
     }
 
+    /// Bytes of records appended, the header not counted.
+    fn records(&self) -> u64 {
+        (self.used as u64).saturating_sub(HEADER_LEN)
+    }
+
     /// Stop appending: unmap, and cut the zeros written ahead so that the
     /// fold reads only records.
     fn seal(self) -> io::Result<()> {
@@ -298,6 +303,9 @@ fn extend(file: &mut File, len: usize, more: usize) -> io::Result<MmapMut> {
 pub struct Sealed {
     pub seq: u64,
     pub paths: Vec<PathBuf>,
+    /// Bytes of records the files hold; more for files a killed run left
+    /// uncut (they end in zeros), never less.
+    pub bytes: u64,
 }
 
 impl Journal {
@@ -352,7 +360,7 @@ impl Journal {
             .map(|l| {
                 let lane = l.lock().unwrap_or_else(|e| e.into_inner());
                 match &lane.file {
-                    Some(f) if lane.seq == seq => (f.used as u64).saturating_sub(HEADER_LEN),
+                    Some(f) if lane.seq == seq => f.records(),
                     _ => 0,
                 }
             })
@@ -391,17 +399,19 @@ impl Journal {
         }
         self.seq.store(to, Ordering::SeqCst);
         let mut paths = Vec::new();
+        let mut bytes = 0;
         for (i, lane) in lanes.iter_mut().enumerate() {
             if lane.seq != seq {
                 continue;
             }
             if let Some(file) = lane.file.take() {
+                bytes += file.records();
                 // A file left uncut still folds: the zeros end its records.
                 let _ = file.seal();
                 paths.push(file_path(&self.state, seq, i));
             }
         }
-        (!paths.is_empty()).then_some(Sealed { seq, paths })
+        (!paths.is_empty()).then_some(Sealed { seq, paths, bytes })
     }
 }
 
@@ -421,7 +431,7 @@ pub fn files(state: &Path) -> io::Result<Vec<Sealed>> {
         return Ok(Vec::new());
     };
     let prefix = format!("{name}.journal.");
-    let mut by_seq: std::collections::BTreeMap<u64, Vec<PathBuf>> = Default::default();
+    let mut by_seq: std::collections::BTreeMap<u64, (Vec<PathBuf>, u64)> = Default::default();
     for entry in std::fs::read_dir(&dir)? {
         let entry = entry?;
         let file_name = entry.file_name();
@@ -434,13 +444,16 @@ pub fn files(state: &Path) -> io::Result<Vec<Sealed>> {
         else {
             continue;
         };
-        by_seq.entry(seq).or_default().push(dir.join(file_name));
+        let len = entry.metadata()?.len();
+        let (paths, bytes) = by_seq.entry(seq).or_default();
+        paths.push(dir.join(file_name));
+        *bytes += len.saturating_sub(HEADER_LEN);
     }
     Ok(by_seq
         .into_iter()
-        .map(|(seq, mut paths)| {
+        .map(|(seq, (mut paths, bytes))| {
             paths.sort();
-            Sealed { seq, paths }
+            Sealed { seq, paths, bytes }
         })
         .collect())
 }
@@ -701,24 +714,30 @@ mod tests {
         encode(&mut buf, &record(1, State::InFlight));
         encode(&mut buf, &record(1, State::Created));
         journal.append(a, &buf).unwrap();
+        let mut appended = buf.len() as u64;
         buf.clear();
         encode(&mut buf, &record(2, State::InFlight));
         journal.append(b, &buf).unwrap();
+        appended += buf.len() as u64;
+        assert_eq!(journal.pending(), appended);
         let sealed = journal.rotate().unwrap();
         assert_eq!((sealed.seq, sealed.paths.len()), (3, 2));
+        assert_eq!(sealed.bytes, appended, "the records, not the headers");
         buf.clear();
         encode(&mut buf, &record(2, State::Created));
         journal.append(b, &buf).unwrap();
         let last = journal.close().unwrap();
+        assert_eq!(last.bytes, buf.len() as u64);
         assert!(journal.append(a, &buf).is_err(), "closed");
         assert!(journal.close().is_none());
 
-        let on_disk: Vec<(u64, usize)> = files(&state)
+        let on_disk: Vec<(u64, usize, u64)> = files(&state)
             .unwrap()
             .iter()
-            .map(|s| (s.seq, s.paths.len()))
+            .map(|s| (s.seq, s.paths.len(), s.bytes))
             .collect();
-        assert_eq!(on_disk, [(3, 2), (4, 1)]);
+        // Sealed files are cut to their records: the same bytes read back.
+        assert_eq!(on_disk, [(3, 2, sealed.bytes), (4, 1, last.bytes)]);
         let (run, first) = read(&sealed.paths[0]).unwrap();
         assert_eq!(run, 7);
         assert_eq!(

@@ -129,14 +129,7 @@ impl Ledger {
     /// was journaled since the last fold), and checkpoint what that wrote.
     fn fold(&self, sealed: Option<journal::Sealed>) -> Result<(), LedgerError> {
         if let Some(sealed) = sealed {
-            // Sealed files are cut to their records.
-            let incoming = sealed
-                .paths
-                .iter()
-                .filter_map(|path| std::fs::metadata(path).ok())
-                .map(|m| m.len())
-                .sum();
-            self.size_cache(incoming);
+            self.size_cache(sealed.bytes);
             fold_journal(&self.conn, &sealed)?;
             self.checkpoint();
         }
