@@ -60,6 +60,10 @@ CREATE TABLE IF NOT EXISTS requests_per_day (
 /// target whatever its port, and never the same as a remote API.
 pub const LOOPBACK: &str = "loopback";
 
+/// SQLite's page cache as a ledger is opened, and during a run once the
+/// ledger outgrows `writer::WHOLE_LEDGER_CACHE`.
+pub(super) const CACHE: u64 = 4 << 20;
+
 /// Open (or create, readable by its owner only) the database at `path`
 /// and make sure its tables exist.
 pub fn open(path: &Path) -> Result<Connection, LedgerError> {
@@ -85,7 +89,7 @@ pub fn open(path: &Path) -> Result<Connection, LedgerError> {
     conn.execute_batch(&format!(
         "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;
          PRAGMA cache_size=-{}; PRAGMA wal_autocheckpoint=8192;",
-        super::writer::CACHE / 1024
+        CACHE / 1024
     ))
     .map_err(sql)?;
     conn.execute_batch(SCHEMA).map_err(sql)?;

@@ -295,7 +295,8 @@ fn cache(ledger: &Ledger) -> u64 {
 
 #[test]
 fn a_small_ledgers_folds_get_a_cache_that_holds_all_of_it() {
-    use super::writer::{CACHE, WHOLE_LEDGER_CACHE};
+    use super::schema::CACHE;
+    use super::writer::WHOLE_LEDGER_CACHE;
     let dir = tempfile::tempdir().unwrap();
     let ledger = Ledger::open(&dir.path().join("state.db"), LOOPBACK).unwrap();
     assert_eq!(cache(&ledger), CACHE, "as opened");

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::fold::fold_journal;
 use super::journal::{self, Journal, Message, Record, State};
+use super::schema::CACHE;
 use super::{Ledger, LedgerError};
 use crate::model::{MessageKey, Outcome, Status};
 
@@ -48,10 +49,6 @@ pub(super) const FOLD_AT_LEAST: Duration = Duration::from_secs(30);
 /// any cache of a few megabytes holds, and memory stays as it was where
 /// it is tightest, late in a long run.
 pub(super) const WHOLE_LEDGER_CACHE: u64 = 16 << 20;
-
-/// The page cache of a ledger larger than [`WHOLE_LEDGER_CACHE`], as
-/// `schema::open` sets it.
-pub(super) const CACHE: u64 = 4 << 20;
 
 /// A fold's SQLite work allocates with glibc's malloc (Rust's allocations
 /// go to jemalloc, which returns freed memory by itself); without this,
