@@ -17,6 +17,8 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 -- One row per message ever sent, keyed by content and occurrence.
 -- state: one of `State`'s names (in_flight, created, exists, failed, uncertain).
+-- updated_at: empty since the fold stopped writing it (see `fold::upsert_sql`);
+-- older programs wrote a time there. Nothing reads it.
 CREATE TABLE IF NOT EXISTS messages (
     key BLOB NOT NULL,
     occurrence INTEGER NOT NULL,
