@@ -25,6 +25,7 @@ use std::sync::Arc;
 use csv::{ByteRecord, Position, ReaderBuilder};
 
 use super::columns::{self, index};
+use super::window::Window;
 use super::{RawFields, RawRecord, ReadError, ReadOptions, Source, Unreadable, BOM};
 use crate::model::{Field, Invalid, RowRef};
 
@@ -816,38 +817,11 @@ impl Header {
 pub(crate) struct At {
     name: String,
     header: Header,
-    rdr: csv::Reader<Positioned>,
+    rdr: csv::Reader<Window>,
     rec: ByteRecord,
     /// A second handle, to look for a quote that never closes.
     scan: File,
     len: u64,
-}
-
-/// A file read by position (`pread`): a seek is no system call, and a
-/// record read back by offset costs one read, not a seek and a read.
-struct Positioned {
-    file: File,
-    at: u64,
-}
-
-impl Read for Positioned {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = std::os::unix::fs::FileExt::read_at(&self.file, buf, self.at)?;
-        self.at += n as u64;
-        Ok(n)
-    }
-}
-
-impl Seek for Positioned {
-    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
-        let at = match to {
-            SeekFrom::Start(n) => Some(n),
-            SeekFrom::Current(d) => self.at.checked_add_signed(d),
-            SeekFrom::End(d) => self.file.metadata()?.len().checked_add_signed(d),
-        };
-        self.at = at.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before 0"))?;
-        Ok(self.at)
-    }
 }
 
 impl At {
@@ -855,11 +829,11 @@ impl At {
         let file = File::open(&source.path).map_err(|e| source.open_error(e))?;
         let len = file.metadata().map_err(|e| source.open_error(e))?.len();
         let scan = File::open(&source.path).map_err(|e| source.open_error(e))?;
-        // Each read starts afresh after a seek: a small buffer reads little
-        // more than the record (a longer one takes more reads).
+        // The parser's buffer starts afresh after a seek, so it is small:
+        // it copies from the window, which holds the records after this one.
         let rdr = builder(header.delimiter)
             .buffer_capacity(1024)
-            .from_reader(Positioned { file, at: 0 });
+            .from_reader(Window::new(file));
         Ok(At {
             name: source.name.clone(),
             header,

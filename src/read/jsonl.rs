@@ -16,6 +16,7 @@ use encoding_rs::Encoding;
 use serde_json::{Map, Value};
 
 use super::columns::{self, index};
+use super::window::Window;
 use super::{RawFields, RawRecord, ReadError, Source, Unreadable, BOM};
 use crate::model::{json_kind as kind, Field, Invalid, RowRef};
 
@@ -289,7 +290,7 @@ pub(crate) struct At {
     name: String,
     map: Vec<(Field, String)>,
     decoded: Option<&'static Encoding>,
-    rdr: BufReader<File>,
+    rdr: Window,
     buf: Vec<u8>,
 }
 
@@ -304,7 +305,7 @@ impl At {
             name: source.name.clone(),
             map,
             decoded,
-            rdr: BufReader::new(file),
+            rdr: Window::new(file),
             buf: Vec::new(),
         })
     }

@@ -25,6 +25,7 @@ mod csv;
 pub mod encoding;
 mod jsonl;
 mod spool;
+mod window;
 pub mod workbook;
 
 pub use self::csv::{detect_delimiter, DelimiterFrom};
@@ -467,7 +468,7 @@ impl Source {
     /// A reader that reads single records back by their offset; one per worker.
     pub fn reader(&self) -> Result<RecordReader, ReadError> {
         let inner = match &self.layout {
-            Layout::Csv(header) => Inner::Csv(csv::At::new(self, header.clone())?),
+            Layout::Csv(header) => Inner::Csv(Box::new(csv::At::new(self, header.clone())?)),
             Layout::Jsonl { map, decoded } => {
                 Inner::Jsonl(jsonl::At::new(self, map.clone(), *decoded)?)
             }
@@ -537,8 +538,10 @@ pub struct RecordReader {
     inner: Inner,
 }
 
+/// Boxed: one per worker and input, made once, and the CSV parser's
+/// state is several times a JSONL reader's.
 enum Inner {
-    Csv(csv::At),
+    Csv(Box<csv::At>),
     Jsonl(jsonl::At),
 }
 
