@@ -54,6 +54,9 @@ trap cleanup EXIT
 export ASAPP_API_ID=bench ASAPP_API_SECRET=bench
 
 start_emulator() {
+  # Emptied here, not by the redirection below: that runs in the child, and
+  # the loop could read the last emulator's address before it does.
+  : >"$dir/emu.out"
   "$B" emulator --addr 127.0.0.1:0 "$@" >"$dir/emu.out" 2>&1 &
   emu_pid=$!
   for _ in $(seq 100); do
