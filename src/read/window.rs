@@ -59,6 +59,8 @@ impl Window {
             }
             let near = self.len > 0 && self.at > self.start && self.at - self.start < NEAR;
             let want = if near { WINDOW } else { FAR_READ };
+            // Empty before the read: one that fails leaves no stale bytes
+            // under the new start.
             self.len = 0;
             self.start = self.at;
             self.len = loop {
@@ -72,8 +74,10 @@ impl Window {
                 }
             };
         }
-        let from = usize::try_from(self.at - self.start).unwrap_or(self.len);
-        Ok(&self.buf[from.min(self.len)..self.len])
+        // `at` is in the window, or at its start after a read that found
+        // the end of the file.
+        let from = (self.at - self.start) as usize;
+        Ok(&self.buf[from..self.len])
     }
 }
 
