@@ -342,7 +342,8 @@ pub struct Sealed {
     pub seq: u64,
     pub paths: Vec<PathBuf>,
     /// Bytes of records the files hold; more for files a killed run left
-    /// uncut (they end in zeros), never less.
+    /// uncut (they end in zeros), and none for a file whose size could not
+    /// be read.
     pub bytes: u64,
 }
 
@@ -482,7 +483,10 @@ pub fn files(state: &Path) -> io::Result<Vec<Sealed>> {
         else {
             continue;
         };
-        let len = entry.metadata()?.len();
+        // Only the ledger thread's cache sizing reads `bytes`, never the
+        // fold of a killed run's files: a size that cannot be read must
+        // not stop that fold.
+        let len = entry.metadata().map_or(0, |m| m.len());
         let (paths, bytes) = by_seq.entry(seq).or_default();
         paths.push(dir.join(file_name));
         *bytes += len.saturating_sub(HEADER_LEN);
