@@ -437,18 +437,28 @@ impl Journal {
             return None;
         }
         self.seq.store(to, Ordering::SeqCst);
-        let mut paths = Vec::new();
-        let mut bytes = 0;
+        let mut taken = Vec::new();
         for (i, lane) in lanes.iter_mut().enumerate() {
             if lane.seq != seq {
                 continue;
             }
             if let Some(file) = lane.file.take() {
-                bytes += file.records();
-                // A file left uncut still folds: the zeros end its records.
-                let _ = file.seal();
-                paths.push(file_path(&self.state, seq, i));
+                taken.push((i, file));
             }
+        }
+        // Unmap and cut the files once the workers can append again: done
+        // under every lane's lock, sixteen files held up every worker's
+        // next append for 1.0-4.0 ms per seal (100,000 messages at zero
+        // latency, three runs); now the locks are held 3-90 us. No worker
+        // touches a file once it is out of its lane.
+        drop(lanes);
+        let mut paths = Vec::with_capacity(taken.len());
+        let mut bytes = 0;
+        for (i, file) in taken {
+            bytes += file.records();
+            // A file left uncut still folds: the zeros end its records.
+            let _ = file.seal();
+            paths.push(file_path(&self.state, seq, i));
         }
         (!paths.is_empty()).then_some(Sealed { seq, paths, bytes })
     }
