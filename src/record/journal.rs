@@ -437,20 +437,17 @@ impl Journal {
             return None;
         }
         self.seq.store(to, Ordering::SeqCst);
-        let mut taken = Vec::new();
-        for (i, lane) in lanes.iter_mut().enumerate() {
-            if lane.seq != seq {
-                continue;
-            }
-            if let Some(file) = lane.file.take() {
-                taken.push((i, file));
-            }
-        }
+        let taken: Vec<(usize, LaneFile)> = lanes
+            .iter_mut()
+            .enumerate()
+            .filter(|(_, lane)| lane.seq == seq)
+            .filter_map(|(i, lane)| Some((i, lane.file.take()?)))
+            .collect();
         // Unmap and cut the files once the workers can append again: done
-        // under every lane's lock, sixteen files held up every worker's
-        // next append for 1.0-4.0 ms per seal (100,000 messages at zero
-        // latency, three runs); now the locks are held 3-90 us. No worker
-        // touches a file once it is out of its lane.
+        // under every lane's lock, sixteen workers' files held up every
+        // worker's next append for 1.0-4.0 ms per seal (100,000 messages at
+        // zero latency, three runs); now the locks are held 3-90 us. No
+        // worker touches a file once it is out of its lane.
         drop(lanes);
         let mut paths = Vec::with_capacity(taken.len());
         let mut bytes = 0;
