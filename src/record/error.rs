@@ -9,6 +9,8 @@ pub enum LedgerError {
     Locked { path: String, holder: String },
     #[error("{path}: a running import holds this ledger ({holder}); a report now would show its messages in flight as not sent\n  hint: run `report` once that import has ended")]
     InUse { path: String, holder: String },
+    #[error("{path}: cannot create the ledger: there is no directory {dir}\n  hint: create it first, or name another --state")]
+    NoDirectory { path: String, dir: String },
     #[error("{path}: no ledger here\n  hint: --state names the ledger of the run to report on")]
     Missing { path: String },
     #[error("{path}: this ledger records imports into {recorded}, not {requested}: its ids mean nothing there\n  hint: use another --state for {requested}")]

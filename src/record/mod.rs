@@ -93,6 +93,18 @@ impl Ledger {
     /// ledger is bound to one target: what it knows about another API's ids
     /// would wrongly mark messages as already imported.
     pub fn open(path: &Path, target: &str) -> Result<Ledger, LedgerError> {
+        // Said of the ledger the user named, not of the lock file beside
+        // it that would be the first thing to fail.
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        if !dir.is_dir() {
+            return Err(LedgerError::NoDirectory {
+                path: path.display().to_string(),
+                dir: dir.display().to_string(),
+            });
+        }
         let lock = lock::take(path)?;
         let sql = |e| LedgerError::sqlite(path, e);
         let conn = schema::open(path)?;

@@ -48,6 +48,24 @@ fn second_open_is_refused_while_the_first_holds_it() {
 }
 
 #[test]
+fn a_ledger_in_a_missing_directory_is_named_with_that_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nowhere");
+    let path = missing.join("state.db");
+    match Ledger::open(&path, LOOPBACK) {
+        Err(e @ LedgerError::NoDirectory { .. }) => {
+            let said = e.to_string();
+            assert!(said.starts_with(&format!("{}:", path.display())), "{said}");
+            assert!(said.contains(&missing.display().to_string()), "{said}");
+            assert!(!said.contains(".lock"), "{said}");
+        }
+        other => panic!("expected NoDirectory, got {:?}", other.map(|_| ())),
+    }
+    // Nothing was created on the way.
+    assert!(!missing.exists());
+}
+
+#[test]
 fn in_flight_becomes_uncertain_and_created_is_remembered() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state.db");
