@@ -469,16 +469,13 @@ fn file_path(state: &Path, seq: u64, lane: usize) -> PathBuf {
 
 /// Journal files beside `state`, by sequence number, oldest first.
 pub fn files(state: &Path) -> io::Result<Vec<Sealed>> {
-    let dir = match state.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+    let dir = super::directory_of(state);
     let Some(name) = state.file_name().and_then(|n| n.to_str()) else {
         return Ok(Vec::new());
     };
     let prefix = format!("{name}.journal.");
     let mut by_seq: std::collections::BTreeMap<u64, (Vec<PathBuf>, u64)> = Default::default();
-    for entry in std::fs::read_dir(&dir)? {
+    for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let file_name = entry.file_name();
         let Some(seq) = file_name

@@ -21,7 +21,21 @@ pub fn take(state: &Path) -> Result<File, LedgerError> {
     let io = |source| LedgerError::io(&lock_path, source);
     let mut options = OpenOptions::new();
     options.read(true).write(true).create(true).truncate(false);
-    let mut file = private_file(&mut options).open(&lock_path).map_err(io)?;
+    let mut file = private_file(&mut options)
+        .open(&lock_path)
+        .map_err(|source| {
+            // The lock is the first file of a ledger to be created: where
+            // its directory is missing, say so of the ledger the user named.
+            let dir = super::directory_of(state);
+            if source.kind() == std::io::ErrorKind::NotFound && !dir.is_dir() {
+                LedgerError::NoDirectory {
+                    path: state.display().to_string(),
+                    dir: dir.display().to_string(),
+                }
+            } else {
+                io(source)
+            }
+        })?;
     match file.try_lock() {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => {

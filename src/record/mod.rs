@@ -65,6 +65,15 @@ fn private_file(options: &mut std::fs::OpenOptions) -> &mut std::fs::OpenOptions
     options
 }
 
+/// The directory the ledger at `state` and its side files are in (`.`
+/// for a bare file name).
+fn directory_of(state: &Path) -> &Path {
+    match state.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    }
+}
+
 /// The files that belong to a ledger at `state` besides itself: its lock,
 /// SQLite's `-wal`, `-shm` and `-journal`, and the journal's lane files
 /// (`<state>.journal.*`). An output path that names one of them would
@@ -93,18 +102,6 @@ impl Ledger {
     /// ledger is bound to one target: what it knows about another API's ids
     /// would wrongly mark messages as already imported.
     pub fn open(path: &Path, target: &str) -> Result<Ledger, LedgerError> {
-        // Said of the ledger the user named, not of the lock file beside
-        // it that would be the first thing to fail.
-        let dir = path
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        if !dir.is_dir() {
-            return Err(LedgerError::NoDirectory {
-                path: path.display().to_string(),
-                dir: dir.display().to_string(),
-            });
-        }
         let lock = lock::take(path)?;
         let sql = |e| LedgerError::sqlite(path, e);
         let conn = schema::open(path)?;
