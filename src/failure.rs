@@ -35,7 +35,7 @@ pub fn install() {
             ),
             None => ("nothing was sent".to_string(), ExitCode::Usage),
         };
-        eprintln!("error: internal failure ({what}{at}); {state}");
+        say!("error: internal failure ({what}{at}); {state}");
         std::process::exit(code.code());
     }));
 }

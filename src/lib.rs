@@ -5,6 +5,8 @@
 //! `read` → `validate` → `plan` → `send` → `record` → `report`, meeting
 //! only through the nouns in `model`; `run` wires them.
 
+#[macro_use]
+pub mod console;
 mod alloc;
 pub mod check;
 pub mod cli;

@@ -5,7 +5,7 @@ use clap::Parser;
 
 use transcript_import::cli::{Cli, Command};
 use transcript_import::exit::ExitCode;
-use transcript_import::{check, config, docs, emulator, failure, run};
+use transcript_import::{check, config, docs, emulator, failure, run, say};
 
 fn main() -> std::process::ExitCode {
     failure::install();
@@ -36,9 +36,9 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(code) => code.into(),
         Err(e) => {
-            eprintln!("error: {}", e_chain(&e));
+            say!("error: {}", e_chain(&e));
             if let Some(hint) = e.hint() {
-                eprintln!("  hint: {hint}");
+                say!("  hint: {hint}");
             }
             e.exit_code().into()
         }

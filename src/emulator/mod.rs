@@ -278,7 +278,7 @@ impl Emulator {
         }
         if let Some(path) = self.stats_file.take() {
             if let Err(e) = write_stats(&path, &self.stats()) {
-                eprintln!("emulator: cannot write {}: {e}", path.display());
+                say!("emulator: cannot write {}: {e}", path.display());
             }
         }
     }

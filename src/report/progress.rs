@@ -236,7 +236,7 @@ impl Progress {
                         bar.set_message(figures(&snap, totals, per_second, &eta, "  "));
                     } else if !stopping && now.duration_since(last_line) >= log_every {
                         last_line = now;
-                        eprintln!(
+                        say!(
                             "{}",
                             log_line(chrono::Utc::now(), &snap, totals, per_second, &eta)
                         );

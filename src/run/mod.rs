@@ -38,7 +38,7 @@ pub fn run(cfg: RunConfig) -> Result<ExitCode, Error> {
     let started_at = chrono::Utc::now();
     let started = Instant::now();
     for warning in &cfg.warnings {
-        eprintln!("warning: {warning}");
+        say!("warning: {warning}");
     }
     let result = import(&cfg, started_at, started);
     if let (Err(e), Some(path)) = (&result, &cfg.summary_json) {
@@ -60,7 +60,7 @@ pub fn run(cfg: RunConfig) -> Result<ExitCode, Error> {
         };
         let empty = Stats::new(Vec::new()).summary();
         if let Err(write) = report::summary::write_json(path, &empty, &info) {
-            eprintln!(
+            say!(
                 "warning: --summary-json {}: cannot write: {write}",
                 path.display()
             );
@@ -77,7 +77,7 @@ fn import(
     let stop = Arc::new(Stop::default());
     let watching = Arc::clone(&stop);
     crate::signals::on_stop(move || {
-        eprintln!("\ninterrupted: finishing requests in flight (again to quit at once)");
+        say!("\ninterrupted: finishing requests in flight (again to quit at once)");
         watching.set(StopReason::Interrupted);
     })
     .map_err(Error::Output)?;
@@ -130,7 +130,7 @@ fn import(
     let lookup = ledger.lookup()?;
     let requests_today = ledger.requests_today()?;
     if ledger.recovered_in_flight > 0 && !cfg.quiet {
-        eprintln!(
+        say!(
             "note: {} message(s) were in flight when an earlier run stopped; they are `uncertain`{}",
             ledger.recovered_in_flight,
             if cfg.resend_uncertain { " and will be sent again (--resend-uncertain)" } else { " and will not be re-sent" }
@@ -194,7 +194,7 @@ fn import(
     };
     spool.reserve(&inputs_read.rows_per_source);
     if !cfg.quiet {
-        eprintln!(
+        say!(
             "{} rows in {} conversations from {} input(s): {} to send, {} already imported, {} uncertain, {} invalid{}",
             inputs_read.rows,
             inputs_read.conversations.len(),
@@ -209,7 +209,7 @@ fn import(
     // Even with --quiet: an input that gave no rows is never passed over
     // in silence (a drained pipe, a failed export upstream).
     for warning in inputs_read.empty_sources() {
-        eprintln!("warning: {warning}");
+        say!("warning: {warning}");
     }
 
     let fewest: u64 = inputs_read
@@ -228,7 +228,7 @@ fn import(
     // plus the ledger's, the inputs' and the journal's files.
     let sockets = cfg.pace.concurrency * if emulator.is_some() { 2 } else { 1 };
     if let Some(limit) = raise_open_files(sockets as u64 + 256) {
-        eprintln!(
+        say!(
             "warning: --concurrency {} needs about {} open files and this process may open only {limit}; raise it (ulimit -n) or lower --concurrency",
             cfg.pace.concurrency,
             sockets + 256
@@ -295,7 +295,7 @@ fn import(
             if written.is_ok() {
                 written = Err(e);
             } else {
-                eprintln!("error: {e}");
+                say!("error: {e}");
             }
         }
     };
@@ -308,7 +308,7 @@ fn import(
             ) {
                 Ok(n) => {
                     if !cfg.quiet {
-                        eprintln!("report: {} ({n} rows)", path.display());
+                        say!("report: {} ({n} rows)", path.display());
                     }
                     Ok(())
                 }
@@ -320,7 +320,7 @@ fn import(
         keep(match rejects.write(layout, &inputs_read.sources, path) {
             Ok(n) => {
                 if !cfg.quiet {
-                    eprintln!("rejects: {} ({n} rows)", path.display());
+                    say!("rejects: {} ({n} rows)", path.display());
                 }
                 Ok(())
             }
@@ -372,10 +372,10 @@ fn import(
             }
         });
         match result {
-            Ok(()) if !cfg.quiet => eprintln!("html: {}", path.display()),
+            Ok(()) if !cfg.quiet => say!("html: {}", path.display()),
             Ok(()) => {}
             Err(e) => {
-                eprintln!("error: {e:#}");
+                say!("error: {e:#}");
                 failure.get_or_insert(Error::Report(e));
             }
         }
@@ -386,7 +386,7 @@ fn import(
                 path: path.display().to_string(),
                 source,
             };
-            eprintln!("error: {e}");
+            say!("error: {e}");
             failure.get_or_insert(Error::Report(e));
         }
     }

@@ -243,7 +243,7 @@ pub fn report(cfg: ReportConfig) -> Result<ExitCode, Error> {
             OutputKind::Rows(_) => {
                 let n = report::write(&spool, path, cfg.report_text.then_some(&read.sources[..]))?;
                 if !cfg.quiet {
-                    eprintln!("report: {} ({n} rows)", path.display());
+                    say!("report: {} ({n} rows)", path.display());
                 }
             }
             OutputKind::Html => {
@@ -255,7 +255,7 @@ pub fn report(cfg: ReportConfig) -> Result<ExitCode, Error> {
                     }
                 })?;
                 if !cfg.quiet {
-                    eprintln!("html: {}", path.display());
+                    say!("html: {}", path.display());
                 }
             }
         }
@@ -263,7 +263,7 @@ pub fn report(cfg: ReportConfig) -> Result<ExitCode, Error> {
     if let (Some(path), Some(rejected), Some(layout)) = (&cfg.rejects, &rejected, &layout) {
         let n = rejected.write(layout, &read.sources, path)?;
         if !cfg.quiet {
-            eprintln!("rejects: {} ({n} rows)", path.display());
+            say!("rejects: {} ({n} rows)", path.display());
         }
     }
     if let Some(path) = &cfg.summary_json {
@@ -276,7 +276,7 @@ pub fn report(cfg: ReportConfig) -> Result<ExitCode, Error> {
     }
     if !cfg.quiet {
         for note in &info.notes {
-            eprintln!("note: {note}");
+            say!("note: {note}");
         }
         summary::print(&summary, &info, false);
     }

@@ -123,7 +123,7 @@ pub fn lines(summary: &Summary, info: &RunInfo, no_report: bool) -> Vec<String> 
 
 pub fn print(summary: &Summary, info: &RunInfo, no_report: bool) {
     for line in lines(summary, info, no_report) {
-        eprintln!("{line}");
+        say!("{line}");
     }
 }
 

@@ -304,3 +304,60 @@ fn the_program_gives_freed_memory_back_at_once() {
         assert!(stderr.contains(option), "{option}: {stderr}");
     }
 }
+
+/// A run whose stderr goes to a pipe nobody reads any more (`2>&1 | head`,
+/// a logger that died) finishes its import: every line it prints fails,
+/// and it aborted (exit 134) at the first one, half way through its
+/// ledger. The pipe's reading end is closed before the binary starts, so
+/// every write it makes to stderr fails, whatever the machine's speed.
+#[test]
+fn an_import_whose_stderr_is_a_broken_pipe_finishes() {
+    let dir = Dir::new();
+    let rows = util::transcripts(77, 40, 400, 0);
+    let input = dir.write("in.csv", util::csv(&rows));
+    let state = dir.path("state.db");
+    let report = dir.path("report.csv");
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let status = Command::new(env!("CARGO_BIN_EXE_transcript-import"))
+        .args(["run", "--emulator", "--state", state.to_str().unwrap()])
+        .args(["--report", report.to_str().unwrap(), &input])
+        .stdout(Stdio::null())
+        .stderr(writer)
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    let report = util::report(&report);
+    assert_eq!(report.len(), rows.len());
+    assert_eq!(util::statuses(&report).get("created"), Some(&rows.len()));
+    // The ledger was closed as at any end: its journal folded, no file of
+    // it left but the lock.
+    let left: Vec<_> = dir
+        .files()
+        .into_iter()
+        .map(|(path, _)| path.file_name().unwrap().to_string_lossy().into_owned())
+        .filter(|name| {
+            name.starts_with("state.db") && name != "state.db" && name != "state.db.lock"
+        })
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+/// `man | head` and `completions bash | head`: a reader that stopped
+/// reading is no failure (it was exit 2, "cannot write the output").
+#[test]
+fn generated_docs_into_a_closed_pipe_are_no_failure() {
+    for args in [&["man"][..], &["completions", "bash"]] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = Command::new(env!("CARGO_BIN_EXE_transcript-import"))
+            .args(args)
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(stderr.is_empty(), "{args:?}: {stderr}");
+    }
+}
