@@ -32,7 +32,7 @@ pub enum Error {
     Output(#[source] std::io::Error),
     /// Any of the above once requests were made: the ledger keeps what was
     /// sent, and the next run with it resumes.
-    #[error("{0}")]
+    #[error(transparent)]
     AfterSending(Box<Error>),
 }
 
@@ -90,6 +90,9 @@ mod tests {
         assert_eq!(before.exit_code(), ExitCode::Usage);
         let after = Error::AfterSending(Box::new(Error::Output(std::io::Error::other("x"))));
         assert_eq!(after.exit_code(), ExitCode::Aborted);
+        // Its causes are printed too (a full disk says so).
+        let cause = std::error::Error::source(&after).map(ToString::to_string);
+        assert_eq!(cause.as_deref(), Some("x"));
         let hinted = Error::usage_with_hint("no credentials", "use --emulator");
         assert_eq!(hinted.hint(), Some("use --emulator"));
         assert_eq!(

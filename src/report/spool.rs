@@ -25,8 +25,14 @@ pub enum ReportError {
         #[source]
         source: io::Error,
     },
-    #[error("cannot write the report's spool file")]
-    Spool(#[source] io::Error),
+    /// The rows on their way to the report live in a temporary file in
+    /// the report's directory: a full disk shows here first.
+    #[error("{dir}: cannot write the report's rows to a temporary file in this directory")]
+    Spool {
+        dir: String,
+        #[source]
+        source: io::Error,
+    },
     #[error("{path}: the report must end in .csv or .jsonl")]
     Extension { path: String },
     /// A bug, never the input's doing: every row is reported exactly once.
@@ -95,6 +101,8 @@ pub struct Spool {
     /// `None`: no report file was asked for; rows are only counted.
     format: Option<ReportFormat>,
     sources: Vec<String>,
+    /// Where the spool file is, for errors.
+    dir: String,
     shared: Mutex<Shared>,
 }
 
@@ -106,7 +114,7 @@ impl Spool {
         Ok(Spool::with(
             Some(format),
             sources,
-            Some(tempfile::tempfile_in(dir)?),
+            Some((tempfile::tempfile_in(dir)?, dir.display().to_string())),
         ))
     }
 
@@ -116,15 +124,28 @@ impl Spool {
         Spool::with(None, sources, None)
     }
 
-    fn with(format: Option<ReportFormat>, sources: Vec<String>, file: Option<File>) -> Spool {
+    fn with(
+        format: Option<ReportFormat>,
+        sources: Vec<String>,
+        file: Option<(File, String)>,
+    ) -> Spool {
+        let (file, dir) = file.map_or((None, String::new()), |(f, d)| (Some(f), d));
         Spool {
             format,
             sources,
+            dir,
             shared: Mutex::new(Shared {
                 file,
                 len: 0,
                 index: Index::default(),
             }),
+        }
+    }
+
+    fn failed(&self, source: io::Error) -> ReportError {
+        ReportError::Spool {
+            dir: self.dir.clone(),
+            source,
         }
     }
 
@@ -243,7 +264,7 @@ impl SpoolWriter<'_> {
             let start = self.buf.len();
             format
                 .encode(row, &mut self.buf)
-                .map_err(ReportError::Spool)?;
+                .map_err(|e| self.spool.failed(e))?;
             let len = (self.buf.len() - start) as u32;
             self.placed.push((source, record, start, len));
             if self.buf.len() >= CHUNK_BYTES {
@@ -277,7 +298,8 @@ impl SpoolWriter<'_> {
         let shared = &mut *shared;
         let base = shared.len;
         if let Some(file) = shared.file.as_mut() {
-            file.write_all(&self.buf).map_err(ReportError::Spool)?;
+            file.write_all(&self.buf)
+                .map_err(|e| self.spool.failed(e))?;
             shared.len += self.buf.len() as u64;
         }
         for (source, record, offset, len) in self.placed.drain(..) {
