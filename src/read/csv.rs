@@ -26,7 +26,9 @@ use csv::{ByteRecord, Position, ReaderBuilder};
 
 use super::columns::{self, index};
 use super::window::Window;
-use super::{RawFields, RawRecord, ReadError, ReadOptions, Source, Unreadable, BOM};
+use super::{
+    RawFields, RawRecord, ReadError, ReadOptions, Source, Unreadable, BOM, LONGEST_RECORD,
+};
 use crate::model::{Field, Invalid, RowRef};
 
 /// Delimiters tried when detecting, in order of preference on a tie.
@@ -597,6 +599,44 @@ fn skip_to_header<R: Read + Seek>(
     rdr.seek_raw(SeekFrom::Start(skip), pos)
 }
 
+/// A CSV file as [`Records`] gives it to the csv crate's reader, which
+/// holds a whole record in memory: no more than [`LONGEST_RECORD`] bytes
+/// of one record are handed over, and the read after that fails.
+struct Capped {
+    file: File,
+    /// Bytes handed over so far, and where the record being read begins,
+    /// both from the start of the file (as `csv::Position` counts).
+    read: u64,
+    record_from: u64,
+}
+
+impl Capped {
+    /// Whether the record being read ran past [`LONGEST_RECORD`].
+    fn over(&self) -> bool {
+        self.read.saturating_sub(self.record_from) > LONGEST_RECORD
+    }
+}
+
+impl Read for Capped {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.over() {
+            return Err(io::Error::other("a record runs on too long"));
+        }
+        let n = self.file.read(buf)?;
+        self.read += n as u64;
+        Ok(n)
+    }
+}
+
+impl Seek for Capped {
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        let at = self.file.seek(pos)?;
+        self.read = at;
+        self.record_from = at;
+        Ok(at)
+    }
+}
+
 /// One line split into fields by the csv crate's own parser, with the
 /// same rules as [`builder`]'s readers. Built once for many lines: a quote
 /// that never closed swallowed 250,000 lines, and building a `csv::Reader`
@@ -705,9 +745,11 @@ impl Starts {
 pub(crate) struct Records<'a> {
     source: &'a Source,
     header: &'a Header,
-    rdr: Option<csv::Reader<File>>,
+    rdr: Option<csv::Reader<Capped>>,
     rec: ByteRecord,
     record: u64,
+    /// The line the next record starts on, or a blank line before it.
+    next_line: u64,
     starts: Starts,
     /// The file's length: a record that reaches it may hold a quote that
     /// never closes.
@@ -725,7 +767,11 @@ impl<'a> Records<'a> {
         };
         let mut rdr = builder(header.delimiter)
             .buffer_capacity(64 * 1024)
-            .from_reader(file);
+            .from_reader(Capped {
+                file,
+                read: 0,
+                record_from: 0,
+            });
         let at_header = |e: csv::Error| ReadError::At {
             path: source.name.clone(),
             line: header.first_line,
@@ -735,12 +781,15 @@ impl<'a> Records<'a> {
         let mut rec = ByteRecord::new();
         // Skip the header (already checked by `open`).
         let has_header = rdr.read_byte_record(&mut rec).map_err(at_header)?;
+        let next_line = rdr.position().line();
+        rdr.get_mut().record_from = rdr.position().byte();
         Ok(Records {
             source,
             header,
             rdr: has_header.then_some(rdr),
             rec,
             record: 0,
+            next_line,
             starts,
             len,
         })
@@ -768,16 +817,30 @@ impl Records<'_> {
                 return None;
             }
             Err(e) => {
-                let line = rdr.position().line();
+                let (line, message) = if rdr.get_ref().over() {
+                    (
+                        self.next_line,
+                        format!(
+                            "a record starts here and runs on past {} MiB, where a \
+                             message has at most 64 KiB: a quote that opens a field and \
+                             closes far later, or never? Fix that quote and run again",
+                            LONGEST_RECORD >> 20
+                        ),
+                    )
+                } else {
+                    (rdr.position().line(), e.to_string())
+                };
                 self.rdr = None;
                 return Some(Err(ReadError::At {
                     path: self.source.name.clone(),
                     line,
-                    message: e.to_string(),
+                    message,
                 }));
             }
         }
         let end = rdr.position().byte();
+        self.next_line = rdr.position().line();
+        rdr.get_mut().record_from = end;
         self.record += 1;
         let start = self.rec.position().cloned().unwrap_or_else(Position::new);
         let at_line = |line: u64, e: io::Error| ReadError::At {

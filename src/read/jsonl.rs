@@ -10,14 +10,14 @@
 //! booleans, arrays and objects are a per-record problem.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 
 use encoding_rs::Encoding;
 use serde_json::{Map, Value};
 
 use super::columns::{self, index};
 use super::window::Window;
-use super::{RawFields, RawRecord, ReadError, Source, Unreadable, BOM};
+use super::{RawFields, RawRecord, ReadError, Source, Unreadable, BOM, LONGEST_RECORD};
 use crate::model::{json_kind as kind, Field, Invalid, RowRef};
 
 /// One line (without its line break) to fields, or why they cannot be read
@@ -249,12 +249,16 @@ impl Iterator for Records<'_> {
         loop {
             let rdr = self.rdr.as_mut()?;
             self.buf.clear();
-            let n = match rdr.read_until(b'\n', &mut self.buf) {
-                Ok(0) => {
+            // What a line too long to keep left is not kept for the rest.
+            if self.buf.capacity() > 1 << 20 {
+                self.buf.shrink_to(64 << 10);
+            }
+            let (n, whole) = match read_line(rdr, &mut self.buf, LONGEST_RECORD) {
+                Ok((0, _)) => {
                     self.rdr = None;
                     return None;
                 }
-                Ok(n) => n,
+                Ok(read) => read,
                 Err(e) => {
                     self.rdr = None;
                     return Some(Err(ReadError::At {
@@ -265,7 +269,7 @@ impl Iterator for Records<'_> {
                 }
             };
             let start = self.offset;
-            self.offset += n as u64;
+            self.offset += n;
             self.line += 1;
             let Some(line) = content(&self.buf, start == 0) else {
                 continue;
@@ -277,10 +281,48 @@ impl Iterator for Records<'_> {
                 line: self.line,
                 offset: start,
             };
-            return Some(Ok(RawRecord::new(
-                pos,
-                fields(line, self.map, self.decoded),
-            )));
+            let read = if whole {
+                fields(line, self.map, self.decoded)
+            } else {
+                Err(too_long(n).into())
+            };
+            return Some(Ok(RawRecord::new(pos, read)));
+        }
+    }
+}
+
+/// The reason of a line longer than [`LONGEST_RECORD`], of `n` bytes.
+fn too_long(n: u64) -> Invalid {
+    Invalid::record(format!(
+        "line of {n} bytes, over the {} MiB a record may have: JSON Lines \
+         holds one object per line (is this file one JSON array?)",
+        LONGEST_RECORD >> 20
+    ))
+}
+
+/// Read a line into `buf`, at most `most` bytes of it: the bytes the line
+/// took in the file, and whether `buf` holds all of it. The rest of a
+/// longer line is read through and dropped.
+fn read_line(rdr: &mut impl BufRead, buf: &mut Vec<u8>, most: u64) -> std::io::Result<(u64, bool)> {
+    let n = rdr.by_ref().take(most).read_until(b'\n', buf)? as u64;
+    if n < most || buf.last() == Some(&b'\n') {
+        return Ok((n, true));
+    }
+    let mut skipped = 0u64;
+    loop {
+        let chunk = rdr.fill_buf()?;
+        if chunk.is_empty() {
+            // The file ended: at the limit exactly, the line is whole.
+            return Ok((n + skipped, skipped == 0));
+        }
+        let (used, end) = match chunk.iter().position(|b| *b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (chunk.len(), false),
+        };
+        rdr.consume(used);
+        skipped += used as u64;
+        if end {
+            return Ok((n + skipped, false));
         }
     }
 }
@@ -320,9 +362,11 @@ impl At {
             .seek(SeekFrom::Start(at.offset))
             .map_err(|e| err(format!("cannot seek to byte {}: {e}", at.offset)))?;
         self.buf.clear();
-        self.rdr
-            .read_until(b'\n', &mut self.buf)
+        let (n, whole) = read_line(&mut self.rdr, &mut self.buf, LONGEST_RECORD)
             .map_err(|e| err(e.to_string()))?;
+        if !whole {
+            return Ok(RawRecord::new(*at, Err(too_long(n).into())));
+        }
         let line = content(&self.buf, at.offset == 0).ok_or_else(|| {
             err(format!(
                 "no record at byte {} (did the file change?)",
@@ -336,6 +380,47 @@ impl At {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_line_over_the_limit_is_read_through_not_kept() {
+        let mut input = &b"short\nthe long line\n\nlast"[..];
+        let mut buf = Vec::new();
+        let mut lines = Vec::new();
+        loop {
+            buf.clear();
+            let (n, whole) = read_line(&mut input, &mut buf, 8).unwrap();
+            if n == 0 {
+                break;
+            }
+            lines.push((n, whole, String::from_utf8(buf.clone()).unwrap()));
+        }
+        assert_eq!(
+            lines,
+            [
+                (6, true, "short\n".to_string()),
+                (14, false, "the long".to_string()),
+                (1, true, "\n".to_string()),
+                (4, true, "last".to_string()),
+            ]
+        );
+        // Exactly the limit, its line break included, is whole.
+        let mut buf = Vec::new();
+        assert_eq!(
+            read_line(&mut &b"1234567\nx"[..], &mut buf, 8).unwrap(),
+            (8, true)
+        );
+        // The limit reached just as the file ends: whole; past it, not.
+        let mut buf = Vec::new();
+        assert_eq!(
+            read_line(&mut &b"12345678"[..], &mut buf, 8).unwrap(),
+            (8, true)
+        );
+        let mut buf = Vec::new();
+        assert_eq!(
+            read_line(&mut &b"123456789"[..], &mut buf, 8).unwrap(),
+            (9, false)
+        );
+    }
 
     fn f(line: &str) -> Result<RawFields, String> {
         fields(line.as_bytes(), &[], None).map_err(|e| e.reason.to_string())

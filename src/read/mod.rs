@@ -35,6 +35,14 @@ pub use self::workbook::SheetRead;
 /// The UTF-8 byte order mark some tools write at the start of a file.
 pub(crate) const BOM: &[u8] = b"\xEF\xBB\xBF";
 
+/// The most a record is read into memory: a thousand times the API's
+/// largest message. Past it a record is not a message: a JSON array given
+/// as JSON Lines, or a CSV quote that never closes in a file with no other
+/// quote after it, whose every line would become one field. Held in
+/// memory, such a record took twice its size (271 MB for 140 MB), so a
+/// large export ended killed for want of memory.
+pub(crate) const LONGEST_RECORD: u64 = 64 << 20;
+
 /// Input format, from the extension (`.csv`, `.jsonl`, `.ndjson`, each
 /// optionally `.gz`; `.xlsx`, `.xls`, `.ods`, ...) or from `--format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

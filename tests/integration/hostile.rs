@@ -804,3 +804,77 @@ fn invalid_rows_follow_their_conversation_to_its_shard() {
         "every row in exactly one shard: {seen:?}"
     );
 }
+
+/// A record longer than any message can be is not held in memory (it
+/// took twice its size). A JSON array given as JSON Lines, one line of
+/// 65 MiB, is one invalid row, and the lines after it are read. A CSV
+/// quote that never closes, in a file with no other quote after it,
+/// stops the reading at 64 MiB, naming the line where that record
+/// starts: exit 2, nothing sent.
+#[test]
+fn a_record_over_64_mib_is_refused_not_held() {
+    let dir = Dir::new();
+    let big = 65 << 20;
+
+    let mut jsonl = lines(&[jsonl_row("BIG1", "2021-11-23T12:13:14Z", "before")]);
+    jsonl.push(b'[');
+    while jsonl.len() < big {
+        jsonl.extend_from_slice(br#"{"conversation_id":"BIG1","text":"x"},"#);
+    }
+    jsonl.extend_from_slice(b"{}]\n");
+    jsonl.extend(lines(&[jsonl_row("BIG1", "2021-11-23T12:13:15Z", "after")]));
+    let input = dir.write("array.jsonl", &jsonl);
+    let report_path = dir.path("array.csv");
+    let state = dir.path("array.db");
+    let ran: Ran = Command::new(bin())
+        .args([
+            "run",
+            "--emulator",
+            "--quiet",
+            "--state",
+            state.to_str().unwrap(),
+        ])
+        .args(["--report", report_path.to_str().unwrap(), &input])
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(ran.code, 1, "{}", ran.stderr);
+    let rows = report(&report_path);
+    let statuses: Vec<&str> = rows.iter().map(|r| r.status.as_str()).collect();
+    assert_eq!(statuses, ["created", "invalid", "created"], "{rows:?}");
+    assert_eq!(rows[1].line, 2);
+    assert!(
+        rows[1].error_message.contains("over the 64 MiB")
+            && rows[1].error_message.contains("JSON array"),
+        "{}",
+        rows[1].error_message
+    );
+
+    let mut csv = format!("{HEADER}BIG2,2021-11-23T12:13:14Z,agent,a1,before\n").into_bytes();
+    csv.extend_from_slice(b"BIG2,2021-11-23T12:13:15Z,agent,a1,\"a quote left open\n");
+    let mut i = 0;
+    while csv.len() < big {
+        i += 1;
+        csv.extend(
+            format!(
+                "BIG2,2021-11-23T12:{:02}:{:02}Z,agent,a1,text {i}\n",
+                i / 60 % 60,
+                i % 60
+            )
+            .as_bytes(),
+        );
+    }
+    let input = dir.write("quote.csv", &csv);
+    let ran: Ran = Command::new(bin())
+        .args(["check", &input])
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(ran.code, 2, "{}", ran.stderr);
+    assert!(
+        ran.stderr
+            .contains("quote.csv: line 3: a record starts here and runs on past 64 MiB"),
+        "{}",
+        ran.stderr
+    );
+}
