@@ -53,13 +53,7 @@ pub fn check(mut cfg: CheckConfig, out: &mut impl Write) -> Result<ExitCode, Err
     if let Some(w) = swallowing(&read.swallowing, &name) {
         warnings.push(w);
     }
-    let result = report(&cfg, &read, reasons, linter, &warnings, &name, out);
-    match result {
-        // A reader that stopped reading (`check ... | head`) is no failure.
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
-        Err(e) => return Err(Error::Output(e)),
-        Ok(()) => {}
-    }
+    Error::output(report(&cfg, &read, reasons, linter, &warnings, &name, out))?;
     Ok(if read.invalid > 0 {
         ExitCode::RowsNotCreated
     } else {

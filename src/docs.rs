@@ -16,23 +16,16 @@ const BIN: &str = "transcript-import";
 
 /// `completions <shell>`: the script on stdout.
 pub fn print_completions(shell: Shell) -> Result<ExitCode, Error> {
-    written(io::stdout().lock().write_all(&completions(shell)))
+    Error::output(io::stdout().lock().write_all(&completions(shell))).map(|()| ExitCode::Success)
 }
 
 /// `man`: the main page on stdout, or every page in `dir`.
 pub fn man(dir: Option<&Path>) -> Result<ExitCode, Error> {
-    written(match dir {
+    Error::output(match dir {
         None => man_page(&mut io::stdout().lock()),
         Some(dir) => man_pages(dir),
     })
-}
-
-/// A reader that stopped reading (`man | head`) is no failure.
-fn written(result: io::Result<()>) -> Result<ExitCode, Error> {
-    match result {
-        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(Error::Output(e)),
-        _ => Ok(ExitCode::Success),
-    }
+    .map(|()| ExitCode::Success)
 }
 
 /// The completion script for `shell`.

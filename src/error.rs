@@ -45,6 +45,15 @@ impl Error {
         }
     }
 
+    /// What writing a command's output (`check`, `man`, `completions`)
+    /// came to. A reader that stopped reading (`| head`) is no failure.
+    pub fn output(written: std::io::Result<()>) -> Result<(), Error> {
+        match written {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::Output(e)),
+            _ => Ok(()),
+        }
+    }
+
     /// A usage error with something the user can do about it.
     pub fn usage_with_hint(message: impl Into<String>, hint: impl Into<String>) -> Error {
         Error::Usage {
