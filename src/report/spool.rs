@@ -101,7 +101,7 @@ pub struct Spool {
     /// `None`: no report file was asked for; rows are only counted.
     format: Option<ReportFormat>,
     sources: Vec<String>,
-    /// Where the spool file is, for errors.
+    /// The directory of the spool file, for errors (empty without one).
     dir: String,
     shared: Mutex<Shared>,
 }
@@ -111,11 +111,9 @@ impl Spool {
     /// `source` column), rendered as `format`, in a temporary file in `dir`
     /// (beside the report, which will be about as large).
     pub fn for_report(format: ReportFormat, sources: Vec<String>, dir: &Path) -> io::Result<Spool> {
-        Ok(Spool::with(
-            Some(format),
-            sources,
-            Some((tempfile::tempfile_in(dir)?, dir.display().to_string())),
-        ))
+        let mut spool = Spool::with(Some(format), sources, Some(tempfile::tempfile_in(dir)?));
+        spool.dir = dir.display().to_string();
+        Ok(spool)
     }
 
     /// A spool that only counts rows (and checks each is reported once):
@@ -124,16 +122,11 @@ impl Spool {
         Spool::with(None, sources, None)
     }
 
-    fn with(
-        format: Option<ReportFormat>,
-        sources: Vec<String>,
-        file: Option<(File, String)>,
-    ) -> Spool {
-        let (file, dir) = file.map_or((None, String::new()), |(f, d)| (Some(f), d));
+    fn with(format: Option<ReportFormat>, sources: Vec<String>, file: Option<File>) -> Spool {
         Spool {
             format,
             sources,
-            dir,
+            dir: String::new(),
             shared: Mutex::new(Shared {
                 file,
                 len: 0,
