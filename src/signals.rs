@@ -1,9 +1,13 @@
-//! Stop signals. SIGTERM and SIGHUP are always handled; SIGINT too, unless
-//! the process was started with SIGINT ignored, which is how a shell
-//! starts a background job (`cmd &` in a script, `nohup`, cron wrappers):
-//! that choice is kept, and SIGTERM still stops the run cleanly (it used
-//! to be lost in that case, issue "Hardening", item 5). The first signal
-//! calls the handler; a second one exits at once with 130.
+//! Stop signals. SIGTERM is always handled; SIGINT and SIGHUP too, unless
+//! the process was started with them ignored, and that choice is kept:
+//! - a shell starts a script's background job (`cmd &`, cron wrappers) with
+//!   SIGINT ignored; SIGTERM still stops the run cleanly (it used to be
+//!   lost in that case, issue "Hardening", item 5);
+//! - `nohup` starts a command with SIGHUP ignored so that it outlives the
+//!   terminal: a backfill started that way goes on when the session that
+//!   started it ends (it used to stop with exit 130 at the hangup).
+//!
+//! The first signal calls the handler; a second one exits at once with 130.
 
 use std::sync::{Mutex, Once};
 
@@ -25,10 +29,8 @@ pub fn on_stop(handler: impl Fn() + Send + 'static) -> std::io::Result<()> {
 }
 
 fn install() -> std::io::Result<()> {
-    let mut wanted = vec![SIGTERM, SIGHUP];
-    if !ignored(SIGINT) {
-        wanted.push(SIGINT);
-    }
+    let mut wanted = vec![SIGTERM];
+    wanted.extend([SIGINT, SIGHUP].into_iter().filter(|&s| !ignored(s)));
     let mut signals = Signals::new(&wanted)?;
     std::thread::Builder::new()
         .name("signals".into())

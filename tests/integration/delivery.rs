@@ -514,13 +514,15 @@ fn graceful_stop(sig: &str, prefix: &str) {
     });
     let mut cmd = importer(&emu.url(), dir.path(), &[&input], &["--concurrency", "4"]);
     // As from a terminal: whoever runs the tests may have started them
-    // with SIGINT ignored (a background job does), and the tool keeps an
-    // ignored SIGINT ignored, as it should (see regression item 5).
+    // with SIGINT ignored (a background job does) or SIGHUP ignored
+    // (`nohup`), and the tool keeps an ignored signal ignored, as it
+    // should (see regression item 5 and `a_run_started_under_nohup_...`).
     // SAFETY: between fork and exec, signal() only resets a disposition.
     unsafe {
         use std::os::unix::process::CommandExt;
         cmd.pre_exec(|| {
             libc::signal(libc::SIGINT, libc::SIG_DFL);
+            libc::signal(libc::SIGHUP, libc::SIG_DFL);
             Ok(())
         });
     }
@@ -575,6 +577,54 @@ fn sigint_stops_cleanly_and_a_rerun_finishes() {
 #[test]
 fn sigterm_stops_cleanly_and_a_rerun_finishes() {
     graceful_stop("TERM", "GT");
+}
+
+/// The terminal a run was started from closing (SSH dropped, tmux killed).
+#[test]
+fn sighup_stops_cleanly_and_a_rerun_finishes() {
+    graceful_stop("HUP", "GH");
+}
+
+/// `nohup transcript-import run ... &`, then the session ends: `nohup`
+/// starts the run with SIGHUP ignored so that it outlives the terminal,
+/// and the tool keeps it ignored. The hangup lands while at least 380
+/// rows are left (20 ms an answer, 4 at a time: 1.9 s or more), and the
+/// run goes to its end.
+#[test]
+fn a_run_started_under_nohup_outlives_a_hangup() {
+    let (dir, rows, input) = written("NH", 20, 20, "n.csv");
+    let emu = start(Config {
+        latency: Duration::from_millis(20),
+        ..Config::default()
+    });
+    let mut cmd = importer(&emu.url(), dir.path(), &[&input], &["--concurrency", "4"]);
+    // SAFETY: between fork and exec, signal() only sets a disposition.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGHUP, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(wait_for(Duration::from_secs(300), || emu.stats().stored >= 20));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "ended before the hangup"
+    );
+    signal(&child, "HUP");
+    let out = wait_child(&mut child, Duration::from_secs(300));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let r = report(dir.path());
+    one_per_row(&r, rows.len());
+    assert_eq!(count(&r, Status::Created), rows.len(), "{:?}", statuses(&r));
+    let stats = emu.stats();
+    assert_eq!(stats.stored as usize, rows.len());
+    assert_eq!(stats.duplicates, 0);
 }
 
 #[test]
