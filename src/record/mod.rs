@@ -74,6 +74,23 @@ fn directory_of(state: &Path) -> &Path {
     }
 }
 
+/// The ledger file `state` names, through a symlink to it (`current.db`
+/// pointing at `ledger-2026.db`): its lock and its journal go beside the
+/// file itself, as SQLite puts its write-ahead log there. Two names for
+/// one ledger are then one ledger, locked once, with a killed run's
+/// journal found under either name; beside the link, two runs through
+/// the two names each took a lock of their own and sent every message
+/// twice. A link to a file not there yet names the file it would create.
+pub(crate) fn resolve(state: &Path) -> PathBuf {
+    let linked = std::fs::symlink_metadata(state).is_ok_and(|m| m.file_type().is_symlink());
+    if !linked {
+        return state.to_path_buf();
+    }
+    std::fs::canonicalize(state)
+        .or_else(|_| std::fs::read_link(state).map(|target| directory_of(state).join(target)))
+        .unwrap_or_else(|_| state.to_path_buf())
+}
+
 /// The files that belong to a ledger at `state` besides itself: its lock,
 /// SQLite's `-wal`, `-shm` and `-journal`, and the journal's lane files
 /// (`<state>.journal.*`). An output path that names one of them would
@@ -102,6 +119,7 @@ impl Ledger {
     /// ledger is bound to one target: what it knows about another API's ids
     /// would wrongly mark messages as already imported.
     pub fn open(path: &Path, target: &str) -> Result<Ledger, LedgerError> {
+        let path = &resolve(path);
         let lock = lock::take(path)?;
         let sql = |e| LedgerError::sqlite(path, e);
         let conn = schema::open(path)?;

@@ -51,6 +51,7 @@ pub struct Reader {
 
 impl Reader {
     pub fn open(path: &Path) -> Result<Reader, LedgerError> {
+        let path = &super::resolve(path);
         if !path.is_file() {
             return Err(LedgerError::Missing {
                 path: path.display().to_string(),
