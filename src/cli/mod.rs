@@ -176,6 +176,15 @@ pub struct PaceArgs {
     pub batch: Option<u16>,
 }
 
+/// `--journal-sync`: see its help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum JournalSync {
+    /// Each record on the disk before its request leaves.
+    Disk,
+    /// Records in the system's page cache; written back in its time.
+    Memory,
+}
+
 #[derive(Debug, Args)]
 pub struct RunArgs {
     #[command(flatten)]
@@ -250,6 +259,20 @@ pub struct RunArgs {
     /// One run at a time per ledger.
     #[arg(long, value_name = "PATH", default_value = "transcript-import.db")]
     pub state: PathBuf,
+
+    /// When the ledger's record of each request reaches the disk: `disk`
+    /// (before the request leaves) or `memory` (the system writes it back
+    /// in its own time).
+    ///
+    /// `disk` survives the machine going down (power lost, a kernel panic,
+    /// a VM's host failing) without sending anything twice. `memory`
+    /// survives the process being killed (SIGKILL, out of memory), not the
+    /// machine: after a crash of the machine, messages sent in its last
+    /// seconds may be sent again. Default: disk against a remote API,
+    /// memory against a loopback one (a rehearsal, where the disk would
+    /// set the pace).
+    #[arg(long, value_name = "WHEN", value_enum)]
+    pub journal_sync: Option<JournalSync>,
 
     #[command(flatten)]
     pub pace: PaceArgs,

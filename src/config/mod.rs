@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cli::values::{self, Rate};
-use crate::cli::{CheckArgs, InputArgs, PaceArgs, ReportArgs, RunArgs};
+use crate::cli::{CheckArgs, InputArgs, JournalSync, PaceArgs, ReportArgs, RunArgs};
 use crate::error::Error;
 pub use crate::plan::InputConfig;
 use crate::read::ReadOptions;
@@ -109,6 +109,9 @@ pub struct RunConfig {
     /// The settings as the HTML report shows them (no credentials).
     pub settings: Vec<(String, String)>,
     pub state: PathBuf,
+    /// `--journal-sync disk`, or its default against a remote API: what
+    /// is sent survives the machine going down (`Ledger::sync_to_disk`).
+    pub journal_to_disk: bool,
     pub pace: Pace,
     pub resend_uncertain: bool,
     pub timeout: Duration,
@@ -183,6 +186,11 @@ pub fn run_config(args: &RunArgs) -> Result<RunConfig, Error> {
         report_text: args.report_text,
         settings: settings::of_run(args),
         state: args.state.clone(),
+        journal_to_disk: args.journal_sync.unwrap_or(if loopback {
+            JournalSync::Memory
+        } else {
+            JournalSync::Disk
+        }) == JournalSync::Disk,
         pace: pace(&args.pace, loopback),
         resend_uncertain: args.resend_uncertain,
         timeout: Duration::from_secs(args.timeout),
@@ -361,6 +369,54 @@ mod tests {
         assert_eq!(c.input.validate.timezone, chrono_tz::UTC);
         assert_eq!(c.pace.concurrency, 8);
         assert_eq!(c.pace.rate, Some(Rate::API_SPIKE_LIMIT));
+    }
+
+    /// `run`'s config for `in.csv` (and a credentials file) in a
+    /// temporary directory, with `extra` flags.
+    fn run(extra: &[&str]) -> RunConfig {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("in.csv");
+        std::fs::write(
+            &input,
+            "conversation_id,timestamp,sender_role,sender_id,text\n",
+        )
+        .unwrap();
+        let creds = dir.path().join("creds");
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        std::io::Write::write_all(
+            &mut options.open(&creds).unwrap(),
+            b"ASAPP_API_ID=id\nASAPP_API_SECRET=secret\n",
+        )
+        .unwrap();
+        let state = dir.path().join("state.db");
+        let mut argv = vec![
+            "transcript-import",
+            "run",
+            input.to_str().unwrap(),
+            "--state",
+            state.to_str().unwrap(),
+            "--credentials-file",
+            creds.to_str().unwrap(),
+        ];
+        argv.extend_from_slice(extra);
+        let Command::Run(args) = Cli::try_parse_from(argv).unwrap().command else {
+            unreachable!()
+        };
+        run_config(&args).unwrap()
+    }
+
+    #[test]
+    fn the_journal_reaches_the_disk_before_each_request_to_a_remote_api() {
+        assert!(run(&[]).journal_to_disk);
+        assert!(run(&["--api-url", "https://api.example.com"]).journal_to_disk);
+        assert!(!run(&["--journal-sync", "memory"]).journal_to_disk);
+        assert!(!run(&["--api-url", "http://127.0.0.1:9"]).journal_to_disk);
+        assert!(
+            run(&["--api-url", "http://127.0.0.1:9", "--journal-sync", "disk"]).journal_to_disk
+        );
     }
 
     #[test]

@@ -120,6 +120,15 @@ pub fn of_run(args: &RunArgs) -> Vec<(String, String)> {
             if args.resend_uncertain { "yes" } else { "no" }.to_string(),
         ),
         ("ledger".to_string(), args.state.display().to_string()),
+        (
+            "journal sync".to_string(),
+            match args.journal_sync {
+                Some(crate::cli::JournalSync::Disk) => "disk",
+                Some(crate::cli::JournalSync::Memory) => "memory",
+                None => "default (disk remote, memory on loopback)",
+            }
+            .to_string(),
+        ),
         ("report".to_string(), or(path(&args.report), "none")),
         ("rejects".to_string(), or(path(&args.rejects), "none")),
         ("HTML report".to_string(), or(path(&args.html), "none")),

@@ -14,6 +14,30 @@ use crate::model::MessageKey;
 /// into the cache: an upsert takes about a microsecond, a miss a tenth.
 const PREFETCH_AHEAD: usize = 8;
 
+/// Fold what a killed run left in its journal (`leftovers`, oldest first),
+/// each commit on the disk before its files are removed: were the machine
+/// to go down just after, a commit still in the page cache would be lost
+/// with the journal that held the same records.
+pub fn fold_leftovers(
+    conn: &Connection,
+    state: &std::path::Path,
+    leftovers: &[Sealed],
+) -> Result<(), LedgerError> {
+    if leftovers.is_empty() {
+        return Ok(());
+    }
+    let sql = |e| LedgerError::sqlite(state, e);
+    let synchronous: i64 = conn
+        .query_row("PRAGMA synchronous", [], |r| r.get(0))
+        .map_err(sql)?;
+    conn.execute_batch("PRAGMA synchronous=FULL").map_err(sql)?;
+    for sealed in leftovers {
+        fold_journal(conn, sealed)?;
+    }
+    conn.execute_batch(&format!("PRAGMA synchronous={synchronous}"))
+        .map_err(sql)
+}
+
 /// Fold a sealed journal file into `messages` and delete it. The file's
 /// number is stored in the same commit, so a file folded before a crash
 /// (and not yet deleted) is never counted twice.

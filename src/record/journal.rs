@@ -11,6 +11,14 @@
 //! bookkeeping. The ledger thread folds the journal into SQLite as it grows
 //! and at the end of the run; `Ledger::open` folds what a killed run left.
 //!
+//! The page cache does not survive the machine going down (power lost, a
+//! kernel panic, a VM's host failing): intents still in it are lost, and
+//! the next run would send those messages again. Against a real API each
+//! append is therefore also written to the disk before it returns
+//! ([`Journal::sync_to_disk`]: an `msync` of the pages it touched, and an
+//! `fsync` of each new file and its directory), which the API's own pace
+//! (100 requests a second) makes cheap.
+//!
 //! A file is `<state>.journal.<seq>.<lane>`: a header (magic, run id), then records
 //! `len: u32 | payload | crc32(payload): u32`, little-endian, then zeros
 //! (space allocated ahead, so that a full disk is an error from `fallocate`
@@ -24,7 +32,7 @@ use std::borrow::Cow;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use crossbeam_utils::CachePadded;
@@ -215,6 +223,9 @@ pub struct Journal {
     /// the other core to give it back.
     lanes: Vec<CachePadded<Mutex<Lane>>>,
     next_lane: AtomicUsize,
+    /// Each append reaches the disk before it returns (see the module's
+    /// documentation), not only the page cache.
+    to_disk: AtomicBool,
 }
 
 #[derive(Default)]
@@ -239,7 +250,7 @@ struct LaneFile {
 }
 
 impl LaneFile {
-    fn create(path: &Path, run_id: i64) -> io::Result<LaneFile> {
+    fn create(path: &Path, run_id: i64, to_disk: bool) -> io::Result<LaneFile> {
         let mut options = OpenOptions::new();
         options.create_new(true).read(true).write(true);
         let mut file = private_file(&mut options).open(path)?;
@@ -248,6 +259,13 @@ impl LaneFile {
         header.extend_from_slice(&run_id.to_le_bytes());
         file.write_all(&header)?;
         let map = extend(&mut file, header.len(), FIRST)?;
+        if to_disk {
+            // The file's header and space, then its name: a record synced
+            // into a file whose directory entry was not is lost with it.
+            file.sync_all()?;
+            let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+            File::open(dir.unwrap_or(Path::new(".")))?.sync_all()?;
+        }
         Ok(LaneFile {
             file,
             map,
@@ -255,14 +273,20 @@ impl LaneFile {
         })
     }
 
-    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
-        let end = self.used + bytes.len();
+    fn append(&mut self, bytes: &[u8], to_disk: bool) -> io::Result<()> {
+        let start = self.used;
+        let end = start + bytes.len();
         if end > self.map.len() {
             let len = self.map.len();
             self.map = extend(&mut self.file, len, bytes.len().max(len.min(MAX_GROW)))?;
         }
-        self.map[self.used..end].copy_from_slice(bytes);
+        self.map[start..end].copy_from_slice(bytes);
         self.used = end;
+        if to_disk {
+            // msync of the pages written; the file's new size, if it grew,
+            // goes with them (data-sync semantics).
+            self.map.flush_range(start, bytes.len())?;
+        }
         Ok(())
     }
 
@@ -357,7 +381,15 @@ impl Journal {
             seq: AtomicU64::new(seq),
             lanes: (0..LANES).map(|_| CachePadded::default()).collect(),
             next_lane: AtomicUsize::new(0),
+            to_disk: AtomicBool::new(false),
         }
+    }
+
+    /// From now on, each append reaches the disk before it returns, so
+    /// that what was sent survives the machine going down, not only the
+    /// process being killed.
+    pub fn sync_to_disk(&self) {
+        self.to_disk.store(true, Ordering::Relaxed);
     }
 
     /// A lane for a new writer.
@@ -381,14 +413,20 @@ impl Journal {
         if seq == u64::MAX {
             return Err(io::Error::other("the journal is closed"));
         }
+        let to_disk = self.to_disk.load(Ordering::Relaxed);
         if lane_guard.seq != seq || lane_guard.file.is_none() {
-            let file = LaneFile::create(&file_path(&self.state, seq, lane % LANES), self.run_id)?;
+            let path = file_path(&self.state, seq, lane % LANES);
+            let file = LaneFile::create(&path, self.run_id, to_disk)?;
             *lane_guard = Lane {
                 file: Some(file),
                 seq,
             };
         }
-        lane_guard.file.as_mut().expect("just opened").append(bytes)
+        lane_guard
+            .file
+            .as_mut()
+            .expect("just opened")
+            .append(bytes, to_disk)
     }
 
     /// Bytes of records appended since the last seal.
@@ -745,6 +783,73 @@ mod tests {
                 .most_messages(),
             0
         );
+    }
+
+    /// The dirty pages of the mapping of `path` in this process, in kB,
+    /// as /proc/self/smaps counts them.
+    #[cfg(target_os = "linux")]
+    fn dirty_kb(path: &Path) -> u64 {
+        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+        let name = path.to_str().unwrap();
+        let mut inside = false;
+        let mut kb = 0;
+        for line in smaps.lines() {
+            // A mapping's first line: its address range, ..., its file.
+            if line
+                .split_whitespace()
+                .next()
+                .is_some_and(|r| r.contains('-'))
+            {
+                inside = line.ends_with(name);
+                continue;
+            }
+            if inside && (line.starts_with("Shared_Dirty:") || line.starts_with("Private_Dirty:")) {
+                kb += line
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .unwrap();
+            }
+        }
+        kb
+    }
+
+    /// Synced to the disk, an append leaves none of its pages dirty in
+    /// the page cache (where a machine going down would lose them);
+    /// without, it does. Not on tmpfs, whose pages have no disk to reach.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn an_append_synced_to_the_disk_leaves_no_dirty_page() {
+        let dir = tempfile::tempdir().unwrap();
+        let on_tmpfs = std::process::Command::new("stat")
+            .args(["-f", "-c", "%T"])
+            .arg(dir.path())
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "tmpfs");
+        if on_tmpfs {
+            eprintln!("skipped: the temporary directory is on tmpfs");
+            return;
+        }
+        let mut buf = Vec::new();
+        encode(&mut buf, &record(1, State::InFlight));
+        for to_disk in [false, true] {
+            let state = dir.path().join(format!("{to_disk}.db"));
+            let journal = Journal::new(&state, 1, 1);
+            if to_disk {
+                journal.sync_to_disk();
+            }
+            let lane = journal.lane();
+            journal.append(lane, &buf).unwrap();
+            let dirty = dirty_kb(&file_path(&state, 1, lane));
+            if to_disk {
+                assert_eq!(dirty, 0, "synced to the disk");
+            } else {
+                assert!(dirty > 0, "left to the page cache");
+            }
+            // And the next record, in the same page.
+            journal.append(lane, &buf).unwrap();
+            assert_eq!(dirty_kb(&file_path(&state, 1, lane)) == 0, to_disk);
+        }
     }
 
     #[test]

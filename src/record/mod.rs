@@ -126,9 +126,7 @@ impl Ledger {
         schema::bind_target(&conn, path, target)?;
         // What a killed run left in its journal, oldest first.
         let leftovers = journal::files(path).map_err(|e| LedgerError::io(path, e))?;
-        for sealed in &leftovers {
-            fold::fold_journal(&conn, sealed)?;
-        }
+        fold::fold_leftovers(&conn, path, &leftovers)?;
         // A message still in flight belongs to a run that died mid-request:
         // the request may have been stored, so it is uncertain from now on.
         let recovered = conn
@@ -214,6 +212,20 @@ impl Ledger {
     /// costs (`cargo bench --bench e2e`); the command line cannot reach it.
     pub fn without_bookkeeping(&mut self) {
         self.journal = None;
+    }
+
+    /// Make what is sent survive the machine going down, not only the
+    /// process being killed: each journal append reaches the disk before
+    /// its request leaves, and each fold's commit before the journal files
+    /// it folded are removed.
+    pub fn sync_to_disk(&self) -> Result<(), LedgerError> {
+        self.conn
+            .execute_batch("PRAGMA synchronous=FULL")
+            .map_err(|e| self.err(e))?;
+        if let Some(journal) = &self.journal {
+            journal.sync_to_disk();
+        }
+        Ok(())
     }
 
     /// Close the run with its exit code.

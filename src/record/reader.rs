@@ -63,9 +63,8 @@ impl Reader {
         })?;
         let sql = |e| LedgerError::sqlite(path, e);
         let conn = schema::open(path)?;
-        for sealed in &journal::files(path).map_err(|e| LedgerError::io(path, e))? {
-            fold::fold_journal(&conn, sealed)?;
-        }
+        let leftovers = journal::files(path).map_err(|e| LedgerError::io(path, e))?;
+        fold::fold_leftovers(&conn, path, &leftovers)?;
         let recovered = conn
             .execute(
                 "UPDATE messages SET state = ?1 WHERE state = ?2",

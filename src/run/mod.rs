@@ -122,6 +122,9 @@ fn import(
     if !cfg.bookkeeping {
         ledger.without_bookkeeping();
     }
+    if cfg.journal_to_disk {
+        ledger.sync_to_disk()?;
+    }
     ledger.add_sources(inputs)?;
     let argv: Vec<String> = std::env::args_os()
         .map(|a| without_password(&a.to_string_lossy()))

@@ -340,7 +340,18 @@ fn fault_soak_every_row_once_nothing_twice() {
 /// said to be uncertain, and nothing is lost or sent twice.
 #[test]
 fn sigkill_and_resume_never_sends_twice_nor_loses() {
-    let (dir, rows, input) = written("K", 300, 10, "crash.csv");
+    killed_and_resumed("K", &[]);
+}
+
+/// The same with the journal written to the disk before each request (the
+/// default against a remote API).
+#[test]
+fn sigkill_and_resume_with_the_journal_synced_to_the_disk() {
+    killed_and_resumed("KD", &["--journal-sync", "disk"]);
+}
+
+fn killed_and_resumed(prefix: &str, extra: &[&str]) {
+    let (dir, rows, input) = written(prefix, 300, 10, "crash.csv");
     // At least 10 ms an answer, 8 at a time. Each run is killed once it
     // has stored 200 more; a kill leaves at most 8 conversations (80 rows)
     // uncertain or skipped. So at the third kill some 2,000 rows, at least
@@ -352,7 +363,7 @@ fn sigkill_and_resume_never_sends_twice_nor_loses() {
         seed: Some(5),
         ..Config::default()
     });
-    let args = ["--concurrency", "8"];
+    let args = [&["--concurrency", "8"], extra].concat();
     for i in 0..3 {
         let mut child = spawn(&emu.url(), dir.path(), &[&input], &args);
         let before = emu.stats().stored;
