@@ -263,8 +263,8 @@ impl LaneFile {
             // The file's header and space, then its name: a record synced
             // into a file whose directory entry was not is lost with it.
             file.sync_all()?;
-            let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
-            File::open(dir.unwrap_or(Path::new(".")))?.sync_all()?;
+            #[cfg(unix)]
+            File::open(super::directory_of(path))?.sync_all()?;
         }
         Ok(LaneFile {
             file,
