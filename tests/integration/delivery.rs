@@ -952,3 +952,82 @@ fn rate_flag_caps_the_request_rate() {
         rows.len()
     );
 }
+
+// ---------------------------------------------------------------- open files
+
+/// The importer with its open-file limit set to `soft` and `hard` first.
+fn with_open_files(cmd: &mut Command, soft: u64, hard: u64) {
+    // SAFETY: between fork and exec, setrlimit only lowers this process's
+    // own limits.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(move || {
+            let limit = libc::rlimit {
+                rlim_cur: soft as libc::rlim_t,
+                rlim_max: hard as libc::rlim_t,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+}
+
+/// A backfill of many inputs (a year of daily exports) under a low limit
+/// on open files: each worker used to keep every input it had read open,
+/// two handles each, and ran out of files mid-run (exit 3). Here each
+/// conversation's 25 rows are spread over 25 of the 100 inputs, so a
+/// worker reads from all of them, and 256 files are allowed.
+#[test]
+fn many_inputs_under_a_low_open_file_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let rows = corpus("MF", 40, 25);
+    let mut files: Vec<Vec<Row>> = vec![Vec::new(); 100];
+    for (i, row) in rows.iter().enumerate() {
+        files[i % 100].push(row.clone());
+    }
+    let mut inputs = Vec::new();
+    for (i, part) in files.iter().enumerate() {
+        let path = d.join(format!("day-{i:03}.csv"));
+        write_csv(&path, part);
+        inputs.push(path);
+    }
+    let inputs: Vec<&Path> = inputs.iter().map(PathBuf::as_path).collect();
+    let emu = start(Config::default());
+    let mut cmd = importer(&emu.url(), d, &inputs, &["--concurrency", "8"]);
+    with_open_files(&mut cmd, 256, 256);
+    let out = cmd.output().unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let stats = emu.stats();
+    assert_eq!(stats.stored as usize, rows.len(), "{stats:?}");
+    assert_eq!(stats.duplicates, 0);
+}
+
+/// A soft limit below what the workers need is raised to the hard one;
+/// a hard limit below it refuses the run before anything is sent, naming
+/// both numbers.
+#[test]
+fn the_open_file_limit_is_raised_or_the_run_refused_before_sending() {
+    let (dir, rows, input) = written("OF", 40, 5, "o.csv");
+    let emu = start(Config::default());
+    // 64 workers need about 32 + 64 + 64 * 3 = 288 files.
+    let mut cmd = importer(&emu.url(), dir.path(), &[&input], &["--concurrency", "64"]);
+    with_open_files(&mut cmd, 100, 100);
+    let out = cmd.output().unwrap();
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("--concurrency 64") && err.contains("288") && err.contains("100"),
+        "{err}"
+    );
+    assert_eq!(emu.stats().requests_total, 0);
+
+    let mut cmd = importer(&emu.url(), dir.path(), &[&input], &["--concurrency", "64"]);
+    with_open_files(&mut cmd, 100, 4096);
+    let out = cmd.output().unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(emu.stats().stored as usize, rows.len());
+}
