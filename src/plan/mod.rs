@@ -23,7 +23,7 @@ use crate::model::{
 use crate::validate::{Row, Valid};
 
 pub use inputs::{read_all, InputConfig, Inputs, Swallowing};
-pub use texts::{Changed, TextReader, Texts};
+pub use texts::{Changed, TextReader, Texts, OPEN_PER_WORKER};
 
 /// `--shard K/N`: keep the conversations whose id hashes to K (1-based) of N.
 /// The hash is FNV-1a 64 of the conversation id's UTF-8 bytes, mod N: stable

@@ -82,7 +82,11 @@ fn import(
     })
     .map_err(Error::Output)?;
 
-    open_files(cfg.pace.concurrency, cfg.api_url.is_none())?;
+    open_files(
+        cfg.pace.concurrency,
+        cfg.api_url.is_none(),
+        cfg.input.inputs.len(),
+    )?;
 
     // Where to send. The emulator, when asked for, lives as long as the run.
     let (emulator, api_url, credentials) = match (&cfg.api_url, &cfg.credentials) {
@@ -229,16 +233,6 @@ fn import(
         panic!("injected failure before sending (TRANSCRIPT_IMPORT_PANIC_AFTER=0)");
     }
     crate::failure::sending(&cfg.state);
-    // A socket per worker (two with the built-in emulator on this side),
-    // plus the ledger's, the inputs' and the journal's files.
-    let sockets = cfg.pace.concurrency * if emulator.is_some() { 2 } else { 1 };
-    if let Some(limit) = raise_open_files(sockets as u64 + 256) {
-        say!(
-            "warning: --concurrency {} needs about {} open files and this process may open only {limit}; raise it (ulimit -n) or lower --concurrency",
-            cfg.pace.concurrency,
-            sockets + 256
-        );
-    }
     let progress = Progress::start(Arc::clone(&counters), totals, cfg.quiet, cfg.progress_every);
     let client = Client::with_network(
         api_url,
@@ -413,15 +407,17 @@ fn import(
     }
 }
 
-/// Files a run of `workers` keeps open at least: per worker its
-/// connection (and the built-in emulator's end of it), its input's two
-/// handles and its journal lane (64 lanes at most), and some 32 more (the
-/// ledger's, the report's, the standard streams). Measured: 77 at 16
+/// Files a run of `workers` over `inputs` keeps open: per worker its
+/// connection (and the built-in emulator's end of it), two handles for
+/// each input it reads (at most `OPEN_PER_WORKER` at once) and its
+/// journal lane (64 lanes at most), and some 32 more (the ledger's, the
+/// report's, the standard streams). Measured with one input: 77 at 16
 /// workers and 845 at 256 against a server of its own, 1,147 at 256 with
 /// `--emulator`.
-fn open_files_needed(workers: usize, emulator: bool) -> u64 {
+fn open_files_needed(workers: usize, emulator: bool, inputs: usize) -> u64 {
     let workers = workers as u64;
-    let per_worker = 1 + u64::from(emulator) + 2;
+    let inputs = inputs.clamp(1, plan::OPEN_PER_WORKER) as u64;
+    let per_worker = 1 + u64::from(emulator) + 2 * inputs;
     32 + workers.min(64) + workers * per_worker
 }
 
@@ -432,7 +428,7 @@ fn open_files_needed(workers: usize, emulator: bool) -> u64 {
 /// requests and stopped with exit 3. Where even the hard limit is too
 /// low, the run is refused (exit 2), naming both numbers.
 #[cfg(unix)]
-fn open_files(workers: usize, emulator: bool) -> Result<(), Error> {
+fn open_files(workers: usize, emulator: bool, inputs: usize) -> Result<(), Error> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -452,7 +448,7 @@ fn open_files(workers: usize, emulator: bool) -> Result<(), Error> {
             }
         }
     }
-    let needed = open_files_needed(workers, emulator);
+    let needed = open_files_needed(workers, emulator, inputs);
     // rlim_t is u64 on Linux, and no wider elsewhere.
     #[allow(clippy::useless_conversion)]
     let allowed = u64::try_from(limit.rlim_cur).unwrap_or(u64::MAX);
@@ -468,7 +464,7 @@ fn open_files(workers: usize, emulator: bool) -> Result<(), Error> {
 }
 
 #[cfg(not(unix))]
-fn open_files(_: usize, _: bool) -> Result<(), Error> {
+fn open_files(_: usize, _: bool, _: usize) -> Result<(), Error> {
     Ok(())
 }
 
@@ -509,38 +505,6 @@ pub(crate) fn invalid_outcome<'a>(row: &'a InvalidRow<'a>, mode: ConversationMod
         o.api_conversation_id = Some(id);
     }
     o
-}
-
-/// Raise this process's soft limit on open files to `want` (at most the
-/// hard limit). The limit it stays below `want` at, if it does.
-fn raise_open_files(want: u64) -> Option<u64> {
-    #[cfg(unix)]
-    {
-        // SAFETY: getrlimit and setrlimit read and write a plain struct we own.
-        unsafe {
-            let mut limit: libc::rlimit = std::mem::zeroed();
-            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
-                return None;
-            }
-            let soft = limit.rlim_cur as u64;
-            if soft >= want || limit.rlim_cur == libc::RLIM_INFINITY {
-                return None;
-            }
-            let raised = want.min(limit.rlim_max as u64);
-            limit.rlim_cur = raised as libc::rlim_t;
-            let now = if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
-                raised
-            } else {
-                soft
-            };
-            (now < want).then_some(now)
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = want;
-        None
-    }
 }
 
 /// An argument with any URL's password replaced by `***` (`--proxy
