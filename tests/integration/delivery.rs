@@ -582,6 +582,41 @@ fn a_link_to_the_ledger_is_the_same_ledger() {
     );
 }
 
+/// `cmd` started with each signal's disposition set as `dispositions`
+/// says, sent `sig` once the emulator holds `stored` messages and while it
+/// still runs; what it printed, once it has ended.
+fn signalled_midway(
+    mut cmd: Command,
+    dispositions: &[(libc::c_int, libc::sighandler_t)],
+    emu: &Emulator,
+    stored: u64,
+    sig: &str,
+) -> Output {
+    let dispositions = dispositions.to_vec();
+    // SAFETY: between fork and exec, signal() only sets a disposition.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(move || {
+            for &(signal, handler) in &dispositions {
+                libc::signal(signal, handler);
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(wait_for(Duration::from_secs(300), || emu.stats().stored >= stored));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "ended before the signal"
+    );
+    signal(&child, sig);
+    wait_child(&mut child, Duration::from_secs(300))
+}
+
 /// SIGINT or SIGTERM: stop dispatching, finish what is in flight, report
 /// every row (the rest `not_attempted`), exit 130; a rerun finishes.
 ///
@@ -596,32 +631,13 @@ fn graceful_stop(sig: &str, prefix: &str) {
         latency: Duration::from_millis(40),
         ..Config::default()
     });
-    let mut cmd = importer(&emu.url(), dir.path(), &[&input], &["--concurrency", "4"]);
+    let cmd = importer(&emu.url(), dir.path(), &[&input], &["--concurrency", "4"]);
     // As from a terminal: whoever runs the tests may have started them
     // with SIGINT ignored (a background job does) or SIGHUP ignored
     // (`nohup`), and the tool keeps an ignored signal ignored, as it
     // should (see regression item 5 and `a_run_started_under_nohup_...`).
-    // SAFETY: between fork and exec, signal() only resets a disposition.
-    unsafe {
-        use std::os::unix::process::CommandExt;
-        cmd.pre_exec(|| {
-            libc::signal(libc::SIGINT, libc::SIG_DFL);
-            libc::signal(libc::SIGHUP, libc::SIG_DFL);
-            Ok(())
-        });
-    }
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    assert!(wait_for(Duration::from_secs(300), || emu.stats().stored >= 50));
-    assert!(
-        child.try_wait().unwrap().is_none(),
-        "ended before the signal"
-    );
-    signal(&child, sig);
-    let out = wait_child(&mut child, Duration::from_secs(300));
+    let defaults = [(libc::SIGINT, libc::SIG_DFL), (libc::SIGHUP, libc::SIG_DFL)];
+    let out = signalled_midway(cmd, &defaults, &emu, 50, sig);
     assert_eq!(code(&out), 130, "{}", stderr(&out));
     let first = report(dir.path());
     one_per_row(&first, rows.len());
@@ -681,27 +697,8 @@ fn a_run_started_under_nohup_outlives_a_hangup() {
         latency: Duration::from_millis(20),
         ..Config::default()
     });
-    let mut cmd = importer(&emu.url(), dir.path(), &[&input], &["--concurrency", "4"]);
-    // SAFETY: between fork and exec, signal() only sets a disposition.
-    unsafe {
-        use std::os::unix::process::CommandExt;
-        cmd.pre_exec(|| {
-            libc::signal(libc::SIGHUP, libc::SIG_IGN);
-            Ok(())
-        });
-    }
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    assert!(wait_for(Duration::from_secs(300), || emu.stats().stored >= 20));
-    assert!(
-        child.try_wait().unwrap().is_none(),
-        "ended before the hangup"
-    );
-    signal(&child, "HUP");
-    let out = wait_child(&mut child, Duration::from_secs(300));
+    let cmd = importer(&emu.url(), dir.path(), &[&input], &["--concurrency", "4"]);
+    let out = signalled_midway(cmd, &[(libc::SIGHUP, libc::SIG_IGN)], &emu, 20, "HUP");
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let r = report(dir.path());
     one_per_row(&r, rows.len());
