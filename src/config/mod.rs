@@ -381,16 +381,9 @@ mod tests {
             "conversation_id,timestamp,sender_role,sender_id,text\n",
         )
         .unwrap();
+        // Readable by others: used, with a warning.
         let creds = dir.path().join("creds");
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        std::io::Write::write_all(
-            &mut options.open(&creds).unwrap(),
-            b"ASAPP_API_ID=id\nASAPP_API_SECRET=secret\n",
-        )
-        .unwrap();
+        std::fs::write(&creds, "ASAPP_API_ID=id\nASAPP_API_SECRET=secret\n").unwrap();
         let state = dir.path().join("state.db");
         let mut argv = vec![
             "transcript-import",

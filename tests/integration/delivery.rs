@@ -509,49 +509,30 @@ fn a_second_run_on_the_same_state_is_refused_at_once() {
     first.wait().unwrap();
 }
 
-/// A link to the ledger (`state.db` here, pointing at `ledger.db`, as a
-/// `current.db` might point at this year's ledger) is the same ledger as
-/// the file: a run through the file's own name while one runs through the
-/// link is refused, and a run killed (SIGKILL) through the link is resumed
-/// through the file's name without sending anything twice. Its lock and
-/// journal used to sit beside the link: both runs sent every message.
+/// A link to the ledger (here one directory's `state.db` pointing at
+/// another's, as a `current.db` might point at this year's ledger) is the
+/// same ledger as the file: a run through the file's own name while one
+/// runs through the link is refused, and a run killed (SIGKILL) through
+/// the link is resumed through the file's name without sending anything
+/// twice. Its lock and journal used to sit beside the link: both runs sent
+/// every message.
 #[cfg(unix)]
 #[test]
 fn a_link_to_the_ledger_is_the_same_ledger() {
-    let (dir, rows, input) = written("SL", 20, 20, "s.csv");
-    let d = dir.path();
+    let (linked, rows, input) = written("SL", 20, 20, "s.csv");
+    let own = tempfile::tempdir().unwrap();
+    let (linked, own) = (linked.path(), own.path());
     // Dangling until the first run creates the ledger through it.
-    std::os::unix::fs::symlink("ledger.db", d.join("state.db")).unwrap();
+    std::os::unix::fs::symlink(own.join("state.db"), linked.join("state.db")).unwrap();
     // 20 ms an answer, 4 at a time: 400 rows take at least 2 s.
     let emu = start(Config {
         latency: Duration::from_millis(20),
         ..Config::default()
     });
-    let through = |state: &str, report: &str| {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_transcript-import"));
-        cmd.args([
-            "run",
-            "--quiet",
-            "--concurrency",
-            "4",
-            "--api-url",
-            &emu.url(),
-        ])
-        .arg("--state")
-        .arg(d.join(state))
-        .arg("--report")
-        .arg(d.join(report))
-        .arg(&input)
-        .env("ASAPP_API_ID", "x")
-        .env("ASAPP_API_SECRET", "y")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-        cmd
-    };
-    let mut first = through("state.db", "first.csv").spawn().unwrap();
+    let args = ["--concurrency", "4"];
+    let mut first = spawn(&emu.url(), linked, &[&input], &args);
     assert!(wait_for(Duration::from_secs(300), || emu.stats().stored >= 20));
-    let second = through("ledger.db", "second.csv").output().unwrap();
+    let second = run(&emu.url(), own, &[&input], &args);
     assert_eq!(code(&second), 2, "{}", stderr(&second));
     assert!(
         first.try_wait().unwrap().is_none(),
@@ -565,13 +546,12 @@ fn a_link_to_the_ledger_is_the_same_ledger() {
     first.kill().unwrap();
     first.wait().unwrap();
     let killed_stored = emu.stats().stored;
-    assert!(d.join("ledger.db").is_file());
-    let third = through("ledger.db", "third.csv").output().unwrap();
+    assert!(own.join("state.db").is_file());
+    let third = run(&emu.url(), own, &[&input], &args);
     assert!(matches!(code(&third), 0 | 1), "{}", stderr(&third));
     let stats = emu.stats();
     assert_eq!(stats.duplicates, 0, "{stats:?}");
-    let mut r = csv::Reader::from_path(d.join("third.csv")).unwrap();
-    let r: Vec<ReportRow> = r.deserialize().map(|row| row.unwrap()).collect();
+    let r = report(own);
     one_per_row(&r, rows.len());
     // What the killed run sent is known, not sent again.
     let known = count(&r, Status::AlreadyImported) + count(&r, Status::Uncertain);
