@@ -46,6 +46,8 @@ pub fn input_config(args: &InputArgs) -> Result<InputConfig, Error> {
             .map(values::sheet)
             .transpose()
             .map_err(Error::usage)?,
+        // Set by `run` where the open-file limit has room for it.
+        hold_open: false,
     };
     let validate = ValidateOptions {
         mode: args.conversations,

@@ -3,7 +3,9 @@
 //!
 //! The plan keeps no text, only where each row is and a hash of its
 //! content. An input that changes under a running import (an export job
-//! still writing it, a cron overlap, a rotation) would otherwise send other
+//! still writing it, a cron overlap rewriting it in place; a file renamed
+//! over it is not read where `read::ReadOptions::hold_open` holds the
+//! input itself open) would otherwise send other
 //! text than was planned while the ledger records the planned content, and
 //! a rerun would send the real content again. So the text read back is
 //! validated again and its content key compared with the plan's; a

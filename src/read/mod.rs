@@ -77,6 +77,9 @@ pub struct ReadOptions {
     pub encoding: Option<&'static encoding_rs::Encoding>,
     /// `--sheet`: a workbook's sheet, by name or number; `None` means the first.
     pub sheet: Option<String>,
+    /// Hold each input read in place open for as long as its [`Source`]
+    /// lives, and read it again through that handle (see `held`).
+    pub hold_open: bool,
 }
 
 /// One record's fields as text, before validation. `None` means the column
@@ -240,6 +243,7 @@ pub struct Source {
     /// As the user named it (`-` for stdin); this is the report's `source`.
     pub name: String,
     /// The file records are read (and re-read) from: the input itself, or its spool.
+    /// With `ReadOptions::hold_open`, the input through its held handle.
     pub path: PathBuf,
     pub format: Format,
     /// Read once from a stream (stdin, a pipe, a FIFO, a device) into the spool.
@@ -249,6 +253,8 @@ pub struct Source {
     layout: Layout,
     /// Deleted when the source is dropped.
     _spool: Option<tempfile::TempPath>,
+    /// The input itself, held open: `path` names it through this handle.
+    _held: Option<std::fs::File>,
 }
 
 /// How an input was read, and why so: what was assumed and what was
@@ -317,7 +323,14 @@ pub(crate) enum Layout {
 /// to a CSV spool: offsets point into the spool, which is what is read
 /// again when a message is sent.
 pub fn open(id: SourceId, input: &str, opts: &ReadOptions) -> Result<Source, ReadError> {
-    let prepared = spool::prepare(input)?;
+    let mut prepared = spool::prepare(input)?;
+    let held = match prepared.file.take().filter(|_| opts.hold_open) {
+        Some(file) => held(&file).map(|path| {
+            prepared.path = path;
+            file
+        }),
+        None => None,
+    };
     let open_err = |source| ReadError::Open {
         path: input.to_string(),
         source,
@@ -355,14 +368,15 @@ pub fn open(id: SourceId, input: &str, opts: &ReadOptions) -> Result<Source, Rea
             },
             layout: Layout::Csv(header),
             _spool: Some(converted.spool),
+            _held: None,
         });
     }
     let text = encoding::decide(input, &raw, opts.encoding)?;
-    let (path, spool) = if text.decodes() {
+    let (path, spool, held) = if text.decodes() {
         let decoded = encoding::decode(input, &prepared.path, text)?;
-        (decoded.to_path_buf(), Some(decoded))
+        (decoded.to_path_buf(), Some(decoded), None)
     } else {
-        (prepared.path, prepared.spool)
+        (prepared.path, prepared.spool, held)
     };
     let decoded = text.decodes().then_some(text.encoding);
     let format = match opts.format.or_else(|| spool::format_from_name(input)) {
@@ -417,7 +431,34 @@ pub fn open(id: SourceId, input: &str, opts: &ReadOptions) -> Result<Source, Rea
         },
         layout,
         _spool: spool,
+        _held: held,
     })
+}
+
+/// A name that opens `file` itself, whatever becomes of its path: the
+/// file behind its descriptor in `/proc/self/fd`, each open a position
+/// of its own (Linux; elsewhere `None`, and the input is opened again by
+/// its path). An export job that replaces its file under a running import
+/// (a new file renamed over it, the common way to write one atomically),
+/// or a cleanup that deletes it, left the run unable to read its plan
+/// back: it stopped with exit 3, `changed while importing`, and the
+/// rerun then sent what the new file held. Read through this name, the
+/// run sends what it planned and ends; the next run reads the new file.
+/// A file rewritten in place is the same file, and is still caught by the
+/// content check when its messages are read back.
+#[cfg(target_os = "linux")]
+fn held(file: &std::fs::File) -> Option<PathBuf> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::MetadataExt;
+    let path = PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
+    // Only where /proc is there and the name opens this very file.
+    let (theirs, ours) = (std::fs::metadata(&path).ok()?, file.metadata().ok()?);
+    (theirs.dev() == ours.dev() && theirs.ino() == ours.ino()).then_some(path)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn held(_: &std::fs::File) -> Option<PathBuf> {
+    None
 }
 
 /// Open in-memory bytes as if they were a file named `name` (spooled to a

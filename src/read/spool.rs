@@ -25,6 +25,8 @@ pub(crate) struct Prepared {
     pub streamed: bool,
     /// The input was gzip, decompressed into the spool.
     pub gzip: bool,
+    /// A regular file read in place: the handle it was opened and judged by.
+    pub file: Option<File>,
 }
 
 /// Open `input` (a path or `-`) and spool it if it is not a regular file
@@ -70,6 +72,7 @@ pub(crate) fn prepare(input: &str) -> Result<Prepared, ReadError> {
         spool: None,
         streamed: false,
         gzip: false,
+        file: Some(file),
     })
 }
 
@@ -113,6 +116,7 @@ fn spool(name: &str, reader: impl Read) -> Result<Prepared, ReadError> {
         spool: Some(path),
         streamed: true,
         gzip: gz,
+        file: None,
     })
 }
 

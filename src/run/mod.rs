@@ -82,11 +82,19 @@ fn import(
     })
     .map_err(Error::Output)?;
 
-    open_files(
+    let hold_open = open_files(
         cfg.pace.concurrency,
         cfg.api_url.is_none(),
         cfg.input.inputs.len(),
     )?;
+    // Each input held open while it is imported, where the limit has room.
+    let input_cfg = plan::InputConfig {
+        read: crate::read::ReadOptions {
+            hold_open,
+            ..cfg.input.read.clone()
+        },
+        ..cfg.input.clone()
+    };
 
     // Where to send. The emulator, when asked for, lives as long as the run.
     let (emulator, api_url, credentials) = match (&cfg.api_url, &cfg.credentials) {
@@ -163,7 +171,7 @@ fn import(
     let mode = cfg.input.validate.mode;
     let mut invalid_rows = fanout.lane();
     let planned = plan::read_all::<Error>(
-        &cfg.input,
+        &input_cfg,
         |_| {},
         |row| {
             invalid_rows
@@ -426,9 +434,12 @@ fn open_files_needed(workers: usize, emulator: bool, inputs: usize) -> u64 {
 /// limit, 1,024, is a default for programs that `select()`, which this one
 /// does not): at that soft limit, 512 workers ran out of files after 533
 /// requests and stopped with exit 3. Where even the hard limit is too
-/// low, the run is refused (exit 2), naming both numbers.
+/// low, the run is refused (exit 2), naming both numbers. Whether there
+/// is room left to hold every input open for the whole run (one file
+/// each; see `read::ReadOptions::hold_open`): without it, an input is
+/// opened again by its name each time.
 #[cfg(unix)]
-fn open_files(workers: usize, emulator: bool, inputs: usize) -> Result<(), Error> {
+fn open_files(workers: usize, emulator: bool, inputs: usize) -> Result<bool, Error> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -436,7 +447,7 @@ fn open_files(workers: usize, emulator: bool, inputs: usize) -> Result<(), Error
     // SAFETY: getrlimit and setrlimit only read and write this struct.
     unsafe {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
-            return Ok(());
+            return Ok(false);
         }
         if limit.rlim_cur < limit.rlim_max {
             let raised = libc::rlimit {
@@ -460,12 +471,12 @@ fn open_files(workers: usize, emulator: bool, inputs: usize) -> Result<(), Error
             format!("lower --concurrency, or raise the limit (`ulimit -n {needed}`, or LimitNOFILE= in a systemd unit)"),
         ));
     }
-    Ok(())
+    Ok(allowed - needed >= inputs as u64)
 }
 
 #[cfg(not(unix))]
-fn open_files(_: usize, _: bool, _: usize) -> Result<(), Error> {
-    Ok(())
+fn open_files(_: usize, _: bool, _: usize) -> Result<bool, Error> {
+    Ok(false)
 }
 
 /// What earlier runs left: the ledger's answers for planning.

@@ -2,6 +2,7 @@
 //! server broke the tool", one test per item the run stage owns, through
 //! the real binary against the emulator on loopback.
 
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -462,6 +463,79 @@ fn item_10_log_progress_has_time_of_day_and_eta() {
     assert!(line.contains(", eta "), "{line}");
 }
 
+/// Inputs replaced under the run by new files renamed over them (how an
+/// export job writes its file atomically), or deleted by a cleanup, are
+/// not the planned files changing: the run reads what it planned from the
+/// files it opened, sends all of it and ends normally. A worker that
+/// opened an input after that used to stop the run with exit 3, `changed
+/// while importing`, half sent (a worker opens an input when it first
+/// needs it, and again after keeping others open instead).
+#[cfg(target_os = "linux")]
+#[test]
+fn inputs_renamed_over_or_deleted_during_the_run_are_sent_as_planned() {
+    for (jsonl, deleted) in [(false, false), (true, false), (false, true)] {
+        let dir = tempfile::tempdir().unwrap();
+        let rows = crate::delivery::corpus(if jsonl { "NJ" } else { "NC" }, 40, 20);
+        let ext = if jsonl { "jsonl" } else { "csv" };
+        let bytes = |rows: &[util::Row]| {
+            if jsonl {
+                util::jsonl(rows)
+            } else {
+                util::csv(rows)
+            }
+        };
+        // Eight daily exports, five conversations each.
+        let day = |r: &util::Row| r.conversation_id[2..].parse::<usize>().unwrap() / 5;
+        let inputs: Vec<PathBuf> = (0..8)
+            .map(|d| dir.path().join(format!("day{d}.{ext}")))
+            .collect();
+        let of_day = |rows: &[util::Row], d: usize| -> Vec<util::Row> {
+            rows.iter().filter(|r| day(r) == d).cloned().collect()
+        };
+        for (d, input) in inputs.iter().enumerate() {
+            std::fs::write(input, bytes(&of_day(&rows, d))).unwrap();
+        }
+        let emu = start(Config {
+            latency: Duration::from_millis(10),
+            ..Config::default()
+        });
+        // 800 rows, 2 at a time, 10 ms each: 4 s at least, so the files
+        // are gone (once 40 are stored) long before the run could end.
+        let named: Vec<&Path> = inputs.iter().map(PathBuf::as_path).collect();
+        let mut child = spawn(&emu.url(), dir.path(), &named, &["--concurrency", "2"]);
+        assert!(wait_for(Duration::from_secs(60), || emu.stats().stored >= 40));
+        let newer: Vec<util::Row> = rows
+            .iter()
+            .map(|r| util::Row {
+                text: r.text.replace("hello", "HOLA!"),
+                ..r.clone()
+            })
+            .collect();
+        for (d, input) in inputs.iter().enumerate() {
+            if deleted {
+                std::fs::remove_file(input).unwrap();
+            } else {
+                let next = dir.path().join("next.tmp");
+                std::fs::write(&next, bytes(&of_day(&newer, d))).unwrap();
+                std::fs::rename(&next, input).unwrap();
+            }
+        }
+        let out = wait_child(&mut child, Duration::from_secs(120));
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        let stats = emu.stats();
+        assert_eq!(stats.stored as usize, rows.len());
+        assert_sent_soundly(&stats);
+        assert!(emu.messages().iter().all(|m| !m.text.contains("HOLA")));
+        // Every row of every input once, as created.
+        let r = report(dir.path());
+        let mut seen: Vec<(String, u64)> = r.iter().map(|r| (r.source.clone(), r.record)).collect();
+        seen.sort();
+        seen.dedup();
+        assert_eq!((seen.len(), r.len()), (rows.len(), rows.len()));
+        assert_eq!(count(&r, Status::Created), rows.len());
+    }
+}
+
 /// Item 11: an input rewritten while it is imported stops the run (exit 3)
 /// with one line naming the file and the row; nothing of the new text is
 /// sent, the rest is `not_attempted`, and a rerun with the old file sends
@@ -483,7 +557,7 @@ fn item_11_an_input_rewritten_during_the_run_stops_it() {
         };
         std::fs::write(&input, bytes(&rows)).unwrap();
         // Same length, other text: what an export still being written, or
-        // rotated under the run, looks like.
+        // rewritten in place under the run, looks like.
         let changed: Vec<util::Row> = rows
             .iter()
             .map(|r| util::Row {
