@@ -10,6 +10,7 @@
 mod csv;
 pub mod html;
 mod jsonl;
+pub mod output;
 pub mod progress;
 pub mod rejects;
 mod spool;
@@ -140,7 +141,8 @@ impl ReportFormat {
 
 /// Write this run's report from the spool to `path`, atomically: the rows
 /// go to a temporary file beside it, renamed into place when complete, so
-/// nobody ever reads a half-written report. The report is its owner's only.
+/// nobody ever reads a half-written report (see [`output`] for names that
+/// are links or not files). The report is its owner's only.
 /// With `texts` (`--report-text`), each row's message text is read back
 /// from these inputs into a last column, `text`.
 pub fn write(
@@ -152,25 +154,23 @@ pub fn write(
         path: path.display().to_string(),
         source,
     };
-    let tmp = tempfile::NamedTempFile::new_in(report_dir(path)).map_err(err)?;
+    let output = output::Output::create(path).map_err(err)?;
     // Large writes: the rows come from memory at once, and 8 KB a call
     // was a system call per 50 rows on the run's way out.
-    let mut out = io::BufWriter::with_capacity(1 << 20, tmp.as_file());
+    let mut out = io::BufWriter::with_capacity(1 << 20, output.file());
     let count = spool
         .write_to(&mut out, texts)
         .and_then(|n| out.flush().map(|()| n))
         .map_err(err)?;
     drop(out);
-    tmp.persist(path).map_err(|e| err(e.error))?;
+    output.finish().map_err(err)?;
     Ok(count)
 }
 
-/// The directory a report goes to (and its spool, which is as large).
+/// The directory a report's spool goes to (it is as large as the report):
+/// see [`output::scratch_dir`].
 pub fn report_dir(path: &Path) -> PathBuf {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
+    output::scratch_dir(path)
 }
 
 #[cfg(test)]

@@ -293,8 +293,8 @@ impl Rejects {
         };
         let mut gathered = self.lock();
         gathered.rows.sort_unstable_by_key(|r| (r.source, r.record));
-        let tmp = tempfile::NamedTempFile::new_in(super::report_dir(path)).map_err(write_err)?;
-        let mut out = BufWriter::new(tmp.as_file());
+        let output = super::output::Output::create(path).map_err(write_err)?;
+        let mut out = BufWriter::new(output.file());
         if layout.bom {
             out.write_all(read::BOM).map_err(write_err)?;
         }
@@ -347,7 +347,7 @@ impl Rejects {
         }
         out.flush().map_err(write_err)?;
         drop(out);
-        tmp.persist(path).map_err(|e| write_err(e.error))?;
+        output.finish().map_err(write_err)?;
         Ok(written)
     }
 }

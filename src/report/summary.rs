@@ -132,14 +132,13 @@ pub fn json(summary: &Summary, info: &RunInfo) -> Value {
 }
 
 /// Write `bytes` to `path` atomically (a temporary file beside it, renamed
-/// when complete), readable by its owner only.
+/// when complete; see [`super::output`]), readable by its owner only.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let tmp = tempfile::NamedTempFile::new_in(super::report_dir(path))?;
-    let mut file = tmp.as_file();
+    let output = super::output::Output::create(path)?;
+    let mut file = output.file();
     file.write_all(bytes)?;
     file.flush()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    output.finish()
 }
 
 /// Write the summary JSON to `path` (one object, pretty-printed).

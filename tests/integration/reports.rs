@@ -703,3 +703,68 @@ fn no_secret_in_anything_written() {
         }
     }
 }
+
+/// Outputs named by what scripts pass: a symbolic link keeps being one
+/// (its target holds the output; each used to be replaced by a file of its
+/// own), and what is not a file is written in place: a FIFO a monitor
+/// reads, and standard output, appended to as `>>` says. As root, the old
+/// rename would have put a regular file over `/dev/null` or `/dev/stdout`.
+#[cfg(unix)]
+#[test]
+fn outputs_through_links_fifos_and_standard_output() {
+    use std::os::unix::fs::{symlink, FileTypeExt};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir(d.join("runs")).unwrap();
+    let links = ["latest.csv", "latest-rejects.csv"];
+    for name in links {
+        symlink(d.join("runs").join(name), d.join(name)).unwrap();
+    }
+    let fifo = d.join("monitor.html");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid C string.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let monitor = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read(fifo).unwrap())
+    };
+    let emu = start(Config::default());
+    let log = d.join("runs.log");
+    std::fs::write(&log, "{\"earlier\":true}\n").unwrap();
+    let out = Command::new(util::bin())
+        .args(["run", "--quiet", "--api-url", &emu.url(), "--state"])
+        .arg(d.join("state.db"))
+        .arg("--report")
+        .arg(d.join("latest.csv"))
+        .arg("--rejects")
+        .arg(d.join("latest-rejects.csv"))
+        .arg("--html")
+        .arg(&fifo)
+        .args(["--summary-json", "/dev/stdout"])
+        .arg(sample("transcripts.csv"))
+        .env("ASAPP_API_ID", "x")
+        .env("ASAPP_API_SECRET", "y")
+        .stdout(std::fs::OpenOptions::new().append(true).open(&log).unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    for name in links {
+        let meta = std::fs::symlink_metadata(d.join(name)).unwrap();
+        assert!(meta.file_type().is_symlink(), "{name} is no longer a link");
+    }
+    assert_eq!(util::report(&d.join("runs/latest.csv")).len(), 158);
+    let rejects = std::fs::read_to_string(d.join("runs/latest-rejects.csv")).unwrap();
+    assert_eq!(rejects.lines().count(), 1 + 5, "{rejects}");
+    let page = String::from_utf8(monitor.join().unwrap()).unwrap();
+    assert!(page.contains("</html>"), "{page}");
+    assert!(std::fs::symlink_metadata(&fifo)
+        .unwrap()
+        .file_type()
+        .is_fifo());
+    // The log: what was there, then the summary.
+    let log = std::fs::read_to_string(&log).unwrap();
+    let (earlier, summary) = log.split_once('\n').unwrap();
+    assert_eq!(earlier, "{\"earlier\":true}");
+    let summary: serde_json::Value = serde_json::from_str(summary).unwrap();
+    assert_eq!(summary["rows"]["created"], 153, "{summary}");
+}

@@ -1,0 +1,213 @@
+//! How an output (the report, the HTML page, the summary JSON, the rejects
+//! file) is written to the name it was given.
+//!
+//! A file is written atomically: a temporary file beside it, renamed over
+//! it when complete, so that nobody ever reads half of it. A rename
+//! replaces whatever has the name, which is wrong for two kinds of names
+//! that scripts pass:
+//! - A symbolic link (`latest.json -> runs/2026-12-04.json`) became a file
+//!   of its own, and what it pointed to was left as it was. It is followed:
+//!   its target is replaced and the link kept, as the ledger's is.
+//! - A name that is not a file: `/dev/null`, `/dev/stdout`, a FIFO that a
+//!   monitor reads. Run as root, `--summary-json /dev/null` renamed a
+//!   regular file over the machine's `/dev/null`. Such a name is written
+//!   in place; a standard stream or `/dev/fd/N` through the descriptor this
+//!   process was given, so that `>> runs.jsonl` appends as the shell said.
+
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use tempfile::NamedTempFile;
+
+/// An output being written; [`Output::finish`] puts it in place.
+pub struct Output {
+    to: To,
+}
+
+enum To {
+    /// A temporary file, renamed to `path` (the name's target) when complete.
+    Replace { tmp: NamedTempFile, path: PathBuf },
+    /// Not a file to replace: written as it is opened.
+    InPlace(File),
+}
+
+impl Output {
+    /// Start writing the output named `path`. Its file is its owner's
+    /// only, as the report's rows are.
+    pub fn create(path: &Path) -> io::Result<Output> {
+        let to = match in_place(path)? {
+            Some(file) => To::InPlace(file),
+            None => {
+                let path = crate::record::resolve(path);
+                let tmp = NamedTempFile::new_in(beside(&path))?;
+                To::Replace { tmp, path }
+            }
+        };
+        Ok(Output { to })
+    }
+
+    pub fn file(&self) -> &File {
+        match &self.to {
+            To::Replace { tmp, .. } => tmp.as_file(),
+            To::InPlace(file) => file,
+        }
+    }
+
+    /// The output is complete: put it in place.
+    pub fn finish(self) -> io::Result<()> {
+        match self.to {
+            To::Replace { tmp, path } => tmp.persist(path).map(drop).map_err(|e| e.error),
+            To::InPlace(_) => Ok(()),
+        }
+    }
+}
+
+/// Where scratch files as large as the output named `path` may go: beside
+/// the file that will be replaced, or the temporary directory where the
+/// name is not a file.
+pub fn scratch_dir(path: &Path) -> PathBuf {
+    if is_file_name(path) {
+        beside(&crate::record::resolve(path))
+    } else {
+        std::env::temp_dir()
+    }
+}
+
+/// `path`'s directory (`.` for a bare name).
+fn beside(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Whether `path` names a file to replace (or none yet), rather than a
+/// stream or a device.
+fn is_file_name(path: &Path) -> bool {
+    descriptor(path).is_none()
+        && std::fs::metadata(path).map_or(true, |m| m.is_file() || m.is_dir())
+}
+
+/// The file to write `path` through in place, if it is not a file to
+/// replace: a descriptor of this process, or something that exists and is
+/// neither a file nor a directory.
+fn in_place(path: &Path) -> io::Result<Option<File>> {
+    if let Some(fd) = descriptor(path) {
+        return duplicate(fd).map(Some);
+    }
+    match std::fs::metadata(path) {
+        Ok(m) if !m.is_file() && !m.is_dir() => {
+            std::fs::OpenOptions::new().write(true).open(path).map(Some)
+        }
+        _ => Ok(None),
+    }
+}
+
+/// The descriptor a name stands for: `/dev/stdout`, `/dev/stderr`,
+/// `/dev/fd/N`, `/proc/self/fd/N`. Opened by name, these would be opened
+/// again from the start of the file (`>> log` overwritten from its first
+/// byte), not written where the shell's descriptor is.
+fn descriptor(path: &Path) -> Option<i32> {
+    let name = path.to_str()?;
+    match name {
+        "/dev/stdout" => Some(1),
+        "/dev/stderr" => Some(2),
+        _ => name
+            .strip_prefix("/dev/fd/")
+            .or_else(|| name.strip_prefix("/proc/self/fd/"))?
+            .parse()
+            .ok(),
+    }
+}
+
+#[cfg(unix)]
+fn duplicate(fd: i32) -> io::Result<File> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: fcntl only reads `fd`; what it returns is a new descriptor
+    // that nothing else owns.
+    let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+    if new < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `new` is open and owned by nothing else.
+    Ok(unsafe { File::from_raw_fd(new) })
+}
+
+#[cfg(not(unix))]
+fn duplicate(_: i32) -> io::Result<File> {
+    Err(io::Error::other(
+        "not a file this system can write by descriptor",
+    ))
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    fn write(path: &Path, bytes: &[u8]) {
+        let out = Output::create(path).unwrap();
+        out.file().write_all(bytes).unwrap();
+        out.finish().unwrap();
+    }
+
+    #[test]
+    fn a_link_is_followed_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("runs").join("today.json");
+        std::fs::create_dir(target.parent().unwrap()).unwrap();
+        let link = dir.path().join("latest.json");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        // Dangling first: the file is created where the link points.
+        write(&link, b"one");
+        write(&link, b"two");
+        assert!(std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(std::fs::read(&target).unwrap(), b"two");
+        assert_eq!(scratch_dir(&link), target.parent().unwrap());
+    }
+
+    #[test]
+    fn a_fifo_is_written_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("monitor");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid C string.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let reader = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || {
+                let mut got = Vec::new();
+                File::open(fifo).unwrap().read_to_end(&mut got).unwrap();
+                got
+            })
+        };
+        write(&fifo, b"{\"ok\":true}\n");
+        assert_eq!(reader.join().unwrap(), b"{\"ok\":true}\n");
+        assert!(std::fs::symlink_metadata(&fifo)
+            .unwrap()
+            .file_type()
+            .is_fifo());
+        assert_eq!(scratch_dir(&fifo), std::env::temp_dir());
+    }
+
+    #[test]
+    fn a_descriptor_is_written_where_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("runs.jsonl");
+        std::fs::write(&log, b"earlier\n").unwrap();
+        let appending = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+        use std::os::fd::AsRawFd;
+        let name = PathBuf::from(format!("/dev/fd/{}", appending.as_raw_fd()));
+        write(&name, b"later\n");
+        assert_eq!(std::fs::read(&log).unwrap(), b"earlier\nlater\n");
+        // A descriptor that is not open is an error, not a file named so.
+        let closed = PathBuf::from("/dev/fd/999999");
+        assert!(Output::create(&closed).is_err());
+    }
+
+    use std::os::unix::fs::FileTypeExt;
+}
