@@ -63,6 +63,35 @@ impl Output {
     }
 }
 
+/// Whether an output could be written to `path`, asked before a run sends
+/// anything: a temporary file made (and removed) where it would be, or the
+/// descriptor it names open. A FIFO or a device is taken as it is:
+/// opening a FIFO to write waits for its reader.
+pub fn writable(path: &Path) -> io::Result<()> {
+    if let Some(fd) = descriptor(path) {
+        return duplicate(fd)
+            .map(drop)
+            .map_err(|e| io::Error::new(e.kind(), format!("descriptor {fd}: {e}")));
+    }
+    if !is_file_name(path) {
+        return Ok(());
+    }
+    let dir = beside(&crate::record::resolve(path));
+    // Not tempfile's: its errors name the file it tried, not the directory.
+    let probe = dir.join(format!(".transcript-import-{}.probe", std::process::id()));
+    let made = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe);
+    match made {
+        Ok(_) => std::fs::remove_file(&probe),
+        Err(e) => Err(io::Error::new(
+            e.kind(),
+            format!("cannot write in {}: {e}", dir.display()),
+        )),
+    }
+}
+
 /// Where scratch files as large as the output named `path` may go: beside
 /// the file that will be replaced, or the temporary directory where the
 /// name is not a file.

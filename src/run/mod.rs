@@ -41,7 +41,10 @@ pub fn run(cfg: RunConfig) -> Result<ExitCode, Error> {
         say!("warning: {warning}");
     }
     let result = import(&cfg, started_at, started);
-    if let (Err(e), Some(path)) = (&result, &cfg.summary_json) {
+    // Not where it cannot be written: the error has said so already.
+    let summary_json =
+        (cfg.summary_json.as_deref()).filter(|p| report::output::writable(p).is_ok());
+    if let (Err(e), Some(path)) = (&result, summary_json) {
         let info = RunInfo {
             command: "run",
             started_at,
@@ -74,6 +77,20 @@ fn import(
     started_at: chrono::DateTime<chrono::Utc>,
     started: Instant,
 ) -> Result<ExitCode, Error> {
+    // Outputs other than the report (checked with its spool, below): a
+    // directory that is not there, or that this process may not write in,
+    // used to be found once every message was sent (exit 3). First, while
+    // the only descriptors open are the ones this process was given.
+    for (flag, path) in [
+        ("--html", &cfg.html),
+        ("--summary-json", &cfg.summary_json),
+        ("--rejects", &cfg.rejects),
+    ] {
+        if let Some(path) = path {
+            report::output::writable(path)
+                .map_err(|e| Error::usage(format!("{flag} {}: {e}", path.display())))?;
+        }
+    }
     let stop = Arc::new(Stop::default());
     let watching = Arc::clone(&stop);
     crate::signals::on_stop(move || {

@@ -768,3 +768,33 @@ fn outputs_through_links_fifos_and_standard_output() {
     let summary: serde_json::Value = serde_json::from_str(summary).unwrap();
     assert_eq!(summary["rows"]["created"], 153, "{summary}");
 }
+
+/// An output that cannot be written is refused before anything is sent
+/// (exit 2, naming the flag and the directory): it used to be found once
+/// every message was sent, and the run ended with exit 3.
+#[test]
+fn an_output_in_a_missing_directory_is_refused_before_sending() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let missing = d.join("no-such-dir");
+    let emu = start(Config::default());
+    for (flag, name) in [
+        ("--html", "page.html"),
+        ("--summary-json", "summary.json"),
+        ("--rejects", "rejects.csv"),
+    ] {
+        let out = run(
+            &emu.url(),
+            d,
+            &[Path::new(&sample("transcripts.csv"))],
+            &[flag, missing.join(name).to_str().unwrap()],
+        );
+        assert_eq!(code(&out), 2, "{}", stderr(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains(&format!("{flag} ")) && err.contains("cannot write in"),
+            "{err}"
+        );
+        assert_eq!(emu.stats().stored, 0, "{flag}: sent before refusing");
+    }
+}
