@@ -13,6 +13,10 @@ pub enum LedgerError {
     NoDirectory { path: String, dir: String },
     #[error("{path}: no ledger here\n  hint: --state names the ledger of the run to report on")]
     Missing { path: String },
+    /// A device, a FIFO or a directory: SQLite said "disk I/O error" and
+    /// left its side files beside it.
+    #[error("{path}: not a file: the ledger is a SQLite database file\n  hint: name a file (new or an earlier run's) with --state")]
+    NotAFile { path: String },
     #[error("{path}: this ledger records imports into {recorded}, not {requested}: its ids mean nothing there\n  hint: use another --state for {requested}")]
     OtherApi {
         path: String,

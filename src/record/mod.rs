@@ -120,6 +120,11 @@ impl Ledger {
     /// would wrongly mark messages as already imported.
     pub fn open(path: &Path, target: &str) -> Result<Ledger, LedgerError> {
         let path = &resolve(path);
+        if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+            return Err(LedgerError::NotAFile {
+                path: path.display().to_string(),
+            });
+        }
         let lock = lock::take(path)?;
         let sql = |e| LedgerError::sqlite(path, e);
         let conn = schema::open(path)?;

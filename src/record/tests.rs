@@ -586,3 +586,28 @@ fn folds_of_many_messages_keep_every_row_whole_across_statements() {
         u64::from(n) + 2 * u64::from(n.div_ceil(2))
     );
 }
+
+/// `--state` naming a directory, a FIFO or a device is refused in so many
+/// words, and nothing is made beside it: SQLite said "disk I/O error" for
+/// a device and left its `-journal` and the lock behind.
+#[cfg(unix)]
+#[test]
+fn a_ledger_that_is_not_a_file_is_refused_and_nothing_is_left_beside_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid C string.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let sub = dir.path().join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    for path in [&fifo, &sub] {
+        let err = Ledger::open(path, "loopback").err().unwrap();
+        assert!(matches!(err, LedgerError::NotAFile { .. }), "{err}");
+    }
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["fifo", "sub"]);
+}
