@@ -36,9 +36,10 @@ impl Output {
     /// Start writing the output named `path`. Its file is its owner's
     /// only, as the report's rows are.
     pub fn create(path: &Path) -> io::Result<Output> {
-        let to = match in_place(path)? {
-            Some(file) => To::InPlace(file),
-            None => {
+        let to = match kind(path) {
+            Kind::Descriptor(fd) => To::InPlace(duplicate(fd)?),
+            Kind::Other => To::InPlace(std::fs::OpenOptions::new().write(true).open(path)?),
+            Kind::File => {
                 let path = crate::record::resolve(path);
                 let tmp = NamedTempFile::new_in(beside(&path))?;
                 To::Replace { tmp, path }
@@ -68,13 +69,14 @@ impl Output {
 /// descriptor it names open. A FIFO or a device is taken as it is:
 /// opening a FIFO to write waits for its reader.
 pub fn writable(path: &Path) -> io::Result<()> {
-    if let Some(fd) = descriptor(path) {
-        return duplicate(fd)
-            .map(drop)
-            .map_err(|e| io::Error::new(e.kind(), format!("descriptor {fd}: {e}")));
-    }
-    if !is_file_name(path) {
-        return Ok(());
+    match kind(path) {
+        Kind::Descriptor(fd) => {
+            return duplicate(fd)
+                .map(drop)
+                .map_err(|e| io::Error::new(e.kind(), format!("descriptor {fd}: {e}")))
+        }
+        Kind::Other => return Ok(()),
+        Kind::File => {}
     }
     let dir = beside(&crate::record::resolve(path));
     // Not tempfile's: its errors name the file it tried, not the directory.
@@ -96,10 +98,9 @@ pub fn writable(path: &Path) -> io::Result<()> {
 /// the file that will be replaced, or the temporary directory where the
 /// name is not a file.
 pub fn scratch_dir(path: &Path) -> PathBuf {
-    if is_file_name(path) {
-        beside(&crate::record::resolve(path))
-    } else {
-        std::env::temp_dir()
+    match kind(path) {
+        Kind::File => beside(&crate::record::resolve(path)),
+        Kind::Descriptor(_) | Kind::Other => std::env::temp_dir(),
     }
 }
 
@@ -111,25 +112,24 @@ fn beside(path: &Path) -> PathBuf {
     }
 }
 
-/// Whether `path` names a file to replace (or none yet), rather than a
-/// stream or a device.
-fn is_file_name(path: &Path) -> bool {
-    descriptor(path).is_none()
-        && std::fs::metadata(path).map_or(true, |m| m.is_file() || m.is_dir())
+/// What an output's name names.
+enum Kind {
+    /// A file to replace, or none yet (a directory too: the rename fails,
+    /// saying so).
+    File,
+    /// A descriptor of this process: see [`descriptor`].
+    Descriptor(i32),
+    /// Something else that is there: a device, a FIFO, a socket.
+    Other,
 }
 
-/// The file to write `path` through in place, if it is not a file to
-/// replace: a descriptor of this process, or something that exists and is
-/// neither a file nor a directory.
-fn in_place(path: &Path) -> io::Result<Option<File>> {
+fn kind(path: &Path) -> Kind {
     if let Some(fd) = descriptor(path) {
-        return duplicate(fd).map(Some);
+        return Kind::Descriptor(fd);
     }
     match std::fs::metadata(path) {
-        Ok(m) if !m.is_file() && !m.is_dir() => {
-            std::fs::OpenOptions::new().write(true).open(path).map(Some)
-        }
-        _ => Ok(None),
+        Ok(m) if !m.is_file() && !m.is_dir() => Kind::Other,
+        _ => Kind::File,
     }
 }
 

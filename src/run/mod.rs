@@ -42,8 +42,8 @@ pub fn run(cfg: RunConfig) -> Result<ExitCode, Error> {
     }
     let result = import(&cfg, started_at, started);
     // Not where it cannot be written: the error has said so already.
-    let summary_json =
-        (cfg.summary_json.as_deref()).filter(|p| report::output::writable(p).is_ok());
+    let summary_json = (cfg.summary_json.as_deref())
+        .filter(|p| result.is_err() && report::output::writable(p).is_ok());
     if let (Err(e), Some(path)) = (&result, summary_json) {
         let info = RunInfo {
             command: "run",
