@@ -463,6 +463,25 @@ fn item_10_log_progress_has_time_of_day_and_eta() {
     assert!(line.contains(", eta "), "{line}");
 }
 
+/// `rows` as a JSONL or a CSV file's bytes.
+fn as_file(jsonl: bool, rows: &[util::Row]) -> Vec<u8> {
+    if jsonl {
+        util::jsonl(rows)
+    } else {
+        util::csv(rows)
+    }
+}
+
+/// The same rows with other text, of the same length.
+fn other_text(rows: &[util::Row]) -> Vec<util::Row> {
+    rows.iter()
+        .map(|r| util::Row {
+            text: r.text.replace("hello", "HOLA!"),
+            ..r.clone()
+        })
+        .collect()
+}
+
 /// Inputs replaced under the run by new files renamed over them (how an
 /// export job writes its file atomically), or deleted by a cleanup, are
 /// not the planned files changing: the run reads what it planned from the
@@ -477,13 +496,7 @@ fn inputs_renamed_over_or_deleted_during_the_run_are_sent_as_planned() {
         let dir = tempfile::tempdir().unwrap();
         let rows = crate::delivery::corpus(if jsonl { "NJ" } else { "NC" }, 40, 20);
         let ext = if jsonl { "jsonl" } else { "csv" };
-        let bytes = |rows: &[util::Row]| {
-            if jsonl {
-                util::jsonl(rows)
-            } else {
-                util::csv(rows)
-            }
-        };
+        let bytes = |rows: &[util::Row]| as_file(jsonl, rows);
         // Eight daily exports, five conversations each.
         let day = |r: &util::Row| r.conversation_id[2..].parse::<usize>().unwrap() / 5;
         let inputs: Vec<PathBuf> = (0..8)
@@ -504,13 +517,7 @@ fn inputs_renamed_over_or_deleted_during_the_run_are_sent_as_planned() {
         let named: Vec<&Path> = inputs.iter().map(PathBuf::as_path).collect();
         let mut child = spawn(&emu.url(), dir.path(), &named, &["--concurrency", "2"]);
         assert!(wait_for(Duration::from_secs(60), || emu.stats().stored >= 40));
-        let newer: Vec<util::Row> = rows
-            .iter()
-            .map(|r| util::Row {
-                text: r.text.replace("hello", "HOLA!"),
-                ..r.clone()
-            })
-            .collect();
+        let newer = other_text(&rows);
         for (d, input) in inputs.iter().enumerate() {
             if deleted {
                 std::fs::remove_file(input).unwrap();
@@ -548,23 +555,11 @@ fn item_11_an_input_rewritten_during_the_run_stops_it() {
         let rows = crate::delivery::corpus(prefix, 100, 20);
         let name = if jsonl { "w.jsonl" } else { "w.csv" };
         let input = dir.path().join(name);
-        let bytes = |rows: &[util::Row]| {
-            if jsonl {
-                util::jsonl(rows)
-            } else {
-                util::csv(rows)
-            }
-        };
+        let bytes = |rows: &[util::Row]| as_file(jsonl, rows);
         std::fs::write(&input, bytes(&rows)).unwrap();
         // Same length, other text: what an export still being written, or
         // rewritten in place under the run, looks like.
-        let changed: Vec<util::Row> = rows
-            .iter()
-            .map(|r| util::Row {
-                text: r.text.replace("hello", "HOLA!"),
-                ..r.clone()
-            })
-            .collect();
+        let changed = other_text(&rows);
         let emu = start(Config {
             latency: Duration::from_millis(30),
             ..Config::default()
