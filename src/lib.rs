@@ -25,6 +25,8 @@ pub mod report;
 pub mod run;
 pub mod send;
 mod signals;
+#[cfg(test)]
+mod testing;
 pub mod timestamp;
 pub mod validate;
 

@@ -595,9 +595,7 @@ fn folds_of_many_messages_keep_every_row_whole_across_statements() {
 fn a_ledger_that_is_not_a_file_is_refused_and_nothing_is_left_beside_it() {
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("fifo");
-    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
-    // SAFETY: a valid C string.
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    crate::testing::mkfifo(&fifo);
     let sub = dir.path().join("sub");
     std::fs::create_dir(&sub).unwrap();
     for path in [&fifo, &sub] {

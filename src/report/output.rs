@@ -203,9 +203,7 @@ mod tests {
     fn a_fifo_is_written_in_place() {
         let dir = tempfile::tempdir().unwrap();
         let fifo = dir.path().join("monitor");
-        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
-        // SAFETY: a valid C string.
-        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        crate::testing::mkfifo(&fifo);
         let reader = {
             let fifo = fifo.clone();
             std::thread::spawn(move || {

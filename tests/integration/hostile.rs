@@ -173,8 +173,7 @@ fn feed(dir: &Dir, c: &Case, args: &[&str]) -> Ran {
         Feed::Fifo => {
             let path = dir.path(c.file);
             let _ = std::fs::remove_file(&path);
-            let made = Command::new("mkfifo").arg(&path).status().expect("mkfifo");
-            assert!(made.success(), "mkfifo {}", path.display());
+            crate::util::mkfifo(&path);
             let writer = {
                 let (path, bytes) = (path.clone(), c.bytes.clone());
                 // Opening a FIFO to write waits for a reader: the binary.

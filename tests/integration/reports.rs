@@ -721,9 +721,7 @@ fn outputs_through_links_fifos_and_standard_output() {
         symlink(d.join("runs").join(name), d.join(name)).unwrap();
     }
     let fifo = d.join("monitor.html");
-    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
-    // SAFETY: a valid C string.
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    util::mkfifo(&fifo);
     let monitor = {
         let fifo = fifo.clone();
         std::thread::spawn(move || std::fs::read(fifo).unwrap())
