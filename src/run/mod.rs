@@ -99,11 +99,21 @@ fn import(
     })
     .map_err(Error::Output)?;
 
-    let hold_open = open_files(
-        cfg.pace.concurrency,
-        cfg.api_url.is_none(),
-        cfg.input.inputs.len(),
-    )?;
+    let inputs = cfg.input.inputs.len();
+    let hold_open = match open_files(cfg.pace.concurrency, cfg.api_url.is_none(), inputs)? {
+        Some(room) if room.allowed - room.needed >= inputs as u64 => true,
+        // Only Linux reads a held input again through its handle: elsewhere
+        // inputs are always opened by name, and there is nothing to say.
+        Some(room) if cfg!(target_os = "linux") => {
+            say!(
+                "warning: the open-file limit ({}) leaves no room to hold {inputs} inputs open as well: each is opened again by its name, and one replaced or deleted during the run stops it (exit 3); `ulimit -n {}` holds them",
+                room.allowed,
+                room.needed + inputs as u64
+            );
+            false
+        }
+        _ => false,
+    };
     // Each input held open while it is imported, where the limit has room.
     let input_cfg = plan::InputConfig {
         read: crate::read::ReadOptions {
@@ -446,17 +456,23 @@ fn open_files_needed(workers: usize, emulator: bool, inputs: usize) -> u64 {
     32 + workers.min(64) + workers * per_worker
 }
 
+/// The files a run may open and the files its workers need.
+struct OpenFiles {
+    allowed: u64,
+    needed: u64,
+}
+
 /// Make room for the files a run keeps open, before anything is sent.
 /// The soft limit on open files is raised to the hard one (the usual soft
 /// limit, 1,024, is a default for programs that `select()`, which this one
 /// does not): at that soft limit, 512 workers ran out of files after 533
 /// requests and stopped with exit 3. Where even the hard limit is too
-/// low, the run is refused (exit 2), naming both numbers. Whether there
-/// is room left to hold every input open for the whole run (one file
-/// each; see `read::ReadOptions::hold_open`): without it, an input is
-/// opened again by its name each time.
+/// low, the run is refused (exit 2), naming both numbers. What is left
+/// beyond the workers' need decides whether every input can be held open
+/// for the whole run (one file each; see `read::ReadOptions::hold_open`);
+/// `None` where the limit cannot be read.
 #[cfg(unix)]
-fn open_files(workers: usize, emulator: bool, inputs: usize) -> Result<bool, Error> {
+fn open_files(workers: usize, emulator: bool, inputs: usize) -> Result<Option<OpenFiles>, Error> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -464,7 +480,7 @@ fn open_files(workers: usize, emulator: bool, inputs: usize) -> Result<bool, Err
     // SAFETY: getrlimit and setrlimit only read and write this struct.
     unsafe {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
-            return Ok(false);
+            return Ok(None);
         }
         if limit.rlim_cur < limit.rlim_max {
             let raised = libc::rlimit {
@@ -488,12 +504,12 @@ fn open_files(workers: usize, emulator: bool, inputs: usize) -> Result<bool, Err
             format!("lower --concurrency, or raise the limit (`ulimit -n {needed}`, or LimitNOFILE= in a systemd unit)"),
         ));
     }
-    Ok(allowed - needed >= inputs as u64)
+    Ok(Some(OpenFiles { allowed, needed }))
 }
 
 #[cfg(not(unix))]
-fn open_files(_: usize, _: bool, _: usize) -> Result<bool, Error> {
-    Ok(false)
+fn open_files(_: usize, _: bool, _: usize) -> Result<Option<OpenFiles>, Error> {
+    Ok(None)
 }
 
 /// What earlier runs left: the ledger's answers for planning.

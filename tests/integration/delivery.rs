@@ -1008,3 +1008,39 @@ fn the_open_file_limit_is_raised_or_the_run_refused_before_sending() {
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(emu.stats().stored as usize, rows.len());
 }
+
+/// Where the limit has room for the workers but not for holding every
+/// input open as well, the run goes on opening inputs by name, and says
+/// so: an input replaced during such a run stops it.
+#[test]
+fn a_limit_with_no_room_to_hold_the_inputs_open_is_said() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = corpus("HO", 8, 3);
+    let mut inputs = Vec::new();
+    for (i, part) in rows.chunks(3).enumerate() {
+        let path = dir.path().join(format!("day-{i}.csv"));
+        write_csv(&path, part);
+        inputs.push(path);
+    }
+    let inputs: Vec<&Path> = inputs.iter().map(PathBuf::as_path).collect();
+    let emu = start(Config::default());
+    // Two workers need about 32 + 2 + 2 * 9 = 52 files; 56 leaves 4 for
+    // the 8 inputs, 256 leaves plenty.
+    for (limit, said) in [(56, true), (256, false)] {
+        let mut cmd = importer(&emu.url(), dir.path(), &inputs, &["--concurrency", "2"]);
+        with_open_files(&mut cmd, limit, limit);
+        let out = cmd.output().unwrap();
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        let err = stderr(&out);
+        assert_eq!(
+            err.contains("leaves no room to hold 8 inputs open") && err.contains("ulimit -n 60"),
+            said && cfg!(target_os = "linux"),
+            "limit {limit}: {err}"
+        );
+    }
+    // The first run sent every message; the second found them in the
+    // ledger.
+    let stats = emu.stats();
+    assert_eq!(stats.stored as usize, rows.len(), "{stats:?}");
+    assert_eq!(stats.duplicates, 0);
+}
