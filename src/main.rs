@@ -36,7 +36,7 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(code) => code.into(),
         Err(e) => {
-            say!("error: {}", e_chain(&e));
+            say!("error: {}", transcript_import::error::chain(&e));
             if let Some(hint) = e.hint() {
                 say!("  hint: {hint}");
             }
@@ -54,20 +54,4 @@ fn tune_allocators() {
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
     }
-}
-
-/// The error with its causes, as one line (`a: b: c`).
-fn e_chain(e: &transcript_import::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = std::error::Error::source(e);
-    while let Some(c) = cause {
-        let c_text = c.to_string();
-        // Transparent wrappers repeat their cause's text.
-        if !text.ends_with(&c_text) {
-            text.push_str(": ");
-            text.push_str(&c_text);
-        }
-        cause = c.source();
-    }
-    text
 }

@@ -94,6 +94,9 @@ struct Shared {
     file: Option<File>,
     len: u64,
     index: Index,
+    /// A write to the file failed (a full disk): rows are missing from it,
+    /// and a report of the rest would pass for the whole.
+    broken: bool,
 }
 
 /// This run's report rows, on their way to the report.
@@ -131,6 +134,7 @@ impl Spool {
                 file,
                 len: 0,
                 index: Index::default(),
+                broken: false,
             }),
         }
     }
@@ -175,8 +179,13 @@ impl Spool {
         if texts.is_some() {
             format.text_header(&mut header);
         }
-        out.write_all(&header)?;
         let mut shared = self.lock();
+        if shared.broken {
+            return Err(io::Error::other(
+                "some of this run's rows could not be kept in its temporary file, and a report without them would pass for the whole; `transcript-import report --state DB --out PATH` renders it from the ledger",
+            ));
+        }
+        out.write_all(&header)?;
         let Shared {
             file, len, index, ..
         } = &mut *shared;
@@ -289,10 +298,18 @@ impl SpoolWriter<'_> {
     pub fn flush(&mut self) -> Result<(), ReportError> {
         let mut shared = self.spool.lock();
         let shared = &mut *shared;
+        if shared.broken {
+            // The report will not be written; the run is stopping.
+            self.buf.clear();
+            self.placed.clear();
+            return Ok(());
+        }
         let base = shared.len;
         if let Some(file) = shared.file.as_mut() {
-            file.write_all(&self.buf)
-                .map_err(|e| self.spool.failed(e))?;
+            if let Err(e) = file.write_all(&self.buf) {
+                shared.broken = true;
+                return Err(self.spool.failed(e));
+            }
             shared.len += self.buf.len() as u64;
         }
         for (source, record, offset, len) in self.placed.drain(..) {

@@ -104,14 +104,19 @@ impl SinkHandle for Lane<'_> {
         self.stats.exchange(conversation_id, exchange);
     }
 
+    /// Every part flushed, whichever fails: the summary counts what the
+    /// journal or the report could not take. The first error stops the run.
     fn flush(&mut self) -> Result<(), BoxError> {
-        if let Some(ledger) = &mut self.ledger {
-            ledger.sync()?;
-        }
         self.stats.flush();
         if let Some(rejects) = &mut self.rejects {
             rejects.flush();
         }
-        Ok(self.report.flush()?)
+        let synced = match &mut self.ledger {
+            Some(ledger) => ledger.sync(),
+            None => Ok(()),
+        };
+        let flushed = self.report.flush();
+        synced?;
+        Ok(flushed?)
     }
 }

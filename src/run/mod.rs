@@ -41,9 +41,13 @@ pub fn run(cfg: RunConfig) -> Result<ExitCode, Error> {
         say!("warning: {warning}");
     }
     let result = import(&cfg, started_at, started);
-    // Not where it cannot be written: the error has said so already.
+    // Not where it cannot be written: the error has said so already. Nor
+    // after sending: `import` wrote what was sent (or said why it could
+    // not), and an empty summary over it said a run that created messages
+    // had made no request.
+    let before_sending = matches!(&result, Err(e) if !matches!(e, Error::AfterSending(_)));
     let summary_json = (cfg.summary_json.as_deref())
-        .filter(|p| result.is_err() && report::output::writable(p).is_ok());
+        .filter(|p| before_sending && report::output::writable(p).is_ok());
     if let (Err(e), Some(path)) = (&result, summary_json) {
         let info = RunInfo {
             command: "run",
@@ -379,7 +383,7 @@ fn import(
     } else {
         code
     };
-    let info = RunInfo {
+    let mut info = RunInfo {
         command: "run",
         started_at,
         finished_at: chrono::Utc::now(),
@@ -410,6 +414,12 @@ fn import(
             Ok(()) => {}
             Err(e) => {
                 say!("error: {e:#}");
+                // The summary JSON, written next, says how the run ends.
+                info.exit_code = ExitCode::Aborted.code();
+                info.stopped.get_or_insert_with(|| Stopped {
+                    kind: "output",
+                    message: format!("error: {e}"),
+                });
                 failure.get_or_insert(Error::Report(e));
             }
         }
@@ -436,9 +446,15 @@ fn import(
         }
     }
     drop(emulator);
-    match failure.or(written.err()) {
-        Some(e) => Err(Error::AfterSending(Box::new(e))),
-        None => Ok(code),
+    match (failure, written) {
+        (Some(e), Err(output)) => {
+            // Both said: the failure is what `main` prints as the run's
+            // error, and an output it kept from being written is named too.
+            say!("error: {}", crate::error::chain(&output));
+            Err(Error::AfterSending(Box::new(e)))
+        }
+        (Some(e), Ok(())) | (None, Err(e)) => Err(Error::AfterSending(Box::new(e))),
+        (None, Ok(())) => Ok(code),
     }
 }
 

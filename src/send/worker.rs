@@ -155,9 +155,10 @@ impl<'a> Worker<'a> {
             o
         };
         if let Some(reason) = self.shared.stop.get().cloned() {
-            return self.all(conv, |e| {
+            self.all(conv, |e| {
                 bare(e, Status::NotAttempted).because(not_sent(&reason))
             });
+            return Ok(());
         }
         // Under a quota a conversation goes whole or waits for another
         // day: its fewest requests are reserved before the first.
@@ -168,7 +169,8 @@ impl<'a> Worker<'a> {
             let why = format!(
                 "not sent: its {need} request(s) do not fit what is left of today's --daily-quota; it waits for the next run"
             );
-            return self.all(conv, |e| bare(e, Status::NotAttempted).because(why.clone()));
+            self.all(conv, |e| bare(e, Status::NotAttempted).because(why.clone()));
+            return Ok(());
         }
         self.budget = need;
         // Created only when something is to be sent or settled.
@@ -182,11 +184,12 @@ impl<'a> Worker<'a> {
                     Some(&created)
                 }
                 Err(outcome) => {
-                    return self.all(conv, |e| Outcome {
+                    self.all(conv, |e| Outcome {
                         pos: e.pos(),
                         timestamp: e.timestamp(),
                         ..outcome.clone()
-                    })
+                    });
+                    return Ok(());
                 }
             },
         };
@@ -270,7 +273,7 @@ impl<'a> Worker<'a> {
                 if needs_id {
                     awaiting_ids.push(outcome);
                 } else {
-                    self.sink.outcome(outcome)?;
+                    self.deliver(outcome);
                 }
             }
         }
@@ -293,19 +296,27 @@ impl<'a> Worker<'a> {
                             Some("stored; its id is unknown: the read-back failed".into())
                     }
                 }
-                self.sink.outcome(outcome)?;
+                self.deliver(outcome);
             }
         }
         Ok(())
     }
 
+    /// Hand one row's outcome on. Where the sink cannot take it (the
+    /// report's spool on a full disk), the run stops, as it does when an
+    /// intent cannot be recorded, and this row and every later one still
+    /// reach the sink's other parts: the summary counts every row. The
+    /// first error is what [`finish`](Self::finish) returns.
+    fn deliver(&mut self, outcome: Outcome<'_>) {
+        if let Err(e) = self.sink.outcome(outcome) {
+            self.shared.stop.set(StopReason::Sink);
+            self.failed.get_or_insert(e);
+        }
+    }
+
     /// Report every row of a conversation that is not sent, as `make`
     /// says (rows an earlier run imported stay `already_imported`).
-    fn all<'c>(
-        &mut self,
-        conv: &'c Conversation,
-        make: impl Fn(&'c Entry) -> Outcome<'c>,
-    ) -> Result<(), BoxError> {
+    fn all<'c>(&mut self, conv: &'c Conversation, make: impl Fn(&'c Entry) -> Outcome<'c>) {
         for (i, entry) in conv.entries.iter().enumerate() {
             let outcome = match entry.todo {
                 Todo::AlreadyImported => Outcome {
@@ -316,9 +327,8 @@ impl<'a> Worker<'a> {
                 },
                 _ => make(entry),
             };
-            self.sink.outcome(outcome)?;
+            self.deliver(outcome);
         }
-        Ok(())
     }
 
     /// How many rows from `from` go in one request: 1, or with `--batch`

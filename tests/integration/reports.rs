@@ -796,3 +796,106 @@ fn an_output_in_a_missing_directory_is_refused_before_sending() {
         assert_eq!(emu.stats().stored, 0, "{flag}: sent before refusing");
     }
 }
+
+/// An output that cannot be written once everything was sent (its
+/// directory gone during the run) stops the run with exit 3; the summary
+/// JSON still says what was sent. It used to be written over with an
+/// empty one: no row, no request, for a run that had created every
+/// message.
+#[test]
+fn the_summary_json_of_a_run_that_fails_after_sending_says_what_was_sent() {
+    let (dir, rows, input) = written("SF", 20, 10, "in.csv");
+    let d = dir.path();
+    let gone = d.join("gone");
+    std::fs::create_dir(&gone).unwrap();
+    let summary = d.join("summary.json");
+    let emu = start(Config {
+        latency: Duration::from_millis(10),
+        ..Config::default()
+    });
+    // 200 rows, 2 at a time, 10 ms each: a second at least, so the
+    // directory is gone (once 20 are stored) long before the end.
+    let mut child = crate::delivery::spawn(
+        &emu.url(),
+        d,
+        &[&input],
+        &[
+            "--concurrency",
+            "2",
+            "--html",
+            gone.join("page.html").to_str().unwrap(),
+            "--summary-json",
+            summary.to_str().unwrap(),
+        ],
+    );
+    assert!(wait_for(Duration::from_secs(60), || emu.stats().stored >= 20));
+    std::fs::remove_dir(&gone).unwrap();
+    let out = crate::delivery::wait_child(&mut child, Duration::from_secs(120));
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert!(stderr(&out).contains("page.html"), "{}", stderr(&out));
+    let stored = emu.stats().stored;
+    assert_eq!(stored as usize, rows.len());
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    assert_eq!(json["exit_code"], 3, "{json}");
+    assert_eq!(json["stopped"]["reason"], "output", "{json}");
+    assert_eq!(json["rows"]["total"], rows.len(), "{json}");
+    assert_eq!(json["rows"]["created"], stored, "{json}");
+    assert_eq!(json["requests"]["made"], stored, "{json}");
+}
+
+/// The report's rows kept beside it on a disk that fills up during the
+/// run (here a limit on file sizes): the run stops (exit 3); the summary
+/// still counts every row, and no report of the rows that were kept is
+/// written to pass for the whole. It used to write one (376 of 5,000
+/// rows), announce it, and count 4,204 rows in the summary.
+#[test]
+fn a_report_whose_rows_could_not_all_be_kept_is_not_written() {
+    let (dir, rows, input) = written("FZ", 500, 10, "in.csv");
+    let d = dir.path();
+    let summary = d.join("summary.json");
+    let emu = start(Config::default());
+    // A quota too small for any conversation: every row is reported
+    // `not_attempted` and nothing is sent, so only the report's rows
+    // grow past the limit.
+    let mut cmd = importer(
+        &emu.url(),
+        d,
+        &[&input],
+        &[
+            "--daily-quota",
+            "5",
+            "--summary-json",
+            summary.to_str().unwrap(),
+        ],
+    );
+    // SAFETY: between fork and exec, only this process's own signal
+    // disposition and limit change. SIGXFSZ ignored: a write past the
+    // limit fails with EFBIG instead of killing the process.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            let limit = libc::rlimit {
+                rlim_cur: 100 << 10,
+                rlim_max: 100 << 10,
+            };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    let out = cmd.output().unwrap();
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("renders it from the ledger"), "{err}");
+    assert!(!d.join("report.csv").exists(), "{err}");
+    assert_eq!(emu.stats().requests_total, 0);
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    assert_eq!(json["exit_code"], 3, "{json}");
+    assert_eq!(json["rows"]["total"], rows.len(), "{json}");
+    assert_eq!(json["rows"]["not_attempted"], rows.len(), "{json}");
+}
