@@ -19,20 +19,26 @@ struct Resolved {
 fn resolve(path: &Path) -> Resolved {
     let path = match std::fs::canonicalize(path) {
         Ok(p) => p,
-        // Not there yet (an output): its directory resolved, and its name.
-        Err(_) => match (path.parent(), path.file_name()) {
-            (Some(dir), Some(name)) => {
-                let dir = if dir.as_os_str().is_empty() {
-                    Path::new(".")
-                } else {
-                    dir
-                };
-                std::fs::canonicalize(dir)
-                    .map(|d| d.join(name))
-                    .unwrap_or_else(|_| path.to_path_buf())
+        // Not there yet (an output): its directory resolved, and its name;
+        // through a link to it, the file the link would create, as outputs
+        // are written (two names for one new file were two outputs, the
+        // second written over the first).
+        Err(_) => {
+            let path = record::resolve(path);
+            match (path.parent(), path.file_name()) {
+                (Some(dir), Some(name)) => {
+                    let dir = if dir.as_os_str().is_empty() {
+                        Path::new(".")
+                    } else {
+                        dir
+                    };
+                    std::fs::canonicalize(dir)
+                        .map(|d| d.join(name))
+                        .unwrap_or_else(|_| path.clone())
+                }
+                _ => path.clone(),
             }
-            _ => path.to_path_buf(),
-        },
+        }
     };
     Resolved {
         id: identity(&path),
@@ -182,6 +188,19 @@ mod tests {
         // Two outputs on one file.
         let r = d.join("r.csv");
         assert!(check_outputs(&[("--report", &r), ("--rejects", &r)], &ins, None).is_err());
+        // Through a link to a file not there yet: two names for one new
+        // output, and a name for the ledger about to be made.
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink("new.csv", d.join("latest.csv")).unwrap();
+            let outputs = [
+                ("--report", &*d.join("new.csv")),
+                ("--rejects", &*d.join("latest.csv")),
+            ];
+            assert!(check_outputs(&outputs, &ins, None).is_err());
+            std::os::unix::fs::symlink("state.db", d.join("summary.json")).unwrap();
+            assert!(refused(&d.join("summary.json")));
+        }
         // The ledger on an input.
         assert!(check_outputs(&[], &ins, Some(&input)).is_err());
     }
