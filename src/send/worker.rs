@@ -115,7 +115,10 @@ impl<'a> Worker<'a> {
     }
 
     /// Every row of one conversation gets exactly one outcome. Errors are
-    /// the sink's failing to take an outcome: the run stops.
+    /// the sink's failing to record a conversation created: the run stops.
+    /// An intent or an outcome it cannot take stops the run too, and every
+    /// row still gets its outcome (see [`deliver`](Self::deliver)); the
+    /// error comes from [`finish`](Self::finish).
     pub fn conversation(&mut self, conv: &Conversation) -> Result<(), BoxError> {
         self.shared.stop_if(self.shared.verdict.busy(true));
         let result = self.each_row(conv);
