@@ -804,7 +804,7 @@ fn an_output_in_a_missing_directory_is_refused_before_sending() {
 /// message.
 #[test]
 fn the_summary_json_of_a_run_that_fails_after_sending_says_what_was_sent() {
-    let (dir, rows, input) = written("SF", 20, 10, "in.csv");
+    let (dir, rows, input) = written("SF", 40, 20, "in.csv");
     let d = dir.path();
     let gone = d.join("gone");
     std::fs::create_dir(&gone).unwrap();
@@ -813,8 +813,9 @@ fn the_summary_json_of_a_run_that_fails_after_sending_says_what_was_sent() {
         latency: Duration::from_millis(10),
         ..Config::default()
     });
-    // 200 rows, 2 at a time, 10 ms each: a second at least, so the
-    // directory is gone (once 20 are stored) long before the end.
+    // 800 rows, 2 at a time, 10 ms each: 4 s at least, so the directory
+    // is gone (once 20 are stored) long before the end, however loaded
+    // the machine.
     let mut child = crate::delivery::spawn(
         &emu.url(),
         d,
