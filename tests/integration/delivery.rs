@@ -932,26 +932,6 @@ fn rate_flag_caps_the_request_rate() {
 
 // ---------------------------------------------------------------- open files
 
-/// The importer with its open-file limit set to `soft` and `hard` first.
-fn with_open_files(cmd: &mut Command, soft: u64, hard: u64) {
-    // SAFETY: between fork and exec, setrlimit only lowers this process's
-    // own limits.
-    unsafe {
-        use std::os::unix::process::CommandExt;
-        cmd.pre_exec(move || {
-            let limit = libc::rlimit {
-                rlim_cur: soft as libc::rlim_t,
-                rlim_max: hard as libc::rlim_t,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
-                Ok(())
-            } else {
-                Err(std::io::Error::last_os_error())
-            }
-        });
-    }
-}
-
 /// A backfill of many inputs (a year of daily exports) under a low limit
 /// on open files: each worker used to keep every input it had read open,
 /// two handles each, and ran out of files mid-run (exit 3). Here each
@@ -975,7 +955,7 @@ fn many_inputs_under_a_low_open_file_limit() {
     let inputs: Vec<&Path> = inputs.iter().map(PathBuf::as_path).collect();
     let emu = start(Config::default());
     let mut cmd = importer(&emu.url(), d, &inputs, &["--concurrency", "8"]);
-    with_open_files(&mut cmd, 256, 256);
+    util::with_open_files(&mut cmd, 256, 256);
     let out = cmd.output().unwrap();
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let stats = emu.stats();
@@ -992,7 +972,7 @@ fn the_open_file_limit_is_raised_or_the_run_refused_before_sending() {
     let emu = start(Config::default());
     // 64 workers need about 32 + 64 + 64 * 3 = 288 files.
     let mut cmd = importer(&emu.url(), dir.path(), &[&input], &["--concurrency", "64"]);
-    with_open_files(&mut cmd, 100, 100);
+    util::with_open_files(&mut cmd, 100, 100);
     let out = cmd.output().unwrap();
     assert_eq!(code(&out), 2, "{}", stderr(&out));
     let err = stderr(&out);
@@ -1003,7 +983,7 @@ fn the_open_file_limit_is_raised_or_the_run_refused_before_sending() {
     assert_eq!(emu.stats().requests_total, 0);
 
     let mut cmd = importer(&emu.url(), dir.path(), &[&input], &["--concurrency", "64"]);
-    with_open_files(&mut cmd, 100, 4096);
+    util::with_open_files(&mut cmd, 100, 4096);
     let out = cmd.output().unwrap();
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(emu.stats().stored as usize, rows.len());
@@ -1028,7 +1008,7 @@ fn a_limit_with_no_room_to_hold_the_inputs_open_is_said() {
     // the 8 inputs, 256 leaves plenty.
     for (limit, said) in [(56, true), (256, false)] {
         let mut cmd = importer(&emu.url(), dir.path(), &inputs, &["--concurrency", "2"]);
-        with_open_files(&mut cmd, limit, limit);
+        util::with_open_files(&mut cmd, limit, limit);
         let out = cmd.output().unwrap();
         assert_eq!(code(&out), 0, "{}", stderr(&out));
         let err = stderr(&out);

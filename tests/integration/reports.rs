@@ -870,24 +870,7 @@ fn a_report_whose_rows_could_not_all_be_kept_is_not_written() {
             summary.to_str().unwrap(),
         ],
     );
-    // SAFETY: between fork and exec, only this process's own signal
-    // disposition and limit change. SIGXFSZ ignored: a write past the
-    // limit fails with EFBIG instead of killing the process.
-    unsafe {
-        use std::os::unix::process::CommandExt;
-        cmd.pre_exec(|| {
-            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-            let limit = libc::rlimit {
-                rlim_cur: 100 << 10,
-                rlim_max: 100 << 10,
-            };
-            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) == 0 {
-                Ok(())
-            } else {
-                Err(std::io::Error::last_os_error())
-            }
-        });
-    }
+    util::with_file_size_limit(&mut cmd, 100 << 10);
     let out = cmd.output().unwrap();
     assert_eq!(code(&out), 3, "{}", stderr(&out));
     let err = stderr(&out);

@@ -77,13 +77,59 @@ pub fn files_under(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     out
 }
 
-/// Whether `haystack` holds `needle`.
 /// Make a FIFO at `path` with the system's `mkfifo`.
 pub fn mkfifo(path: &Path) {
     let made = Command::new("mkfifo").arg(path).status().expect("mkfifo");
     assert!(made.success(), "mkfifo {}", path.display());
 }
 
+/// `setrlimit`'s resource argument, as the libc at hand types it.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+type Resource = libc::__rlimit_resource_t;
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+type Resource = libc::c_int;
+
+/// `cmd` started with its `resource` limited to `soft` and `hard`.
+fn with_limit(cmd: &mut Command, resource: Resource, soft: u64, hard: u64) {
+    // SAFETY: between fork and exec, setrlimit only lowers this process's
+    // own limits.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(move || {
+            let limit = libc::rlimit {
+                rlim_cur: soft as libc::rlim_t,
+                rlim_max: hard as libc::rlim_t,
+            };
+            if libc::setrlimit(resource, &limit) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+}
+
+/// `cmd` started with its limit on open files at `soft` and `hard`.
+pub fn with_open_files(cmd: &mut Command, soft: u64, hard: u64) {
+    with_limit(cmd, libc::RLIMIT_NOFILE, soft, hard);
+}
+
+/// `cmd` started with no file it writes allowed past `bytes` (a disk that
+/// fills up), and SIGXFSZ ignored: a write past the limit fails with EFBIG
+/// instead of killing the process.
+pub fn with_file_size_limit(cmd: &mut Command, bytes: u64) {
+    // SAFETY: between fork and exec, signal() only sets a disposition.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    with_limit(cmd, libc::RLIMIT_FSIZE, bytes, bytes);
+}
+
+/// Whether `haystack` holds `needle`.
 pub fn holds(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
