@@ -25,18 +25,11 @@ fn resolve(path: &Path) -> Resolved {
         // second written over the first).
         Err(_) => {
             let path = record::resolve(path);
-            match (path.parent(), path.file_name()) {
-                (Some(dir), Some(name)) => {
-                    let dir = if dir.as_os_str().is_empty() {
-                        Path::new(".")
-                    } else {
-                        dir
-                    };
-                    std::fs::canonicalize(dir)
-                        .map(|d| d.join(name))
-                        .unwrap_or_else(|_| path.clone())
-                }
-                _ => path.clone(),
+            match path.file_name() {
+                Some(name) => std::fs::canonicalize(record::directory_of(&path))
+                    .map(|d| d.join(name))
+                    .unwrap_or_else(|_| path.clone()),
+                None => path,
             }
         }
     };

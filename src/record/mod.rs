@@ -65,9 +65,9 @@ fn private_file(options: &mut std::fs::OpenOptions) -> &mut std::fs::OpenOptions
     options
 }
 
-/// The directory the ledger at `state` and its side files are in (`.`
-/// for a bare file name).
-fn directory_of(state: &Path) -> &Path {
+/// The directory a file is in, `.` for a bare file name: the ledger's and
+/// its side files', and an output's, where its temporary file goes.
+pub(crate) fn directory_of(state: &Path) -> &Path {
     match state.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),

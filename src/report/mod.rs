@@ -18,7 +18,7 @@ pub mod stats;
 pub mod summary;
 
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 pub use self::spool::{ReportError, Spool, SpoolWriter};
 pub use self::stats::{Stats, StatsLane, Summary};
@@ -165,12 +165,6 @@ pub fn write(
     drop(out);
     output.finish().map_err(err)?;
     Ok(count)
-}
-
-/// The directory a report's spool goes to (it is as large as the report):
-/// see [`output::scratch_dir`].
-pub fn report_dir(path: &Path) -> PathBuf {
-    output::scratch_dir(path)
 }
 
 #[cfg(test)]

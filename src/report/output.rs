@@ -20,6 +20,8 @@ use std::path::{Path, PathBuf};
 
 use tempfile::NamedTempFile;
 
+use crate::record::{directory_of, resolve};
+
 /// An output being written; [`Output::finish`] puts it in place.
 pub struct Output {
     to: To,
@@ -40,8 +42,8 @@ impl Output {
             Kind::Descriptor(fd) => To::InPlace(duplicate(fd)?),
             Kind::Other => To::InPlace(std::fs::OpenOptions::new().write(true).open(path)?),
             Kind::File => {
-                let path = crate::record::resolve(path);
-                let tmp = NamedTempFile::new_in(beside(&path))?;
+                let path = resolve(path);
+                let tmp = NamedTempFile::new_in(directory_of(&path))?;
                 To::Replace { tmp, path }
             }
         };
@@ -78,7 +80,8 @@ pub fn writable(path: &Path) -> io::Result<()> {
         Kind::Other => return Ok(()),
         Kind::File => {}
     }
-    let dir = beside(&crate::record::resolve(path));
+    let path = resolve(path);
+    let dir = directory_of(&path);
     // Not tempfile's: its errors name the file it tried, not the directory.
     let probe = dir.join(format!(".transcript-import-{}.probe", std::process::id()));
     let made = std::fs::OpenOptions::new()
@@ -99,16 +102,8 @@ pub fn writable(path: &Path) -> io::Result<()> {
 /// name is not a file.
 pub fn scratch_dir(path: &Path) -> PathBuf {
     match kind(path) {
-        Kind::File => beside(&crate::record::resolve(path)),
+        Kind::File => directory_of(&resolve(path)).to_path_buf(),
         Kind::Descriptor(_) | Kind::Other => std::env::temp_dir(),
-    }
-}
-
-/// `path`'s directory (`.` for a bare name).
-fn beside(path: &Path) -> PathBuf {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
     }
 }
 

@@ -152,7 +152,7 @@ fn import(
     let spool = match &cfg.report {
         Some(path) => {
             let format = ReportFormat::from_path(path)?;
-            let dir = report::report_dir(path);
+            let dir = report::output::scratch_dir(path);
             Spool::for_report(format, inputs.clone(), &dir).map_err(|e| {
                 Error::usage(format!(
                     "--report {}: cannot write in {}: {e}",

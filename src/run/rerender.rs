@@ -121,7 +121,7 @@ pub fn report(cfg: ReportConfig) -> Result<ExitCode, Error> {
 
     let spool = match rows_out.first() {
         Some((path, OutputKind::Rows(format))) => {
-            let dir = report::report_dir(path);
+            let dir = report::output::scratch_dir(path);
             Spool::for_report(*format, names.clone(), &dir).map_err(|e| {
                 Error::usage(format!(
                     "--out {}: cannot write in {}: {e}",
