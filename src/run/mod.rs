@@ -390,12 +390,10 @@ fn import(
         duration: started.elapsed(),
         sending: Some(sending),
         exit_code: final_code.code(),
-        stopped: stopped.as_ref().map(summary::stopped).or_else(|| {
-            written.as_ref().err().map(|e| Stopped {
-                kind: "output",
-                message: format!("error: {e}"),
-            })
-        }),
+        stopped: stopped
+            .as_ref()
+            .map(summary::stopped)
+            .or_else(|| written.as_ref().err().map(|e| summary::output_failed(e))),
         fewest_requests: Some(fewest),
         settings: cfg.settings.clone(),
         notes: Vec::new(),
@@ -416,10 +414,8 @@ fn import(
                 say!("error: {e:#}");
                 // The summary JSON, written next, says how the run ends.
                 info.exit_code = ExitCode::Aborted.code();
-                info.stopped.get_or_insert_with(|| Stopped {
-                    kind: "output",
-                    message: format!("error: {e}"),
-                });
+                info.stopped
+                    .get_or_insert_with(|| summary::output_failed(&e));
                 failure.get_or_insert(Error::Report(e));
             }
         }

@@ -142,6 +142,14 @@ pub fn stopped(reason: &StopReason) -> Stopped {
     }
 }
 
+/// An output that could not be written, as why the run ended.
+pub fn output_failed(e: &dyn std::fmt::Display) -> Stopped {
+    Stopped {
+        kind: "output",
+        message: format!("error: {e}"),
+    }
+}
+
 /// One line that says why the run stopped and what to do.
 fn stopped_line(reason: &StopReason) -> String {
     match reason {

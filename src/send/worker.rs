@@ -308,13 +308,18 @@ impl<'a> Worker<'a> {
     /// Hand one row's outcome on. Where the sink cannot take it (the
     /// report's spool on a full disk), the run stops, as it does when an
     /// intent cannot be recorded, and this row and every later one still
-    /// reach the sink's other parts: the summary counts every row. The
-    /// first error is what [`finish`](Self::finish) returns.
+    /// reach the sink's other parts: the summary counts every row.
     fn deliver(&mut self, outcome: Outcome<'_>) {
         if let Err(e) = self.sink.outcome(outcome) {
-            self.shared.stop.set(StopReason::Sink);
-            self.failed.get_or_insert(e);
+            self.sink_failed(e);
         }
+    }
+
+    /// The sink could not take an intent or an outcome: the run stops, and
+    /// the first such error is what [`finish`](Self::finish) returns.
+    fn sink_failed(&mut self, e: BoxError) {
+        self.shared.stop.set(StopReason::Sink);
+        self.failed.get_or_insert(e);
     }
 
     /// Report every row of a conversation that is not sent, as `make`
@@ -402,8 +407,7 @@ impl<'a> Worker<'a> {
         }
         for entry in entries {
             if let Err(e) = self.sink.intent(entry.key(), &conv.id) {
-                self.shared.stop.set(StopReason::Sink);
-                self.failed.get_or_insert(e);
+                self.sink_failed(e);
                 return Ok(rows
                     .into_iter()
                     .map(|o| o.because(not_sent(&StopReason::Sink)))
