@@ -863,6 +863,7 @@ mod tests {
             fewest_requests: Some(1),
             settings: vec![("inputs".into(), "<in>.csv".into())],
             notes: vec![],
+            outputs: vec![],
         }
     }
 

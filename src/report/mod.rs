@@ -150,10 +150,7 @@ pub fn write(
     path: &Path,
     texts: Option<&[crate::read::Source]>,
 ) -> Result<u64, ReportError> {
-    let err = |source| ReportError::Write {
-        path: path.display().to_string(),
-        source,
-    };
+    let err = |source| ReportError::write(path, source);
     let output = output::Output::create(path).map_err(err)?;
     // Large writes: the rows come from memory at once, and 8 KB a call
     // was a system call per 50 rows on the run's way out.

@@ -66,6 +66,22 @@ impl Output {
     }
 }
 
+/// Whether a regular file is at `path` (through a link): after an output
+/// could not be written there, what it holds is an earlier run's.
+pub(crate) fn is_there(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.is_file())
+}
+
+/// What an output error adds when an earlier file is still at its path:
+/// a monitor or an analyst reading that file would take it for this run's.
+pub(crate) fn left_as_it_was(kept: bool) -> &'static str {
+    if kept {
+        " (the file there is left as it was, from before this run)"
+    } else {
+        ""
+    }
+}
+
 /// Whether an output could be written to `path`, asked before a run sends
 /// anything: a temporary file made (and removed) where it would be, or the
 /// descriptor it names open. A FIFO or a device is taken as it is:

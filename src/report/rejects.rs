@@ -42,9 +42,11 @@ use crate::read::{self, Format, Source};
 pub enum RejectsError {
     #[error("--rejects {path}: {message}")]
     Unfit { path: String, message: String },
-    #[error("--rejects {path}: cannot write the rejects file")]
+    #[error("--rejects {path}: cannot write the rejects file{}", super::output::left_as_it_was(*kept))]
     Write {
         path: String,
+        /// An earlier file at `path` is still there (see `ReportError::Write`).
+        kept: bool,
         #[source]
         source: io::Error,
     },
@@ -289,6 +291,7 @@ impl Rejects {
     ) -> Result<u64, RejectsError> {
         let write_err = |source| RejectsError::Write {
             path: path.display().to_string(),
+            kept: super::output::is_there(path),
             source,
         };
         let mut gathered = self.lock();

@@ -19,9 +19,12 @@ use crate::read::{RawRecord, ReadError, Source};
 /// The report could not be gathered or written.
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
-    #[error("{path}: cannot write the report")]
+    #[error("{path}: cannot write the report{}", super::output::left_as_it_was(*kept))]
     Write {
         path: String,
+        /// A file was at `path` before (an earlier run's report): it is
+        /// still there, and must not pass for this run's.
+        kept: bool,
         #[source]
         source: io::Error,
     },
@@ -38,6 +41,17 @@ pub enum ReportError {
     /// A bug, never the input's doing: every row is reported exactly once.
     #[error("record {record} of input {source_index} was reported twice")]
     Twice { source_index: u32, record: u64 },
+}
+
+impl ReportError {
+    /// `path` could not be written: see [`ReportError::Write`].
+    pub fn write(path: &Path, source: io::Error) -> ReportError {
+        ReportError::Write {
+            path: path.display().to_string(),
+            kept: super::output::is_there(path),
+            source,
+        }
+    }
 }
 
 /// Rows a worker renders before handing them to the spool.

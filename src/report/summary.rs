@@ -48,6 +48,45 @@ pub struct RunInfo {
     /// Which proxy requests went through, or why none did when one was set
     /// (never its credentials): a line of the summary.
     pub proxy: Option<String>,
+    /// The files asked for besides the summary JSON, in the order they
+    /// were (or would have been) written.
+    pub outputs: Vec<OutputFile>,
+}
+
+/// An output a command was asked for (`--report`, `--rejects`, `--html`;
+/// `report --out`), and whether it was written. One that was not leaves
+/// whatever was at its path before, which a monitor must not read as this
+/// run's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputFile {
+    /// `report`, `rejects` or `html`.
+    pub kind: &'static str,
+    pub path: String,
+    pub written: bool,
+    /// The rows written (a report's, the rejects'); `None` for the page,
+    /// and for a file not written.
+    pub rows: Option<u64>,
+}
+
+impl OutputFile {
+    /// `path`, asked for as `kind`, not (or not yet) written.
+    pub fn asked(kind: &'static str, path: &Path) -> OutputFile {
+        OutputFile {
+            kind,
+            path: path.display().to_string(),
+            written: false,
+            rows: None,
+        }
+    }
+}
+
+/// The output of `kind` in `outputs` was written, with `rows` rows if it
+/// has rows.
+pub fn wrote(outputs: &mut [OutputFile], kind: &str, rows: Option<u64>) {
+    if let Some(o) = outputs.iter_mut().find(|o| o.kind == kind && !o.written) {
+        o.written = true;
+        o.rows = rows;
+    }
 }
 
 impl RunInfo {
@@ -120,6 +159,12 @@ pub fn json(summary: &Summary, info: &RunInfo) -> Value {
         "conversations": summary.conversations,
         "messages_per_second": info.per_second(summary).map(round3),
         "latency_ms": latency,
+        "outputs": info.outputs.iter().map(|o| json!({
+            "kind": o.kind,
+            "path": o.path,
+            "written": o.written,
+            "rows": o.rows,
+        })).collect::<Vec<_>>(),
         "requests": {
             "made": r.made,
             "fewest": info.fewest_requests,
@@ -188,7 +233,13 @@ mod tests {
             fewest_requests: Some(2),
             settings: vec![],
             notes: vec![],
+            outputs: vec![
+                OutputFile::asked("report", Path::new("r.csv")),
+                OutputFile::asked("html", Path::new("r.html")),
+            ],
         };
+        let mut info = info;
+        wrote(&mut info.outputs, "report", Some(2));
         let v = json(&stats.summary(), &info);
         // The exact set of top-level keys is pinned, as the README lists
         // them, by the integration test of the summary JSON.
@@ -203,5 +254,12 @@ mod tests {
         assert!(v["latency_ms"]["p50"].as_f64().unwrap() > 10.0);
         assert_eq!(v["requests"]["made"], 1);
         assert_eq!(v["stopped"], Value::Null);
+        assert_eq!(
+            v["outputs"],
+            json!([
+                {"kind": "report", "path": "r.csv", "written": true, "rows": 2},
+                {"kind": "html", "path": "r.html", "written": false, "rows": null},
+            ])
+        );
     }
 }

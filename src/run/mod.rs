@@ -17,7 +17,7 @@ use crate::model::{ConversationMode, Outcome, Status};
 use crate::plan::{self, inputs::InvalidRow, Texts};
 use crate::record::{Ledger, LOOPBACK};
 use crate::report::rejects::{self, Rejects};
-use crate::report::summary::{RunInfo, Stopped};
+use crate::report::summary::{OutputFile, RunInfo, Stopped};
 use crate::report::{self, progress::Counters, progress::Progress, ReportFormat, Spool, Stats};
 use crate::send::client::{ApiUrl, Client, Credentials};
 use crate::send::rate::RateLimiter;
@@ -64,6 +64,7 @@ pub fn run(cfg: RunConfig) -> Result<ExitCode, Error> {
             settings: cfg.settings.clone(),
             notes: Vec::new(),
             proxy: cfg.proxy.describe(),
+            outputs: asked(&cfg),
         };
         let empty = Stats::new(Vec::new()).summary();
         if let Err(write) = report::summary::write_json(path, &empty, &info) {
@@ -327,6 +328,7 @@ fn import(
 
     // The outputs, each on its own: one that cannot be written does not
     // keep the others from being written.
+    let mut outputs = asked(cfg);
     let mut written: Result<(), Error> = Ok(());
     let mut keep = |result: Result<(), Error>| {
         if let Err(e) = result {
@@ -345,6 +347,7 @@ fn import(
                 cfg.report_text.then_some(&inputs_read.sources[..]),
             ) {
                 Ok(n) => {
+                    report::summary::wrote(&mut outputs, "report", Some(n));
                     if !cfg.quiet {
                         say!("report: {} ({n} rows)", path.display());
                     }
@@ -357,6 +360,7 @@ fn import(
     if let (Some(path), Some(rejects), Some(layout)) = (&cfg.rejects, &rejects, &rejects_layout) {
         keep(match rejects.write(layout, &inputs_read.sources, path) {
             Ok(n) => {
+                report::summary::wrote(&mut outputs, "rejects", Some(n));
                 if !cfg.quiet {
                     say!("rejects: {} ({n} rows)", path.display());
                 }
@@ -398,18 +402,19 @@ fn import(
         settings: cfg.settings.clone(),
         notes: Vec::new(),
         proxy: cfg.proxy.describe(),
+        outputs,
     };
     if let Some(path) = &cfg.html {
         let page = report::html::render(&summary, &info);
-        let result = report::summary::write_atomically(path, page.as_bytes()).map_err(|source| {
-            report::ReportError::Write {
-                path: path.display().to_string(),
-                source,
-            }
-        });
+        let result = report::summary::write_atomically(path, page.as_bytes())
+            .map_err(|source| report::ReportError::write(path, source));
         match result {
-            Ok(()) if !cfg.quiet => say!("html: {}", path.display()),
-            Ok(()) => {}
+            Ok(()) => {
+                report::summary::wrote(&mut info.outputs, "html", None);
+                if !cfg.quiet {
+                    say!("html: {}", path.display());
+                }
+            }
             Err(e) => {
                 say!("error: {e:#}");
                 // The summary JSON, written next, says how the run ends.
@@ -422,10 +427,7 @@ fn import(
     }
     if let Some(path) = &cfg.summary_json {
         if let Err(source) = report::summary::write_json(path, &summary, &info) {
-            let e = report::ReportError::Write {
-                path: path.display().to_string(),
-                source,
-            };
+            let e = report::ReportError::write(path, source);
             say!("error: {e}");
             failure.get_or_insert(Error::Report(e));
         }
@@ -452,6 +454,19 @@ fn import(
         (Some(e), Ok(())) | (None, Err(e)) => Err(Error::AfterSending(Box::new(e))),
         (None, Ok(())) => Ok(code),
     }
+}
+
+/// The files a run was asked to write besides the summary JSON, none
+/// written yet.
+fn asked(cfg: &RunConfig) -> Vec<OutputFile> {
+    [
+        ("report", &cfg.report),
+        ("rejects", &cfg.rejects),
+        ("html", &cfg.html),
+    ]
+    .into_iter()
+    .filter_map(|(kind, path)| Some(OutputFile::asked(kind, path.as_deref()?)))
+    .collect()
 }
 
 /// Files a run of `workers` over `inputs` keeps open: per worker its

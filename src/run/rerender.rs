@@ -39,7 +39,7 @@ use crate::plan;
 use crate::record::{LastRun, Reader, State};
 use crate::report::progress::Counters;
 use crate::report::rejects::{self, Rejects};
-use crate::report::summary::RunInfo;
+use crate::report::summary::{OutputFile, RunInfo};
 use crate::report::{self, Spool, Stats};
 use crate::send::SinkHandle;
 
@@ -225,7 +225,21 @@ pub fn report(cfg: ReportConfig) -> Result<ExitCode, Error> {
     } else {
         ExitCode::RowsNotCreated
     };
-    let info = RunInfo {
+    // In the order they are written below.
+    let mut outputs: Vec<OutputFile> = cfg
+        .outputs
+        .iter()
+        .map(|(path, kind)| match kind {
+            OutputKind::Rows(_) => OutputFile::asked("report", path),
+            OutputKind::Html => OutputFile::asked("html", path),
+        })
+        .collect();
+    outputs.extend(
+        cfg.rejects
+            .as_deref()
+            .map(|p| OutputFile::asked("rejects", p)),
+    );
+    let mut info = RunInfo {
         proxy: None,
         command: "report",
         started_at,
@@ -237,23 +251,22 @@ pub fn report(cfg: ReportConfig) -> Result<ExitCode, Error> {
         fewest_requests: None,
         settings,
         notes,
+        outputs,
     };
     for (path, kind) in &cfg.outputs {
         match kind {
             OutputKind::Rows(_) => {
                 let n = report::write(&spool, path, cfg.report_text.then_some(&read.sources[..]))?;
+                report::summary::wrote(&mut info.outputs, "report", Some(n));
                 if !cfg.quiet {
                     say!("report: {} ({n} rows)", path.display());
                 }
             }
             OutputKind::Html => {
                 let page = report::html::render(&summary, &info);
-                report::summary::write_atomically(path, page.as_bytes()).map_err(|source| {
-                    report::ReportError::Write {
-                        path: path.display().to_string(),
-                        source,
-                    }
-                })?;
+                report::summary::write_atomically(path, page.as_bytes())
+                    .map_err(|source| report::ReportError::write(path, source))?;
+                report::summary::wrote(&mut info.outputs, "html", None);
                 if !cfg.quiet {
                     say!("html: {}", path.display());
                 }
@@ -262,17 +275,14 @@ pub fn report(cfg: ReportConfig) -> Result<ExitCode, Error> {
     }
     if let (Some(path), Some(rejected), Some(layout)) = (&cfg.rejects, &rejected, &layout) {
         let n = rejected.write(layout, &read.sources, path)?;
+        report::summary::wrote(&mut info.outputs, "rejects", Some(n));
         if !cfg.quiet {
             say!("rejects: {} ({n} rows)", path.display());
         }
     }
     if let Some(path) = &cfg.summary_json {
-        report::summary::write_json(path, &summary, &info).map_err(|source| {
-            report::ReportError::Write {
-                path: path.display().to_string(),
-                source,
-            }
-        })?;
+        report::summary::write_json(path, &summary, &info)
+            .map_err(|source| report::ReportError::write(path, source))?;
     }
     if !cfg.quiet {
         for note in &info.notes {

@@ -167,6 +167,7 @@ fn summary_json_and_html_report() {
         "messages_per_second",
         "latency_ms",
         "requests",
+        "outputs",
     ];
     documented.sort_unstable();
     assert_eq!(keys, documented);
@@ -203,6 +204,14 @@ fn summary_json_and_html_report() {
     assert_eq!(made, emu.stats().requests_total, "{json:#}");
     assert_eq!(json["requests"]["retries"], 0);
     assert_eq!(json["requests"]["http_429"], 0);
+    assert_eq!(
+        json["outputs"],
+        serde_json::json!([
+            {"kind": "report", "path": d.join("report.csv").to_str().unwrap(), "written": true, "rows": 158},
+            {"kind": "html", "path": d.join("report.html").to_str().unwrap(), "written": true, "rows": null},
+        ]),
+        "{json:#}"
+    );
 
     let Some(dom) = rendered(&d.join("report.html")) else {
         return;
@@ -312,6 +321,13 @@ fn report_from_the_ledger_of_a_sigkilled_run() {
         serde_json::from_slice(&std::fs::read(d.join("again.json")).unwrap()).unwrap();
     assert_eq!(json["command"], "report");
     assert_eq!(json["rows"]["total"], rows.len());
+    assert_eq!(
+        json["outputs"],
+        serde_json::json!([
+            {"kind": "report", "path": "again.csv", "written": true, "rows": rows.len()},
+            {"kind": "html", "path": "again.html", "written": true, "rows": null},
+        ])
+    );
 
     // The inputs given again: the same rows.
     let out = bin()
@@ -849,12 +865,17 @@ fn the_summary_json_of_a_run_that_fails_after_sending_says_what_was_sent() {
 /// run (here a limit on file sizes): the run stops (exit 3); the summary
 /// still counts every row, and no report of the rows that were kept is
 /// written to pass for the whole. It used to write one (376 of 5,000
-/// rows), announce it, and count 4,204 rows in the summary.
+/// rows), announce it, and count 4,204 rows in the summary. An earlier
+/// report at the path is left as it was, and the error and the summary
+/// JSON say that it is not this run's.
 #[test]
 fn a_report_whose_rows_could_not_all_be_kept_is_not_written() {
     let (dir, rows, input) = written("FZ", 500, 10, "in.csv");
     let d = dir.path();
     let summary = d.join("summary.json");
+    // Yesterday's report, which must not pass for this run's.
+    let earlier = "source,record,status\nin.csv,1,created\n";
+    std::fs::write(d.join("report.csv"), earlier).unwrap();
     let emu = start(Config::default());
     // A quota too small for any conversation: every row is reported
     // `not_attempted` and nothing is sent, so only the report's rows
@@ -875,11 +896,18 @@ fn a_report_whose_rows_could_not_all_be_kept_is_not_written() {
     assert_eq!(code(&out), 3, "{}", stderr(&out));
     let err = stderr(&out);
     assert!(err.contains("renders it from the ledger"), "{err}");
-    assert!(!d.join("report.csv").exists(), "{err}");
+    assert!(
+        err.contains("left as it was, from before this run"),
+        "{err}"
+    );
+    let report = std::fs::read_to_string(d.join("report.csv")).unwrap();
+    assert_eq!(report, earlier, "{err}");
     assert_eq!(emu.stats().requests_total, 0);
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
     assert_eq!(json["exit_code"], 3, "{json}");
     assert_eq!(json["rows"]["total"], rows.len(), "{json}");
     assert_eq!(json["rows"]["not_attempted"], rows.len(), "{json}");
+    assert_eq!(json["outputs"][0]["kind"], "report", "{json}");
+    assert_eq!(json["outputs"][0]["written"], false, "{json}");
 }
