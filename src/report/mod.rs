@@ -151,6 +151,7 @@ pub fn write(
     texts: Option<&[crate::read::Source]>,
 ) -> Result<u64, ReportError> {
     let err = |source| ReportError::write(path, source);
+    spool.whole().map_err(err)?;
     let output = output::Output::create(path).map_err(err)?;
     // Large writes: the rows come from memory at once, and 8 KB a call
     // was a system call per 50 rows on the run's way out.

@@ -181,6 +181,18 @@ impl Spool {
         self.shared.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Whether every row decided is kept: after a failed write (a full
+    /// disk) rows are missing, and a report of the rest would pass for
+    /// the whole. Asked before the report's file is made.
+    pub fn whole(&self) -> io::Result<()> {
+        if self.lock().broken {
+            return Err(io::Error::other(
+                "some of this run's rows could not be kept in its temporary file, and a report without them would pass for the whole; `transcript-import report --state DB --out PATH` renders it from the ledger",
+            ));
+        }
+        Ok(())
+    }
+
     /// Write the report header and every row, in input order, to `out`.
     /// With `texts`, the inputs, each row gets its message text as a last
     /// column, read back from its input record by record. Returns the
@@ -193,13 +205,8 @@ impl Spool {
         if texts.is_some() {
             format.text_header(&mut header);
         }
-        let mut shared = self.lock();
-        if shared.broken {
-            return Err(io::Error::other(
-                "some of this run's rows could not be kept in its temporary file, and a report without them would pass for the whole; `transcript-import report --state DB --out PATH` renders it from the ledger",
-            ));
-        }
         out.write_all(&header)?;
+        let mut shared = self.lock();
         let Shared {
             file, len, index, ..
         } = &mut *shared;
