@@ -59,8 +59,7 @@ pub struct RunInfo {
 /// run's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutputFile {
-    /// `report`, `rejects` or `html`.
-    pub kind: &'static str,
+    pub kind: Output,
     pub path: String,
     pub written: bool,
     /// The rows written (a report's, the rejects'); `None` for the page,
@@ -68,9 +67,18 @@ pub struct OutputFile {
     pub rows: Option<u64>,
 }
 
+crate::model::string_enum! {
+    /// What an output file is, as the summary JSON names it.
+    pub enum Output {
+        Report = "report",
+        Rejects = "rejects",
+        Html = "html",
+    }
+}
+
 impl OutputFile {
     /// `path`, asked for as `kind`, not (or not yet) written.
-    pub fn asked(kind: &'static str, path: &Path) -> OutputFile {
+    pub fn asked(kind: Output, path: &Path) -> OutputFile {
         OutputFile {
             kind,
             path: path.display().to_string(),
@@ -82,7 +90,7 @@ impl OutputFile {
 
 /// The output of `kind` in `outputs` was written, with `rows` rows if it
 /// has rows.
-pub fn wrote(outputs: &mut [OutputFile], kind: &str, rows: Option<u64>) {
+pub fn wrote(outputs: &mut [OutputFile], kind: Output, rows: Option<u64>) {
     if let Some(o) = outputs.iter_mut().find(|o| o.kind == kind && !o.written) {
         o.written = true;
         o.rows = rows;
@@ -221,7 +229,7 @@ mod tests {
                 },
             );
         }
-        let info = RunInfo {
+        let mut info = RunInfo {
             proxy: None,
             command: "run",
             started_at: DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
@@ -234,12 +242,11 @@ mod tests {
             settings: vec![],
             notes: vec![],
             outputs: vec![
-                OutputFile::asked("report", Path::new("r.csv")),
-                OutputFile::asked("html", Path::new("r.html")),
+                OutputFile::asked(Output::Report, Path::new("r.csv")),
+                OutputFile::asked(Output::Html, Path::new("r.html")),
             ],
         };
-        let mut info = info;
-        wrote(&mut info.outputs, "report", Some(2));
+        wrote(&mut info.outputs, Output::Report, Some(2));
         let v = json(&stats.summary(), &info);
         // The exact set of top-level keys is pinned, as the README lists
         // them, by the integration test of the summary JSON.

@@ -17,7 +17,7 @@ use crate::model::{ConversationMode, Outcome, Status};
 use crate::plan::{self, inputs::InvalidRow, Texts};
 use crate::record::{Ledger, LOOPBACK};
 use crate::report::rejects::{self, Rejects};
-use crate::report::summary::{OutputFile, RunInfo, Stopped};
+use crate::report::summary::{Output, OutputFile, RunInfo, Stopped};
 use crate::report::{self, progress::Counters, progress::Progress, ReportFormat, Spool, Stats};
 use crate::send::client::{ApiUrl, Client, Credentials};
 use crate::send::rate::RateLimiter;
@@ -347,7 +347,7 @@ fn import(
                 cfg.report_text.then_some(&inputs_read.sources[..]),
             ) {
                 Ok(n) => {
-                    report::summary::wrote(&mut outputs, "report", Some(n));
+                    report::summary::wrote(&mut outputs, Output::Report, Some(n));
                     if !cfg.quiet {
                         say!("report: {} ({n} rows)", path.display());
                     }
@@ -360,7 +360,7 @@ fn import(
     if let (Some(path), Some(rejects), Some(layout)) = (&cfg.rejects, &rejects, &rejects_layout) {
         keep(match rejects.write(layout, &inputs_read.sources, path) {
             Ok(n) => {
-                report::summary::wrote(&mut outputs, "rejects", Some(n));
+                report::summary::wrote(&mut outputs, Output::Rejects, Some(n));
                 if !cfg.quiet {
                     say!("rejects: {} ({n} rows)", path.display());
                 }
@@ -410,7 +410,7 @@ fn import(
             .map_err(|source| report::ReportError::write(path, source));
         match result {
             Ok(()) => {
-                report::summary::wrote(&mut info.outputs, "html", None);
+                report::summary::wrote(&mut info.outputs, Output::Html, None);
                 if !cfg.quiet {
                     say!("html: {}", path.display());
                 }
@@ -460,9 +460,9 @@ fn import(
 /// written yet.
 fn asked(cfg: &RunConfig) -> Vec<OutputFile> {
     [
-        ("report", &cfg.report),
-        ("rejects", &cfg.rejects),
-        ("html", &cfg.html),
+        (Output::Report, &cfg.report),
+        (Output::Rejects, &cfg.rejects),
+        (Output::Html, &cfg.html),
     ]
     .into_iter()
     .filter_map(|(kind, path)| Some(OutputFile::asked(kind, path.as_deref()?)))

@@ -39,7 +39,7 @@ use crate::plan;
 use crate::record::{LastRun, Reader, State};
 use crate::report::progress::Counters;
 use crate::report::rejects::{self, Rejects};
-use crate::report::summary::{OutputFile, RunInfo};
+use crate::report::summary::{Output, OutputFile, RunInfo};
 use crate::report::{self, Spool, Stats};
 use crate::send::SinkHandle;
 
@@ -230,14 +230,14 @@ pub fn report(cfg: ReportConfig) -> Result<ExitCode, Error> {
         .outputs
         .iter()
         .map(|(path, kind)| match kind {
-            OutputKind::Rows(_) => OutputFile::asked("report", path),
-            OutputKind::Html => OutputFile::asked("html", path),
+            OutputKind::Rows(_) => OutputFile::asked(Output::Report, path),
+            OutputKind::Html => OutputFile::asked(Output::Html, path),
         })
         .collect();
     outputs.extend(
         cfg.rejects
             .as_deref()
-            .map(|p| OutputFile::asked("rejects", p)),
+            .map(|p| OutputFile::asked(Output::Rejects, p)),
     );
     let mut info = RunInfo {
         proxy: None,
@@ -257,7 +257,7 @@ pub fn report(cfg: ReportConfig) -> Result<ExitCode, Error> {
         match kind {
             OutputKind::Rows(_) => {
                 let n = report::write(&spool, path, cfg.report_text.then_some(&read.sources[..]))?;
-                report::summary::wrote(&mut info.outputs, "report", Some(n));
+                report::summary::wrote(&mut info.outputs, Output::Report, Some(n));
                 if !cfg.quiet {
                     say!("report: {} ({n} rows)", path.display());
                 }
@@ -266,7 +266,7 @@ pub fn report(cfg: ReportConfig) -> Result<ExitCode, Error> {
                 let page = report::html::render(&summary, &info);
                 report::summary::write_atomically(path, page.as_bytes())
                     .map_err(|source| report::ReportError::write(path, source))?;
-                report::summary::wrote(&mut info.outputs, "html", None);
+                report::summary::wrote(&mut info.outputs, Output::Html, None);
                 if !cfg.quiet {
                     say!("html: {}", path.display());
                 }
@@ -275,7 +275,7 @@ pub fn report(cfg: ReportConfig) -> Result<ExitCode, Error> {
     }
     if let (Some(path), Some(rejected), Some(layout)) = (&cfg.rejects, &rejected, &layout) {
         let n = rejected.write(layout, &read.sources, path)?;
-        report::summary::wrote(&mut info.outputs, "rejects", Some(n));
+        report::summary::wrote(&mut info.outputs, Output::Rejects, Some(n));
         if !cfg.quiet {
             say!("rejects: {} ({n} rows)", path.display());
         }
