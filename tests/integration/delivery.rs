@@ -556,9 +556,16 @@ fn a_link_to_the_ledger_is_the_same_ledger() {
     // What the killed run sent is known, not sent again.
     let known = count(&r, Status::AlreadyImported) + count(&r, Status::Uncertain);
     assert!(known as u64 >= killed_stored, "{:?}", statuses(&r));
-    assert_eq!(
-        count(&r, Status::AlreadyImported) + count(&r, Status::Created),
-        stats.stored as usize
+    // Every stored message is a row created or already imported, or one
+    // the kill caught in flight (`uncertain`: the API may have stored it
+    // after its intent was journaled and before its answer was).
+    let sure = count(&r, Status::AlreadyImported) + count(&r, Status::Created);
+    let stored = stats.stored as usize;
+    assert!(sure <= stored, "{:?} {stats:?}", statuses(&r));
+    assert!(
+        stored <= sure + count(&r, Status::Uncertain),
+        "{:?} {stats:?}",
+        statuses(&r)
     );
 }
 
