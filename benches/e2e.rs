@@ -2,7 +2,9 @@
 //! three alternating so that they share the machine's noise:
 //! - the whole importer (read, validate, plan, ledger, send, report);
 //! - the same importer with the ledger's bookkeeping off (no journal, no
-//!   `messages`): the difference is what the bookkeeping costs;
+//!   `messages`): the difference is what the bookkeeping costs, split
+//!   into what it costs while messages are sent and what it adds after the
+//!   last answer (the last fold and its checkpoint);
 //! - bare HTTP sends of the same messages with the same client and
 //!   concurrency: the difference is what the whole tool costs.
 //!
@@ -27,10 +29,19 @@ mod common;
 
 const CONCURRENCY: usize = 16;
 
-/// The importer, as `transcript-import run --emulator` runs it.
-fn importer(input: &std::path::Path, dir: &std::path::Path, bookkeeping: bool) -> Duration {
+/// The importer, as `transcript-import run --emulator` runs it: its wall
+/// time, and the part of it spent sending (from its summary JSON), so that
+/// what the bookkeeping costs while messages are sent is told apart from
+/// what it costs around that (its last fold and checkpoint, after the last
+/// answer).
+fn importer(
+    input: &std::path::Path,
+    dir: &std::path::Path,
+    bookkeeping: bool,
+) -> (Duration, Duration) {
     let state = dir.join(format!("state-{bookkeeping}.db"));
     let report = dir.join(format!("report-{bookkeeping}.csv"));
+    let summary = dir.join(format!("summary-{bookkeeping}.json"));
     let cli = Cli::parse_from([
         "transcript-import",
         "run",
@@ -42,6 +53,8 @@ fn importer(input: &std::path::Path, dir: &std::path::Path, bookkeeping: bool) -
         state.to_str().unwrap(),
         "--report",
         report.to_str().unwrap(),
+        "--summary-json",
+        summary.to_str().unwrap(),
         input.to_str().unwrap(),
     ]);
     let Command::Run(args) = cli.command else {
@@ -53,7 +66,10 @@ fn importer(input: &std::path::Path, dir: &std::path::Path, bookkeeping: bool) -
     let code = run::run(cfg).unwrap();
     let elapsed = t.elapsed();
     assert_eq!(code, ExitCode::Success);
-    elapsed
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+    let sending = json["sending_seconds"].as_f64().unwrap();
+    (elapsed, Duration::from_secs_f64(sending))
 }
 
 /// The same messages, the same client and concurrency, one conversation
@@ -162,6 +178,10 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(15);
     let mut runs: [(Vec<Duration>, Vec<Duration>); 3] = Default::default();
+    // The importers' sending phase and the rest of their wall time: off,
+    // then full.
+    let mut sending_phase: [Vec<Duration>; 2] = Default::default();
+    let mut outside: [Vec<Duration>; 2] = Default::default();
     for round in 0..rounds {
         // This round's ledgers and reports, gone before the next round,
         // whose runs their write-back would otherwise slow down.
@@ -177,7 +197,15 @@ fn main() {
             [true, false]
         };
         for bookkeeping in order {
-            this[1 + usize::from(bookkeeping)] = measured(|| importer(&input, &files, bookkeeping));
+            let mut sending = Duration::ZERO;
+            this[1 + usize::from(bookkeeping)] = measured(|| {
+                let (wall, s) = importer(&input, &files, bookkeeping);
+                sending = s;
+                wall
+            });
+            let wall = this[1 + usize::from(bookkeeping)].0;
+            sending_phase[usize::from(bookkeeping)].push(sending);
+            outside[usize::from(bookkeeping)].push(wall.saturating_sub(sending));
         }
         for (i, (wall, cpu)) in this.into_iter().enumerate() {
             runs[i].0.push(wall);
@@ -205,9 +233,25 @@ fn main() {
         100.0 * r[r.len() / 2]
     };
     let kept_vs_off = ratio(&runs[2].0, &runs[1].0);
+    let kept_sending = ratio(&sending_phase[1], &sending_phase[0]);
     let kept_vs_bare = ratio(&runs[2].0, &runs[0].0);
     let cpu_vs_off = ratio(&runs[1].1, &runs[2].1) - 100.0;
     let cpu_vs_bare = ratio(&runs[0].1, &runs[2].1) - 100.0;
+    // What the bookkeeping adds to a run's wall time, per round then the
+    // median: in all, and outside sending (reading and planning are the
+    // same for both; after the last answer the full importer waits for its
+    // last fold and checkpoint).
+    let added = |full: &[Duration], off: &[Duration]| {
+        let mut d: Vec<f64> = full
+            .iter()
+            .zip(off)
+            .map(|(full, off)| full.as_secs_f64() - off.as_secs_f64())
+            .collect();
+        d.sort_by(f64::total_cmp);
+        d[d.len() / 2]
+    };
+    let added_total = added(&runs[2].0, &runs[1].0);
+    let added_outside = added(&outside[1], &outside[0]);
     let [(bare_wall, bare_cpu), (off_wall, off_cpu), (full_wall, full_cpu)] =
         runs.map(|(wall, cpu)| (median(wall), median(cpu)));
     let rate = |d: Duration| rows as f64 / d.as_secs_f64();
@@ -229,6 +273,11 @@ fn main() {
     println!("  median over rounds of each round's ratio:");
     println!(
         "  bookkeeping keeps    {kept_vs_off:>5.1}% of the throughput without it (CPU per message {cpu_vs_off:+.1}%)"
+    );
+    println!(
+        "  it adds {:.0} ms to a run, {:.0} ms of them outside sending (the last fold and its checkpoint, after the last answer); while sending it keeps {kept_sending:.1}%",
+        added_total * 1e3,
+        added_outside * 1e3
     );
     println!(
         "  the importer reaches {kept_vs_bare:>5.1}% of bare sends (CPU per message {cpu_vs_bare:+.1}%)"

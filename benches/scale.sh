@@ -377,4 +377,4 @@ echo "run 2,000,000 msgs, ${#ratios[@]} rounds: last tenth / first tenth median 
 # and reports went above, and the disk is given time to write them: their
 # write-back would otherwise land on these rounds.
 sync
-E2E_ROWS=100000 E2E_ROUNDS=${LEDGER_ROUNDS:-31} cargo bench --quiet --bench e2e 2>/dev/null | tail -3
+E2E_ROWS=100000 E2E_ROUNDS=${LEDGER_ROUNDS:-31} cargo bench --quiet --bench e2e 2>/dev/null | tail -4
