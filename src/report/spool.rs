@@ -196,8 +196,13 @@ impl Spool {
     /// Write the report header and every row, in input order, to `out`.
     /// With `texts`, the inputs, each row gets its message text as a last
     /// column, read back from its input record by record. Returns the
-    /// number of rows.
-    pub fn write_to(&self, out: &mut impl Write, texts: Option<&[Source]>) -> io::Result<u64> {
+    /// number of rows. Only through `report::write`, which asks
+    /// [`Spool::whole`] before it makes the report's file.
+    pub(super) fn write_to(
+        &self,
+        out: &mut impl Write,
+        texts: Option<&[Source]>,
+    ) -> io::Result<u64> {
         let Some(format) = self.format else {
             return Ok(0);
         };
