@@ -153,11 +153,12 @@ fn cpu_time() -> Duration {
     Duration::from_millis(ticks * 10)
 }
 
-/// Run `f`, returning its wall time and the CPU time the process spent.
-fn measured(f: impl FnOnce() -> Duration) -> (Duration, Duration) {
+/// Run `f`, returning what it returns (its wall time, at least) and the
+/// CPU time the process spent.
+fn measured<T>(f: impl FnOnce() -> T) -> (T, Duration) {
     let cpu = cpu_time();
-    let wall = f();
-    (wall, cpu_time().saturating_sub(cpu))
+    let out = f();
+    (out, cpu_time().saturating_sub(cpu))
 }
 
 fn main() {
@@ -178,10 +179,8 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(15);
     let mut runs: [(Vec<Duration>, Vec<Duration>); 3] = Default::default();
-    // The importers' sending phase and the rest of their wall time: off,
-    // then full.
+    // The importers' sending phases: off, then full.
     let mut sending_phase: [Vec<Duration>; 2] = Default::default();
-    let mut outside: [Vec<Duration>; 2] = Default::default();
     for round in 0..rounds {
         // This round's ledgers and reports, gone before the next round,
         // whose runs their write-back would otherwise slow down.
@@ -197,15 +196,9 @@ fn main() {
             [true, false]
         };
         for bookkeeping in order {
-            let mut sending = Duration::ZERO;
-            this[1 + usize::from(bookkeeping)] = measured(|| {
-                let (wall, s) = importer(&input, &files, bookkeeping);
-                sending = s;
-                wall
-            });
-            let wall = this[1 + usize::from(bookkeeping)].0;
+            let ((wall, sending), cpu) = measured(|| importer(&input, &files, bookkeeping));
+            this[1 + usize::from(bookkeeping)] = (wall, cpu);
             sending_phase[usize::from(bookkeeping)].push(sending);
-            outside[usize::from(bookkeeping)].push(wall.saturating_sub(sending));
         }
         for (i, (wall, cpu)) in this.into_iter().enumerate() {
             runs[i].0.push(wall);
@@ -221,37 +214,37 @@ fn main() {
             );
         }
     }
-    // Ratios per round (its three runs are adjacent in time, so they share
-    // the machine's drift), then the median over rounds.
-    let ratio = |a: &[Duration], b: &[Duration]| {
+    // Compared per round (its three runs are adjacent in time, so they
+    // share the machine's drift), then the median over rounds.
+    let per_round = |a: &[Duration], b: &[Duration], compare: fn(f64, f64) -> f64| {
         let mut r: Vec<f64> = a
             .iter()
             .zip(b)
-            .map(|(a, b)| b.as_secs_f64() / a.as_secs_f64())
+            .map(|(a, b)| compare(a.as_secs_f64(), b.as_secs_f64()))
             .collect();
         r.sort_by(f64::total_cmp);
-        100.0 * r[r.len() / 2]
+        r[r.len() / 2]
     };
+    let ratio = |a: &[Duration], b: &[Duration]| 100.0 * per_round(a, b, |a, b| b / a);
     let kept_vs_off = ratio(&runs[2].0, &runs[1].0);
     let kept_sending = ratio(&sending_phase[1], &sending_phase[0]);
     let kept_vs_bare = ratio(&runs[2].0, &runs[0].0);
     let cpu_vs_off = ratio(&runs[1].1, &runs[2].1) - 100.0;
     let cpu_vs_bare = ratio(&runs[0].1, &runs[2].1) - 100.0;
-    // What the bookkeeping adds to a run's wall time, per round then the
-    // median: in all, and outside sending (reading and planning are the
-    // same for both; after the last answer the full importer waits for its
-    // last fold and checkpoint).
-    let added = |full: &[Duration], off: &[Duration]| {
-        let mut d: Vec<f64> = full
+    // What the bookkeeping adds to a run's wall time: in all, and outside
+    // sending (reading and planning are the same for both; after the last
+    // answer the full importer waits for its last fold and checkpoint).
+    let added = |full: &[Duration], off: &[Duration]| per_round(full, off, |full, off| full - off);
+    let outside = |importer: usize| -> Vec<Duration> {
+        runs[1 + importer]
+            .0
             .iter()
-            .zip(off)
-            .map(|(full, off)| full.as_secs_f64() - off.as_secs_f64())
-            .collect();
-        d.sort_by(f64::total_cmp);
-        d[d.len() / 2]
+            .zip(&sending_phase[importer])
+            .map(|(wall, sending)| wall.saturating_sub(*sending))
+            .collect()
     };
     let added_total = added(&runs[2].0, &runs[1].0);
-    let added_outside = added(&outside[1], &outside[0]);
+    let added_outside = added(&outside(1), &outside(0));
     let [(bare_wall, bare_cpu), (off_wall, off_cpu), (full_wall, full_cpu)] =
         runs.map(|(wall, cpu)| (median(wall), median(cpu)));
     let rate = |d: Duration| rows as f64 / d.as_secs_f64();
