@@ -332,8 +332,9 @@ pub struct Decided {
 /// What earlier runs left, as the ledger answers.
 pub trait Earlier {
     type Error;
-    /// What an earlier run did with this message, if anything.
-    fn prior(&self, key: &MessageKey) -> Result<Option<Prior>, Self::Error>;
+    /// What an earlier run did with this message of this conversation,
+    /// if anything.
+    fn prior(&self, conversation_id: &str, key: &MessageKey) -> Result<Option<Prior>, Self::Error>;
     /// The API's id of the conversation an earlier run created for this
     /// external id (`--conversations create`).
     fn conversation(&self, external_id: &str) -> Result<Option<String>, Self::Error>;
@@ -358,7 +359,7 @@ pub fn decide<E: Earlier>(
     }
     for conversation in conversations.iter_mut() {
         for (i, entry) in conversation.entries.iter_mut().enumerate() {
-            entry.todo = match earlier.prior(&entry.key())? {
+            entry.todo = match earlier.prior(&conversation.id, &entry.key())? {
                 Some(Prior::Stored { message_id }) => {
                     if let Some(id) = message_id {
                         conversation.imported.push((i as u32, id));
@@ -451,7 +452,7 @@ mod tests {
         struct Ledger(Vec<MessageKey>);
         impl Earlier for Ledger {
             type Error = ();
-            fn prior(&self, k: &MessageKey) -> Result<Option<Prior>, ()> {
+            fn prior(&self, _: &str, k: &MessageKey) -> Result<Option<Prior>, ()> {
                 Ok(match self.0.iter().position(|x| x == k) {
                     Some(0) => Some(Prior::Stored {
                         message_id: Some("M1".into()),

@@ -23,6 +23,12 @@ pub enum LedgerError {
         recorded: String,
         requested: String,
     },
+    #[error("{path}: this ledger was written by a newer transcript-import (ledger format {found}; this version knows up to {known}), whose record this version would misread\n  hint: use that version, or a later one, with this ledger")]
+    Newer {
+        path: String,
+        found: String,
+        known: u32,
+    },
     /// SQLite's word is in the message, not a source: a cause printed
     /// after the message would land on its hint line.
     #[error("{path}: the ledger is damaged ({cause})\n  hint: restore it from a backup if there is one; a new ledger (another --state) forgets what earlier runs sent, so a run with it sends every message again")]

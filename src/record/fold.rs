@@ -1,11 +1,13 @@
-//! Folding the journal into the `messages` table: what each worker wrote
-//! (intents and outcomes), aggregated per message, in one transaction.
+//! Folding the journal into the `outcomes` table: what each worker wrote
+//! (intents and outcomes), aggregated per message, a row per
+//! conversation, in one transaction.
+
+use std::collections::HashMap;
 
 use rusqlite::{params, Connection};
 
-use std::borrow::Cow;
-
-use super::journal::{self, Record, Sealed, State};
+use super::journal::{self, Record, Sealed};
+use super::outcomes;
 use super::schema::{journal_folded, today};
 use super::{now, LedgerError};
 use crate::model::MessageKey;
@@ -38,7 +40,7 @@ pub fn fold_leftovers(
         .map_err(sql)
 }
 
-/// Fold a sealed journal file into `messages` and delete it. The file's
+/// Fold a sealed journal file into `outcomes` and delete it. The file's
 /// number is stored in the same commit, so a file folded before a crash
 /// (and not yet deleted) is never counted twice.
 pub fn fold_journal(conn: &Connection, sealed: &Sealed) -> Result<(), LedgerError> {
@@ -65,18 +67,25 @@ pub fn fold_journal(conn: &Connection, sealed: &Sealed) -> Result<(), LedgerErro
         // the vector grows as before instead of the process aborting.
         let mut seen: Vec<Seen> = Vec::new();
         let _ = seen.try_reserve_exact(files.iter().map(journal::Mapped::most_messages).sum());
+        // Each conversation's id once, numbered as first seen; a worker
+        // writes one conversation's records in a row, so most records
+        // find theirs without hashing.
+        let mut names = Names::default();
         for (i, file) in (0u32..).zip(&files) {
             let run = file.scan(|offset, r| match r {
                 Record::Message(m) => {
                     requests += u64::from(m.attempts);
                     // A worker writes a message's outcome right after its
                     // intent, in its own lane: merged here, the sort and
-                    // the upserts below take each message once.
+                    // the rows below take each message once.
                     match seen.last_mut() {
                         Some(last) if last.key == m.key && last.file == i => {
-                            *last = last.then(Seen::new(i, offset, &m))
+                            *last = last.then(Seen::new(i, offset, &m, last.conversation))
                         }
-                        _ => seen.push(Seen::new(i, offset, &m)),
+                        _ => {
+                            let conversation = names.number(&m.conversation_id);
+                            seen.push(Seen::new(i, offset, &m, conversation))
+                        }
                     }
                 }
                 Record::Conversation {
@@ -87,11 +96,17 @@ pub fn fold_journal(conn: &Connection, sealed: &Sealed) -> Result<(), LedgerErro
             });
             run_id = run_id.max(run);
         }
-        // Key order, so the upserts walk the table's B-tree instead of
-        // jumping; then file and offset, the order they were pushed in, so
-        // that a message's records stay in the order they were written. An
-        // unstable sort: a stable one allocates half the vector again.
-        seen.sort_unstable_by_key(|s| (s.key, s.file, s.last));
+        // Conversations in id order, as the table's index holds them, and
+        // in each its messages in key order; then file and offset, the
+        // order they were pushed in, so that a message's records stay in
+        // the order they were written. An unstable sort: a stable one
+        // allocates half the vector again.
+        let rank = names.ranks();
+        for s in &mut seen {
+            s.conversation = rank[s.conversation as usize];
+        }
+        let names = names.sorted();
+        seen.sort_unstable_by_key(|s| (s.conversation, s.key, s.file, s.last));
         // A record's file and its offset there, as `Seen` holds them.
         let locate = |file: u32, offset: u64| {
             Some((
@@ -109,45 +124,46 @@ pub fn fold_journal(conn: &Connection, sealed: &Sealed) -> Result<(), LedgerErro
         let tx = conn.unchecked_transaction().map_err(sql)?;
         {
             let stamp = now();
-            let mut upserts = Upserts::new(&tx, run_id).map_err(sql)?;
-            // One row per message: its last state and conversation, its id
-            // if any record has one, the requests of all its records.
+            let mut row = outcomes::Row::new();
             let mut start = 0;
-            for records in seen.chunk_by(|a, b| a.key == b.key) {
-                // The records are read back in key order, all over the
-                // files: each a cache miss, which took a tenth of the
-                // ledger thread's time. Asked for a few messages ahead,
-                // each is there by the time SQLite is done with the ones
-                // before.
-                if let Some((file, at)) = seen
-                    .get(start + PREFETCH_AHEAD)
-                    .and_then(|ahead| locate(ahead.file, ahead.last))
-                {
-                    file.prefetch(at);
+            // One row per conversation, each of its messages once: its
+            // last state, its id if any record has one, the requests of
+            // all its records.
+            for conversation in seen.chunk_by(|a, b| a.conversation == b.conversation) {
+                row.clear();
+                for records in conversation.chunk_by(|a, b| a.key == b.key) {
+                    // The records are read back in key order, all over the
+                    // files: each a cache miss, which took a tenth of the
+                    // ledger thread's time. Asked for a few messages
+                    // ahead, each is there by the time the one before is
+                    // encoded.
+                    if let Some((file, at)) = seen
+                        .get(start + PREFETCH_AHEAD)
+                        .and_then(|ahead| locate(ahead.file, ahead.last))
+                    {
+                        file.prefetch(at);
+                    }
+                    start += records.len();
+                    let Some(s) = records.iter().copied().reduce(Seen::then) else {
+                        continue;
+                    };
+                    let Some(last) = message(s.file, s.last) else {
+                        continue;
+                    };
+                    let message_id = match s.id() {
+                        Some(at) if at == (s.file, s.last) => last.message_id.clone(),
+                        Some((file, offset)) => message(file, offset).and_then(|m| m.message_id),
+                        None => None,
+                    };
+                    row.push(s.key, last.state, s.attempts, run_id, message_id.as_deref());
                 }
-                start += records.len();
-                let Some(s) = records.iter().copied().reduce(Seen::then) else {
-                    continue;
-                };
-                let Some(last) = message(s.file, s.last) else {
-                    continue;
-                };
-                let message_id = match s.id() {
-                    Some(at) if at == (s.file, s.last) => last.message_id.clone(),
-                    Some((file, offset)) => message(file, offset).and_then(|m| m.message_id),
-                    None => None,
-                };
-                upserts
-                    .push(Row {
-                        key: s.key,
-                        attempts: s.attempts,
-                        conversation_id: last.conversation_id,
-                        state: last.state,
-                        message_id,
-                    })
-                    .map_err(sql)?;
+                if let (false, Some(name)) = (
+                    row.is_empty(),
+                    names.get(conversation[0].conversation as usize),
+                ) {
+                    row.insert(&tx, name, sealed.seq).map_err(sql)?;
+                }
             }
-            upserts.flush().map_err(sql)?;
             let mut conversation = tx
                 .prepare_cached(
                     "INSERT INTO conversations (external_id, api_id, run_id, created_at)
@@ -188,120 +204,6 @@ pub fn fold_journal(conn: &Connection, sealed: &Sealed) -> Result<(), LedgerErro
     Ok(())
 }
 
-/// Messages upserted by one statement. A tenth of the ledger thread's
-/// time went to starting and ending statements (one per message): 100,000
-/// upserts in four folds took 0.36-0.41 s of CPU one row at a time,
-/// 0.33-0.37 s in statements of 8 to 32 rows.
-pub(super) const ROWS_PER_UPSERT: usize = 16;
-
-/// The parameters of each row after the one the fold's rows share.
-const PER_ROW: usize = 6;
-
-/// The first of row `r`'s parameters in a statement.
-fn first_param(r: usize) -> usize {
-    2 + r * PER_ROW
-}
-
-/// The upsert of `rows` messages, in one statement. ?1 is the run, the
-/// same for every row.
-///
-/// `updated_at` is written empty: nothing reads it, and when a row was
-/// stored is its run's (`runs.started_at` to `finished_at`). Its 24 bytes
-/// of time were a fifth of a row, and every fold writes each page its rows
-/// land on twice (the write-ahead log, then the checkpoint): folding
-/// 100,000 messages in two folds took 139 ms of CPU without them against
-/// 171 ms with. Programs before this one wrote the time there, and read it
-/// no more than this one does.
-fn upsert_sql(rows: usize) -> String {
-    let values: Vec<String> = (0..rows)
-        .map(|r| {
-            let own: Vec<String> = (first_param(r)..first_param(r + 1))
-                .map(|p| format!("?{p}"))
-                .collect();
-            format!("({}, ?1, '')", own.join(", "))
-        })
-        .collect();
-    format!(
-        "INSERT INTO messages (key, occurrence, conversation_id, state, message_id, attempts, run_id, updated_at)
-         VALUES {}
-         ON CONFLICT (key, occurrence) DO UPDATE SET
-            conversation_id = excluded.conversation_id,
-            state = excluded.state,
-            message_id = coalesce(excluded.message_id, messages.message_id),
-            attempts = messages.attempts + excluded.attempts,
-            run_id = excluded.run_id,
-            updated_at = excluded.updated_at",
-        values.join(", ")
-    )
-}
-
-/// One message's row, as the fold upserts it.
-struct Row<'a> {
-    key: MessageKey,
-    attempts: u32,
-    conversation_id: Cow<'a, str>,
-    state: State,
-    message_id: Option<Cow<'a, str>>,
-}
-
-/// Rows gathered until a statement's worth, then upserted together. Each
-/// key comes once per fold (`Seen` merges a message's records), so no
-/// statement holds two rows for one key.
-struct Upserts<'conn, 'a> {
-    conn: &'conn Connection,
-    full: rusqlite::CachedStatement<'conn>,
-    run_id: i64,
-    rows: Vec<Row<'a>>,
-}
-
-impl<'conn, 'a> Upserts<'conn, 'a> {
-    fn new(conn: &'conn Connection, run_id: i64) -> rusqlite::Result<Self> {
-        let mut full = conn.prepare_cached(&upsert_sql(ROWS_PER_UPSERT))?;
-        full.raw_bind_parameter(1, run_id)?;
-        Ok(Upserts {
-            conn,
-            full,
-            run_id,
-            rows: Vec::with_capacity(ROWS_PER_UPSERT),
-        })
-    }
-
-    fn push(&mut self, row: Row<'a>) -> rusqlite::Result<()> {
-        self.rows.push(row);
-        if self.rows.len() == ROWS_PER_UPSERT {
-            Self::execute(&mut self.full, &self.rows)?;
-            self.rows.clear();
-        }
-        Ok(())
-    }
-
-    /// Upsert the rows left, fewer than a statement's worth.
-    fn flush(&mut self) -> rusqlite::Result<()> {
-        if self.rows.is_empty() {
-            return Ok(());
-        }
-        let mut stmt = self.conn.prepare(&upsert_sql(self.rows.len()))?;
-        // The run is bound once per statement: a reset keeps its bindings.
-        stmt.raw_bind_parameter(1, self.run_id)?;
-        Self::execute(&mut stmt, &self.rows)?;
-        self.rows.clear();
-        Ok(())
-    }
-
-    fn execute(stmt: &mut rusqlite::Statement<'_>, rows: &[Row<'_>]) -> rusqlite::Result<()> {
-        for (r, row) in rows.iter().enumerate() {
-            let p = first_param(r);
-            stmt.raw_bind_parameter(p, &row.key.content.0[..])?;
-            stmt.raw_bind_parameter(p + 1, row.key.occurrence)?;
-            stmt.raw_bind_parameter(p + 2, &*row.conversation_id)?;
-            stmt.raw_bind_parameter(p + 3, row.state.as_str())?;
-            stmt.raw_bind_parameter(p + 4, row.message_id.as_deref())?;
-            stmt.raw_bind_parameter(p + 5, row.attempts)?;
-        }
-        stmt.raw_execute().map(|_| ())
-    }
-}
-
 /// A message's records in one fold, merged: where its last record is (its
 /// state and conversation), where the last one with the API's id is, and
 /// the requests they account for. 48 bytes, not the 64 of `usize` indices
@@ -310,6 +212,9 @@ impl<'conn, 'a> Upserts<'conn, 'a> {
 #[derive(Clone, Copy)]
 struct Seen {
     key: MessageKey,
+    /// Its conversation: while scanning, its number in [`Names`]; then
+    /// its rank in id order.
+    conversation: u32,
     attempts: u32,
     /// The last record's file, as an index into the fold's files, and
     /// its offset there.
@@ -321,16 +226,17 @@ struct Seen {
     id_offset: u64,
 }
 
-const _: () = assert!(std::mem::size_of::<Seen>() == 48);
+const _: () = assert!(std::mem::size_of::<Seen>() == 56);
 
 /// `Seen::id_offset` of a message none of whose records has the API's id.
 const NO_ID: u64 = u64::MAX;
 
 impl Seen {
-    fn new(file: u32, offset: usize, m: &journal::Message<'_>) -> Seen {
+    fn new(file: u32, offset: usize, m: &journal::Message<'_>, conversation: u32) -> Seen {
         let offset = offset as u64;
         Seen {
             key: m.key,
+            conversation,
             attempts: m.attempts,
             file,
             last: offset,
@@ -353,6 +259,7 @@ impl Seen {
         };
         Seen {
             key: self.key,
+            conversation: self.conversation,
             attempts: self.attempts.saturating_add(later.attempts),
             file: later.file,
             last: later.last,
@@ -364,5 +271,52 @@ impl Seen {
     /// Where the last record with the API's id is, if any.
     fn id(&self) -> Option<(u32, u64)> {
         (self.id_offset != NO_ID).then_some((self.id_file, self.id_offset))
+    }
+}
+
+/// A fold's conversation ids, each numbered once.
+#[derive(Default)]
+struct Names {
+    numbers: HashMap<String, u32>,
+    names: Vec<String>,
+    /// The last one numbered: the next record's, most of the time.
+    last: Option<u32>,
+}
+
+impl Names {
+    fn number(&mut self, id: &str) -> u32 {
+        if let Some(last) = self.last {
+            if self.names[last as usize] == id {
+                return last;
+            }
+        }
+        let n = match self.numbers.get(id) {
+            Some(&n) => n,
+            None => {
+                let n = self.names.len() as u32;
+                self.numbers.insert(id.to_owned(), n);
+                self.names.push(id.to_owned());
+                n
+            }
+        };
+        self.last = Some(n);
+        n
+    }
+
+    /// Each number's rank in id order.
+    fn ranks(&self) -> Vec<u32> {
+        let mut order: Vec<u32> = (0..self.names.len() as u32).collect();
+        order.sort_unstable_by(|&a, &b| self.names[a as usize].cmp(&self.names[b as usize]));
+        let mut rank = vec![0; order.len()];
+        for (r, n) in order.into_iter().enumerate() {
+            rank[n as usize] = r as u32;
+        }
+        rank
+    }
+
+    /// The ids in id order: indexed by rank.
+    fn sorted(mut self) -> Vec<String> {
+        self.names.sort_unstable();
+        self.names
     }
 }

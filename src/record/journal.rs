@@ -60,11 +60,11 @@ crate::model::string_enum! {
 }
 
 impl State {
-    fn code(self) -> u8 {
+    pub(super) fn code(self) -> u8 {
         State::ALL.iter().position(|s| *s == self).unwrap_or(0) as u8
     }
 
-    fn from_code(c: u8) -> Option<State> {
+    pub(super) fn from_code(c: u8) -> Option<State> {
         State::ALL.get(usize::from(c)).copied()
     }
 }

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+use super::outcomes::{Conversations, Recorded};
 use super::{LedgerError, State};
 use crate::model::{MessageKey, Prior};
 
@@ -13,8 +14,9 @@ pub struct Lookup {
     conn: Connection,
     path: PathBuf,
     /// No earlier run recorded a message: a fresh ledger answers every
-    /// lookup at once, without a query per planned message.
+    /// lookup at once, without a query per planned conversation.
     empty: bool,
+    conversations: Conversations,
 }
 
 impl Lookup {
@@ -25,11 +27,16 @@ impl Lookup {
         )
         .map_err(|e| LedgerError::sqlite(&path, e))?;
         let empty = conn
-            .query_row("SELECT NOT EXISTS (SELECT 1 FROM messages)", [], |r| {
+            .query_row("SELECT NOT EXISTS (SELECT 1 FROM outcomes)", [], |r| {
                 r.get(0)
             })
             .map_err(|e| LedgerError::sqlite(&path, e))?;
-        Ok(Lookup { conn, path, empty })
+        Ok(Lookup {
+            conn,
+            path,
+            empty,
+            conversations: Conversations::default(),
+        })
     }
 
     /// The API's id of the conversation an earlier run created for this
@@ -44,31 +51,30 @@ impl Lookup {
             .map_err(|e| LedgerError::sqlite(&self.path, e))
     }
 
-    /// What earlier runs did with this message, if anything.
-    pub fn prior(&self, key: &MessageKey) -> Result<Option<Prior>, LedgerError> {
+    /// What earlier runs did with this message of this conversation, if
+    /// anything.
+    pub fn prior(
+        &self,
+        conversation_id: &str,
+        key: &MessageKey,
+    ) -> Result<Option<Prior>, LedgerError> {
         if self.empty {
             return Ok(None);
         }
-        prior(&self.conn, key).map_err(|e| LedgerError::sqlite(&self.path, e))
+        self.conversations
+            .get(&self.conn, conversation_id, key)
+            .map(|found| found.map(prior_of))
+            .map_err(|e| LedgerError::sqlite(&self.path, e))
     }
 }
 
-pub(super) fn prior(conn: &Connection, key: &MessageKey) -> rusqlite::Result<Option<Prior>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT state, message_id FROM messages WHERE key = ?1 AND occurrence = ?2",
-    )?;
-    let found = stmt
-        .query_row(params![&key.content.0[..], key.occurrence], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
-        })
-        .optional()?;
-    Ok(found.map(|(state, message_id)| match state.parse() {
-        Ok(State::Created | State::Exists) => Prior::Stored {
-            message_id: message_id.map(Into::into),
+/// What planning makes of a message the ledger holds.
+pub(super) fn prior_of(recorded: Recorded) -> Prior {
+    match recorded.state {
+        State::Created | State::Exists => Prior::Stored {
+            message_id: recorded.message_id.map(Into::into),
         },
-        Ok(State::Failed) => Prior::Failed,
-        // A state this version does not know may mean stored: never resent
-        // without being asked.
-        Ok(State::Uncertain | State::InFlight) | Err(_) => Prior::Uncertain,
-    }))
+        State::Failed => Prior::Failed,
+        State::Uncertain | State::InFlight => Prior::Uncertain,
+    }
 }

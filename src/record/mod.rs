@@ -13,7 +13,7 @@
 //! into a mapped file per request and no waiting on another thread; the
 //! outcome of a request travels with the same worker's next intent. One
 //! thread owns the SQLite connection ([`Writer`]): it folds the journal into
-//! `messages` ([`fold`]) as the journal grows and at the end. Report rows
+//! `outcomes` ([`fold`], [`outcomes`]) as the journal grows and at the end. Report rows
 //! are not kept here (see `report::Spool`): a killed run writes no report,
 //! and the next run reports every row from `messages`.
 
@@ -22,6 +22,7 @@ mod fold;
 pub mod journal;
 pub mod lock;
 mod lookup;
+mod outcomes;
 mod reader;
 mod schema;
 mod writer;
@@ -134,12 +135,7 @@ impl Ledger {
         fold::fold_leftovers(&conn, path, &leftovers)?;
         // A message still in flight belongs to a run that died mid-request:
         // the request may have been stored, so it is uncertain from now on.
-        let recovered = conn
-            .execute(
-                "UPDATE messages SET state = ?1 WHERE state = ?2",
-                params![State::Uncertain.as_str(), State::InFlight.as_str()],
-            )
-            .map_err(sql)? as u64;
+        let recovered = outcomes::recover_in_flight(&conn).map_err(sql)?;
         conn.execute(
             "INSERT INTO runs (started_at, pid) VALUES (?1, ?2)",
             params![now(), std::process::id()],
@@ -245,8 +241,15 @@ impl Ledger {
     }
 
     #[cfg(test)]
-    fn prior(&self, key: &crate::model::MessageKey) -> Option<crate::model::Prior> {
-        lookup::prior(&self.conn, key).unwrap()
+    fn prior(
+        &self,
+        conversation_id: &str,
+        key: &crate::model::MessageKey,
+    ) -> Option<crate::model::Prior> {
+        outcomes::conversation(&self.conn, conversation_id)
+            .unwrap()
+            .remove(key)
+            .map(lookup::prior_of)
     }
 }
 

@@ -8,20 +8,10 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::journal::{self, State};
+use super::journal;
+use super::outcomes::{self, Conversations, Recorded};
 use super::{fold, lock, schema, LedgerError};
 use crate::model::MessageKey;
-
-/// What the ledger holds for one message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Recorded {
-    pub state: State,
-    pub message_id: Option<String>,
-    /// Requests made for it, across runs.
-    pub attempts: u32,
-    /// The run that last recorded it.
-    pub run_id: i64,
-}
 
 /// A run as the `runs` and `sources` tables remember it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +36,7 @@ pub struct Reader {
     path: PathBuf,
     /// Messages a killed run left in flight, found `uncertain` now.
     pub recovered_in_flight: u64,
+    conversations: Conversations,
     _lock: std::fs::File,
 }
 
@@ -65,16 +56,12 @@ impl Reader {
         let conn = schema::open(path)?;
         let leftovers = journal::files(path).map_err(|e| LedgerError::io(path, e))?;
         fold::fold_leftovers(&conn, path, &leftovers)?;
-        let recovered = conn
-            .execute(
-                "UPDATE messages SET state = ?1 WHERE state = ?2",
-                params![State::Uncertain.as_str(), State::InFlight.as_str()],
-            )
-            .map_err(sql)? as u64;
+        let recovered = outcomes::recover_in_flight(&conn).map_err(sql)?;
         Ok(Reader {
             conn,
             path: path.to_path_buf(),
             recovered_in_flight: recovered,
+            conversations: Conversations::default(),
             _lock: lock,
         })
     }
@@ -128,33 +115,16 @@ impl Reader {
         }))
     }
 
-    /// What the ledger holds for this message, if anything.
-    pub fn entry(&self, key: &MessageKey) -> Result<Option<Recorded>, LedgerError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT state, message_id, attempts, run_id FROM messages
-                 WHERE key = ?1 AND occurrence = ?2",
-            )
-            .map_err(|e| self.err(e))?;
-        let found = stmt
-            .query_row(params![&key.content.0[..], key.occurrence], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, Option<String>>(1)?,
-                    r.get::<_, u32>(2)?,
-                    r.get::<_, i64>(3)?,
-                ))
-            })
-            .optional()
-            .map_err(|e| self.err(e))?;
-        Ok(found.map(|(state, message_id, attempts, run_id)| Recorded {
-            // A state this version does not know may mean stored: uncertain.
-            state: state.parse().unwrap_or(State::Uncertain),
-            message_id,
-            attempts,
-            run_id,
-        }))
+    /// What the ledger holds for this message of this conversation, if
+    /// anything.
+    pub fn entry(
+        &self,
+        conversation_id: &str,
+        key: &MessageKey,
+    ) -> Result<Option<Recorded>, LedgerError> {
+        self.conversations
+            .get(&self.conn, conversation_id, key)
+            .map_err(|e| self.err(e))
     }
 
     /// The API's id of the conversation created for this external id.

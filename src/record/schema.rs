@@ -4,7 +4,7 @@ use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{private_file, LedgerError};
+use super::{outcomes, private_file, LedgerError};
 
 const SCHEMA: &str = "
 -- argv and cwd are added by `add_columns`.
@@ -15,21 +15,20 @@ CREATE TABLE IF NOT EXISTS runs (
     pid INTEGER NOT NULL,
     exit_code INTEGER
 );
--- One row per message ever sent, keyed by content and occurrence.
--- state: one of `State`'s names (in_flight, created, exists, failed, uncertain).
--- updated_at: empty since the fold stopped writing it (see `fold::upsert_sql`);
--- older programs wrote a time there. Nothing reads it.
-CREATE TABLE IF NOT EXISTS messages (
-    key BLOB NOT NULL,
-    occurrence INTEGER NOT NULL,
+-- What the ledger knows of each message ever sent, one row per
+-- conversation per journal fold: see `outcomes`. Programs before this one
+-- kept a row per message in a `messages` table; `outcomes::upgrade` moves
+-- them here.
+CREATE TABLE IF NOT EXISTS outcomes (
     conversation_id TEXT NOT NULL,
-    state TEXT NOT NULL,
-    message_id TEXT,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    run_id INTEGER NOT NULL,
-    updated_at TEXT NOT NULL,
-    PRIMARY KEY (key, occurrence)
-) WITHOUT ROWID;
+    fold INTEGER NOT NULL,
+    in_flight INTEGER NOT NULL,
+    messages BLOB NOT NULL,
+    PRIMARY KEY (conversation_id, fold)
+);
+-- The rows that left a message in flight, for opening after a kill.
+CREATE INDEX IF NOT EXISTS outcomes_in_flight ON outcomes (conversation_id)
+    WHERE in_flight > 0;
 -- `--conversations create`: the API's id of each conversation created (or
 -- found) by its external id, reused by later runs.
 CREATE TABLE IF NOT EXISTS conversations (
@@ -94,9 +93,58 @@ pub fn open(path: &Path) -> Result<Connection, LedgerError> {
         CACHE / 1024
     ))
     .map_err(sql)?;
-    conn.execute_batch(SCHEMA).map_err(sql)?;
-    add_columns(&conn).map_err(sql)?;
+    refuse_newer(&conn, path)?;
+    // One transaction: the tables are made (or an earlier format moved)
+    // whole or not at all, and in one commit, not one per statement.
+    let tx = conn.unchecked_transaction().map_err(sql)?;
+    tx.execute_batch(SCHEMA).map_err(sql)?;
+    add_columns(&tx).map_err(sql)?;
+    outcomes::upgrade(&tx).map_err(sql)?;
+    tx.execute(
+        "INSERT INTO meta (name, value) VALUES ('format', ?1) ON CONFLICT (name) DO NOTHING",
+        params![FORMAT.to_string()],
+    )
+    .map_err(sql)?;
+    tx.commit().map_err(sql)?;
     Ok(conn)
+}
+
+/// The ledger's format, in `meta` as `format`: 2 since messages are
+/// kept a row per conversation per fold (`outcomes`). Ledgers before it
+/// have none; a program that finds a higher number stops before touching
+/// the file, so that a later format is never misread as nothing sent.
+const FORMAT: u32 = 2;
+
+fn refuse_newer(conn: &Connection, path: &Path) -> Result<(), LedgerError> {
+    let sql = |e| LedgerError::sqlite(path, e);
+    let has_meta = conn
+        .query_row(
+            "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'meta'",
+            [],
+            |_| Ok(()),
+        )
+        .optional()
+        .map_err(sql)?
+        .is_some();
+    if !has_meta {
+        return Ok(());
+    }
+    let found: Option<String> = conn
+        .query_row("SELECT value FROM meta WHERE name = 'format'", [], |r| {
+            r.get(0)
+        })
+        .optional()
+        .map_err(sql)?;
+    match found {
+        Some(found) if found.parse::<u32>().map_or(true, |f| f > FORMAT) => {
+            Err(LedgerError::Newer {
+                path: path.display().to_string(),
+                found,
+                known: FORMAT,
+            })
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Columns added after the first release, to ledgers that lack them:

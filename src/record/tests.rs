@@ -1,4 +1,5 @@
 use super::journal::{Message, Record};
+use super::outcomes::Recorded;
 use super::*;
 use crate::model::{ContentKey, MessageKey, Outcome, Prior, RowRef, SourceId, Status};
 
@@ -88,7 +89,7 @@ fn in_flight_becomes_uncertain_and_created_is_remembered() {
         drop(rec);
         let ledger = writer.close().unwrap();
         assert_eq!(
-            ledger.prior(&created),
+            ledger.prior("C1", &created),
             Some(Prior::Stored {
                 message_id: Some("M1".into())
             })
@@ -96,8 +97,8 @@ fn in_flight_becomes_uncertain_and_created_is_remembered() {
     }
     let ledger = Ledger::open(&path, LOOPBACK).unwrap();
     assert_eq!(ledger.recovered_in_flight, 1);
-    assert_eq!(ledger.prior(&other), Some(Prior::Uncertain));
-    assert_eq!(ledger.prior(&key(7, 1)), None);
+    assert_eq!(ledger.prior("C1", &other), Some(Prior::Uncertain));
+    assert_eq!(ledger.prior("C1", &key(7, 1)), None);
     assert_eq!(ledger.requests_today().unwrap(), 1);
 }
 
@@ -129,19 +130,19 @@ fn a_killed_runs_journal_is_folded_on_open_and_only_once() {
     let ledger = Ledger::open(&path, LOOPBACK).unwrap();
     assert_eq!(ledger.recovered_in_flight, 1);
     assert_eq!(
-        ledger.prior(&key(1, 0)),
+        ledger.prior("C1", &key(1, 0)),
         Some(Prior::Stored {
             message_id: Some("M1".into())
         })
     );
-    assert_eq!(ledger.prior(&key(2, 0)), Some(Prior::Uncertain));
+    assert_eq!(ledger.prior("C1", &key(2, 0)), Some(Prior::Uncertain));
     assert_eq!(ledger.requests_today().unwrap(), 1);
     drop(ledger);
 
     // A file folded before a crash that kept it from being deleted.
     leave_journal(&path, 5, &[record(3, State::Created, Some("M3"))]);
     let ledger = Ledger::open(&path, LOOPBACK).unwrap();
-    assert_eq!(ledger.prior(&key(3, 0)), None);
+    assert_eq!(ledger.prior("C1", &key(3, 0)), None);
     assert_eq!(ledger.requests_today().unwrap(), 1, "not counted twice");
     drop(ledger);
     let left: Vec<_> = journal::files(&path).unwrap();
@@ -234,19 +235,32 @@ fn conversations_created_and_requests_for_no_row_are_remembered() {
     assert_eq!(ledger.requests_today().unwrap(), 2);
 }
 
-/// A ledger at `path` holding 40,000 messages of random keys, put straight
-/// into the table: that large without a run to make it.
+/// A ledger at `path` holding 40,000 messages of random keys in 400
+/// conversations, put straight into the table: that large without a run
+/// to make it.
 fn large_ledger(path: &std::path::Path) -> Ledger {
     let ledger = Ledger::open(path, LOOPBACK).unwrap();
+    let mut row = super::outcomes::Row::new();
+    for c in 0..400u32 {
+        row.clear();
+        for m in 0..100u32 {
+            let mut content = [0u8; 16];
+            content[..4].copy_from_slice(&c.to_le_bytes());
+            content[4..8].copy_from_slice(&m.to_le_bytes());
+            let key = MessageKey {
+                content: ContentKey(content),
+                occurrence: 0,
+            };
+            row.push(key, State::Created, 1, 1, Some(&format!("M{c:04}-{m:04}")));
+        }
+        row.insert(&ledger.conn, &format!("L{c}"), 0).unwrap();
+    }
     ledger
-        .conn
-        .execute(
-            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 40000)
-             INSERT INTO messages SELECT randomblob(16), 0, 'C1', 'created', 'M1', 1, 1, 'then' FROM n",
-            [],
-        )
-        .unwrap();
-    ledger
+}
+
+/// The messages the ledger knows, with their conversations, in key order.
+fn stored(conn: &rusqlite::Connection) -> Vec<(String, MessageKey, Recorded)> {
+    super::outcomes::all(conn).unwrap()
 }
 
 #[test]
@@ -361,11 +375,9 @@ fn the_last_fold_is_in_the_ledgers_file_before_it_closes() {
     let bytes = ledger.bytes().unwrap();
     assert!(bytes > 100 * 4096, "{bytes}");
     assert_eq!(std::fs::metadata(&path).unwrap().len(), bytes);
-    let rows: u64 = ledger
-        .conn
-        .query_row("SELECT count(*) FROM messages", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(rows, 20_000);
+    let messages = stored(&ledger.conn);
+    assert_eq!(messages.len(), 20_000);
+    assert!(messages.iter().all(|(_, _, r)| r.state == State::Created));
     // A few megabytes: the fold had a cache that holds all of them.
     assert_eq!(cache(&ledger), super::writer::WHOLE_LEDGER_CACHE);
 }
@@ -391,12 +403,8 @@ fn fold_soon_folds_what_the_timer_would_leave_for_half_a_minute() {
     assert!(journal.pending() < bytes / FOLD_SHARE);
     writer.fold_soon();
     let reader = rusqlite::Connection::open(&path).unwrap();
-    let count = || -> i64 {
-        reader
-            .query_row("SELECT count(*) FROM messages", [], |r| r.get(0))
-            .unwrap()
-    };
-    let want = 40_000 + i64::from(sent);
+    let count = || stored(&reader).len();
+    let want = 40_000 + sent as usize;
     let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while count() < want && std::time::Instant::now() < until {
         std::thread::sleep(std::time::Duration::from_millis(10));
@@ -414,7 +422,7 @@ fn a_messages_records_are_merged_across_records_and_lanes() {
     let record = |n: u8, state, attempts, message_id: Option<&'static str>| {
         Record::Message(Message {
             key: key(n, 0),
-            conversation_id: format!("C{attempts}").into(),
+            conversation_id: format!("C{n}").into(),
             state,
             attempts,
             message_id: message_id.map(Into::into),
@@ -438,37 +446,27 @@ fn a_messages_records_are_merged_across_records_and_lanes() {
     drop(journal);
 
     let ledger = Ledger::open(&path, LOOPBACK).unwrap();
-    let row = |n: u8| {
-        ledger
-            .conn
-            .query_row(
-                "SELECT conversation_id, state, message_id, attempts FROM messages WHERE key = ?1",
-                [&key(n, 0).content.0[..]],
-                |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, Option<String>>(2)?,
-                        r.get::<_, u32>(3)?,
-                    ))
-                },
-            )
-            .unwrap()
+    let recorded = |state, message_id: &str, attempts| Recorded {
+        state,
+        message_id: Some(message_id.into()),
+        attempts,
+        run_id: 1,
     };
-    // The last record's state and conversation, the last id, every request.
-    assert_eq!(row(1), ("C3".into(), "exists".into(), Some("M1".into()), 4));
-    assert_eq!(row(2), ("C4".into(), "failed".into(), Some("M2".into()), 6));
-    assert_eq!(ledger.requests_today().unwrap(), 10);
-    // No time per row: a fifth of its bytes, which nothing reads.
-    let timed: i64 = ledger
+    // The last record's state, the last id, every request; one row per
+    // conversation.
+    assert_eq!(
+        stored(&ledger.conn),
+        [
+            ("C1".into(), key(1, 0), recorded(State::Exists, "M1", 4)),
+            ("C2".into(), key(2, 0), recorded(State::Failed, "M2", 6)),
+        ]
+    );
+    let rows: i64 = ledger
         .conn
-        .query_row(
-            "SELECT count(*) FROM messages WHERE updated_at <> ''",
-            [],
-            |r| r.get(0),
-        )
+        .query_row("SELECT count(*) FROM outcomes", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(timed, 0);
+    assert_eq!(rows, 2);
+    assert_eq!(ledger.requests_today().unwrap(), 10);
 }
 
 #[test]
@@ -507,33 +505,28 @@ fn a_message_folded_twice_is_updated_not_left_as_first_folded() {
         drop(Ledger::open(&path, LOOPBACK).unwrap());
     }
     let ledger = Ledger::open(&path, LOOPBACK).unwrap();
-    let row: (String, Option<String>, u32) = ledger
-        .conn
-        .query_row(
-            "SELECT state, message_id, attempts FROM messages WHERE key = ?1",
-            [&key(1, 0).content.0[..]],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
-        .unwrap();
-    assert_eq!(row, ("exists".into(), Some("M1".into()), 3));
+    let messages = stored(&ledger.conn);
+    assert_eq!(messages.len(), 1);
+    let (_, _, r) = &messages[0];
+    assert_eq!(
+        (r.state, r.message_id.as_deref(), r.attempts),
+        (State::Exists, Some("M1"), 3)
+    );
     assert_eq!(ledger.requests_today().unwrap(), 3);
 }
 
-/// A `messages` row: key, occurrence, conversation, state, id, attempts.
-type StoredRow = (Vec<u8>, u32, String, String, Option<String>, u32);
-
 #[test]
-fn folds_of_many_messages_keep_every_row_whole_across_statements() {
-    // More messages than one upsert statement holds, and not a multiple of
-    // it: full statements and a remainder, each row with its own values.
+fn folds_of_many_messages_keep_every_message_whole_across_conversations() {
+    // Many conversations, of one to three messages, in two folds: each
+    // message keeps its own values.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state.db");
     drop(Ledger::open(&path, LOOPBACK).unwrap());
-    let n = 3 * super::fold::ROWS_PER_UPSERT as u8 + 5;
+    let n: u8 = 53;
     let record = |i: u8, state, attempts, with_id: bool| {
         Record::Message(Message {
             key: key(i, u32::from(i % 3)),
-            conversation_id: format!("C{i}").into(),
+            conversation_id: format!("C{}", i / 3).into(),
             state,
             attempts,
             message_id: with_id.then(|| format!("M{i}").into()),
@@ -550,36 +543,19 @@ fn folds_of_many_messages_keep_every_row_whole_across_statements() {
         .collect();
     leave_journal(&path, 6, &second);
     let ledger = Ledger::open(&path, LOOPBACK).unwrap();
-    let mut stmt = ledger
-        .conn
-        .prepare("SELECT key, occurrence, conversation_id, state, message_id, attempts FROM messages ORDER BY key")
-        .unwrap();
-    let rows: Vec<StoredRow> = stmt
-        .query_map([], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-            ))
-        })
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    assert_eq!(rows.len(), usize::from(n));
-    for (i, row) in (0..n).zip(&rows) {
+    let messages = stored(&ledger.conn);
+    assert_eq!(messages.len(), usize::from(n));
+    for (i, (conversation, key_, r)) in (0..n).zip(&messages) {
         let twice = i % 2 == 0;
-        let expected = (
-            vec![i; 16],
-            u32::from(i % 3),
-            format!("C{i}"),
-            if twice { "exists" } else { "created" }.to_string(),
-            Some(format!("M{i}")),
-            if twice { 3 } else { 1 },
-        );
-        assert_eq!(row, &expected, "message {i}");
+        assert_eq!(conversation, &format!("C{}", i / 3), "message {i}");
+        assert_eq!(key_, &key(i, u32::from(i % 3)), "message {i}");
+        let expected = Recorded {
+            state: if twice { State::Exists } else { State::Created },
+            message_id: Some(format!("M{i}")),
+            attempts: if twice { 3 } else { 1 },
+            run_id: 1,
+        };
+        assert_eq!(r, &expected, "message {i}");
     }
     assert_eq!(
         ledger.requests_today().unwrap(),
@@ -608,4 +584,182 @@ fn a_ledger_that_is_not_a_file_is_refused_and_nothing_is_left_beside_it() {
         .collect();
     names.sort();
     assert_eq!(names, ["fifo", "sub"]);
+}
+
+/// What programs before `outcomes` made of a ledger: a row per message.
+const MESSAGES_TABLE: &str = "CREATE TABLE IF NOT EXISTS messages (
+    key BLOB NOT NULL,
+    occurrence INTEGER NOT NULL,
+    conversation_id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    message_id TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    run_id INTEGER NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (key, occurrence)
+) WITHOUT ROWID";
+
+#[test]
+fn a_ledger_of_a_row_per_message_is_moved_to_outcomes_and_earlier_programs_refuse_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    {
+        // As an earlier program left it: created, in flight, failed, and a
+        // state this program does not know, over two conversations.
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(MESSAGES_TABLE).unwrap();
+        for (n, conversation, state, id, attempts, run) in [
+            (1u8, "C1", "created", Some("M1"), 1u32, 1i64),
+            (2, "C1", "in_flight", None, 0, 2),
+            (3, "C2", "failed", None, 3, 2),
+            (4, "C2", "sent_somehow", Some("M4"), 1, 1),
+        ] {
+            conn.execute(
+                "INSERT INTO messages VALUES (?1, 0, ?2, ?3, ?4, ?5, ?6, '')",
+                rusqlite::params![
+                    &key(n, 0).content.0[..],
+                    conversation,
+                    state,
+                    id,
+                    attempts,
+                    run
+                ],
+            )
+            .unwrap();
+        }
+    }
+    let ledger = Ledger::open(&path, LOOPBACK).unwrap();
+    assert_eq!(ledger.recovered_in_flight, 1);
+    let recorded = |state, message_id: Option<&str>, attempts, run_id| Recorded {
+        state,
+        message_id: message_id.map(Into::into),
+        attempts,
+        run_id,
+    };
+    assert_eq!(
+        stored(&ledger.conn),
+        [
+            (
+                "C1".into(),
+                key(1, 0),
+                recorded(State::Created, Some("M1"), 1, 1)
+            ),
+            (
+                "C1".into(),
+                key(2, 0),
+                recorded(State::Uncertain, None, 0, 2)
+            ),
+            ("C2".into(), key(3, 0), recorded(State::Failed, None, 3, 2)),
+            (
+                "C2".into(),
+                key(4, 0),
+                recorded(State::Uncertain, Some("M4"), 1, 1)
+            ),
+        ]
+    );
+    assert_eq!(
+        ledger.prior("C1", &key(1, 0)),
+        Some(Prior::Stored {
+            message_id: Some("M1".into())
+        })
+    );
+    assert_eq!(
+        ledger.prior("C2", &key(1, 0)),
+        None,
+        "another conversation's"
+    );
+    drop(ledger);
+
+    // An earlier program opening it: its tables (the view stands where
+    // `messages` was, and is left so), then what it does before sending,
+    // which fails.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(MESSAGES_TABLE).unwrap();
+    let refused = conn.execute(
+        "UPDATE messages SET state = 'uncertain' WHERE state = 'in_flight'",
+        [],
+    );
+    let e = refused.expect_err("an earlier program's open goes no further");
+    assert!(e.to_string().contains("view"), "{e}");
+    drop(conn);
+
+    // Opened again, nothing moves: nothing is left in flight, nothing
+    // upgraded twice.
+    let ledger = Ledger::open(&path, LOOPBACK).unwrap();
+    assert_eq!(ledger.recovered_in_flight, 0);
+    assert_eq!(stored(&ledger.conn).len(), 4);
+}
+
+#[test]
+fn a_message_in_flight_then_answered_in_a_later_fold_is_not_recovered() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    drop(Ledger::open(&path, LOOPBACK).unwrap());
+    let record = |n: u8, state, message_id: Option<&'static str>| {
+        Record::Message(Message {
+            key: key(n, 0),
+            conversation_id: "C1".into(),
+            state,
+            attempts: u32::from(state != State::InFlight),
+            message_id: message_id.map(Into::into),
+        })
+    };
+    // Fold 5 leaves both in flight; fold 6 has the answer to one.
+    leave_journal(
+        &path,
+        5,
+        &[
+            record(1, State::InFlight, None),
+            record(2, State::InFlight, None),
+        ],
+    );
+    leave_journal(&path, 6, &[record(1, State::Created, Some("M1"))]);
+    let ledger = Ledger::open(&path, LOOPBACK).unwrap();
+    assert_eq!(ledger.recovered_in_flight, 1);
+    assert_eq!(
+        ledger.prior("C1", &key(1, 0)),
+        Some(Prior::Stored {
+            message_id: Some("M1".into())
+        })
+    );
+    assert_eq!(ledger.prior("C1", &key(2, 0)), Some(Prior::Uncertain));
+    let flagged: i64 = ledger
+        .conn
+        .query_row(
+            "SELECT count(*) FROM outcomes WHERE in_flight > 0",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(flagged, 0);
+}
+
+#[test]
+fn a_ledger_of_a_later_format_is_refused_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    drop(Ledger::open(&path, LOOPBACK).unwrap());
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let format: String = conn
+        .query_row("SELECT value FROM meta WHERE name = 'format'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(format, "2");
+    conn.execute_batch("UPDATE meta SET value = '3' WHERE name = 'format'; DROP TABLE outcomes")
+        .unwrap();
+    drop(conn);
+    let e = Ledger::open(&path, LOOPBACK).err().expect("refused");
+    assert!(matches!(e, LedgerError::Newer { .. }), "{e:?}");
+    assert!(e.to_string().contains("newer"), "{e}");
+    assert!(Reader::open(&path).is_err());
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let tables: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE name = 'outcomes'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(tables, 0, "nothing created in it");
 }

@@ -12,26 +12,28 @@ use super::schema::CACHE;
 use super::{Ledger, LedgerError};
 use crate::model::{MessageKey, Outcome, Status};
 
-/// How often the journal may be folded into `messages` during a run. Each
-/// fold rewrites most of a small ledger's pages (see [`FOLD_SHARE`]), so
-/// a short run folded every second wrote its first seconds again and
-/// again: 100,000 messages at zero latency took the ledger thread 223 ms
-/// (mean of five) folding every second, 195 ms every two, 187 ms every
-/// four; the time after the last answer was the same at two (the last
-/// fold's size is set by [`Writer::fold_soon`]) and 18 ms longer at four.
+/// How often the journal may be folded into `outcomes` during a run.
+/// Each fold costs a commit and a checkpoint, and gives every
+/// conversation it saw one more row, which later lookups read. Measured
+/// when the ledger still kept a row per message, and each fold rewrote
+/// most of a small ledger's pages: 100,000 messages at zero latency took
+/// the ledger thread 223 ms (mean of five) folding every second, 195 ms
+/// every two, 187 ms every four; the time after the last answer was the
+/// same at two (the last fold's size is set by [`Writer::fold_soon`]) and
+/// 18 ms longer at four.
 pub(super) const FOLD_EVERY: Duration = Duration::from_secs(2);
 
-/// A fold rewrites every table page its keys land on, and the keys are
-/// random: folding a second's records into a large ledger rewrote most of
-/// its pages (and read them, and checkpointed them), every second, so the
-/// ledger thread's work per message grew with the ledger. Waiting until
-/// the journal holds records worth half the ledger's bytes keeps that
-/// work per message flat (several records per page rewritten); the fold's
-/// memory (48 bytes a message, see `fold::Seen`) stays a small share of
-/// the ledger's size. An eighth rewrote twice the pages of a quarter:
-/// 3.3 KB written per message late in a 2,000,000-message run, a fifth of
-/// a core on the ledger thread; a quarter took 5.4–6.0 s of the ledger
-/// thread's time over that run, half 4.0–4.3 s (two alternating pairs).
+/// Fold once the journal holds records worth half the ledger's bytes: the
+/// number of folds, so of rows per conversation, then grows with the log
+/// of the ledger's size, not with the run's length, and the fold's memory
+/// (56 bytes a message, see `fold::Seen`) stays a small share of the
+/// ledger's size. It was chosen when a fold rewrote every table page its
+/// random keys landed on, so that folding often into a large ledger
+/// rewrote most of it each time: an eighth rewrote twice the pages of a
+/// quarter (3.3 KB written per message late in a 2,000,000-message run);
+/// a quarter took 5.4–6.0 s of the ledger thread's time over that run,
+/// half 4.0–4.3 s. A fold now appends its rows, and only the index of
+/// conversations takes random inserts.
 pub(super) const FOLD_SHARE: u64 = 2;
 
 /// The longest the journal goes unfolded while records come in, so that
@@ -179,9 +181,10 @@ impl Ledger {
     /// Whether a fold asked for as the run nears its end (see
     /// [`Writer::fold_soon`]) is worth it: once the journal holds half of
     /// what [`fold_due`](Self::fold_due) waits for. It moves work from
-    /// after the last answer to before it; with less, it would rewrite a
-    /// large ledger's pages once more for little (two asked-for folds in
-    /// the last tenth of a 2,000,000-message run).
+    /// after the last answer to before it; with less, it would cost a
+    /// commit, a checkpoint and a row per conversation for little (with a
+    /// row per message, it rewrote a large ledger's pages once more: two
+    /// asked-for folds in the last tenth of a 2,000,000-message run).
     pub(super) fn fold_asked(&self) -> bool {
         self.journal_holds(2 * FOLD_SHARE)
     }

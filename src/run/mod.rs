@@ -542,8 +542,12 @@ fn open_files(_: usize, _: bool, _: usize) -> Result<Option<OpenFiles>, Error> {
 /// What earlier runs left: the ledger's answers for planning.
 impl plan::Earlier for crate::record::Lookup {
     type Error = Error;
-    fn prior(&self, key: &crate::model::MessageKey) -> Result<Option<crate::model::Prior>, Error> {
-        Ok(crate::record::Lookup::prior(self, key)?)
+    fn prior(
+        &self,
+        conversation_id: &str,
+        key: &crate::model::MessageKey,
+    ) -> Result<Option<crate::model::Prior>, Error> {
+        Ok(crate::record::Lookup::prior(self, conversation_id, key)?)
     }
     fn conversation(&self, external_id: &str) -> Result<Option<String>, Error> {
         Ok(crate::record::Lookup::conversation(self, external_id)?)

@@ -173,7 +173,7 @@ pub fn report(cfg: ReportConfig) -> Result<ExitCode, Error> {
             let mut o = Outcome::bare(entry.pos(), &conv.id, Status::NotAttempted);
             o.api_conversation_id = api.map(ConversationId::as_str);
             o.timestamp = entry.timestamp();
-            match reader.entry(&entry.key())? {
+            match reader.entry(&conv.id, &entry.key())? {
                 Some(recorded) => {
                     let this_run = Some(recorded.run_id) == last_id;
                     o.attempts = recorded.attempts;
