@@ -2,7 +2,7 @@
 //! three alternating so that they share the machine's noise:
 //! - the whole importer (read, validate, plan, ledger, send, report);
 //! - the same importer with the ledger's bookkeeping off (no journal, no
-//!   `messages`): the difference is what the bookkeeping costs, split
+//!   `outcomes`): the difference is what the bookkeeping costs, split
 //!   into what it costs while messages are sent and what it adds after the
 //!   last answer (the last fold and its checkpoint);
 //! - bare HTTP sends of the same messages with the same client and

@@ -48,7 +48,8 @@ const MAGIC_V1: &[u8; 4] = b"TIJ1";
 const HEADER_LEN: u64 = 12;
 
 crate::model::string_enum! {
-    /// A message's state in the ledger: its name in the `messages` table,
+    /// A message's state in the ledger: its name in the ledgers of earlier
+    /// versions (a `messages` table), its code in `outcomes` rows,
     /// its position in [`State::ALL`] as a byte in the journal.
     pub enum State {
         InFlight = "in_flight",

@@ -15,7 +15,7 @@
 //! thread owns the SQLite connection ([`Writer`]): it folds the journal into
 //! `outcomes` ([`fold`], [`outcomes`]) as the journal grows and at the end. Report rows
 //! are not kept here (see `report::Spool`): a killed run writes no report,
-//! and the next run reports every row from `messages`.
+//! and the next run reports every row from `outcomes`.
 
 mod error;
 mod fold;
