@@ -129,12 +129,7 @@ fn refuse_newer(conn: &Connection, path: &Path) -> Result<(), LedgerError> {
     if !has_meta {
         return Ok(());
     }
-    let found: Option<String> = conn
-        .query_row("SELECT value FROM meta WHERE name = 'format'", [], |r| {
-            r.get(0)
-        })
-        .optional()
-        .map_err(sql)?;
+    let found = meta(conn, "format").map_err(sql)?;
     match found {
         Some(found) if found.parse::<u32>().map_or(true, |f| f > FORMAT) => {
             Err(LedgerError::Newer {
@@ -172,12 +167,7 @@ fn add_columns(conn: &Connection) -> rusqlite::Result<()> {
 /// messages as already imported.
 pub fn bind_target(conn: &Connection, path: &Path, target: &str) -> Result<(), LedgerError> {
     let sql = |e| LedgerError::sqlite(path, e);
-    let recorded: Option<String> = conn
-        .query_row("SELECT value FROM meta WHERE name = 'target'", [], |r| {
-            r.get(0)
-        })
-        .optional()
-        .map_err(sql)?;
+    let recorded = meta(conn, "target").map_err(sql)?;
     match recorded {
         Some(recorded) if same_target(&recorded, target) => Ok(()),
         Some(recorded) => Err(LedgerError::OtherApi {
@@ -210,13 +200,14 @@ fn same_target(recorded: &str, requested: &str) -> bool {
 
 /// The journal sequence number folded last (0: none yet).
 pub fn journal_folded(conn: &Connection) -> rusqlite::Result<u64> {
-    conn.query_row(
-        "SELECT value FROM meta WHERE name = 'journal_folded'",
-        [],
-        |r| r.get::<_, String>(0),
-    )
-    .optional()
-    .map(|v| v.and_then(|v| v.parse().ok()).unwrap_or(0))
+    meta(conn, "journal_folded").map(|v| v.and_then(|v| v.parse().ok()).unwrap_or(0))
+}
+
+/// The value `meta` holds under `name`, if any.
+fn meta(conn: &Connection, name: &str) -> rusqlite::Result<Option<String>> {
+    conn.prepare_cached("SELECT value FROM meta WHERE name = ?1")?
+        .query_row(params![name], |r| r.get(0))
+        .optional()
 }
 
 /// Today's UTC day, as `requests_per_day` keys it.

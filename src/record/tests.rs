@@ -102,20 +102,24 @@ fn in_flight_becomes_uncertain_and_created_is_remembered() {
     assert_eq!(ledger.requests_today().unwrap(), 1);
 }
 
+/// Message `n` of conversation C1 in `state`: one request made for it
+/// unless it is in flight.
+fn answered_in_c1(n: u8, state: State, message_id: Option<&'static str>) -> Record<'static> {
+    Record::Message(Message {
+        key: key(n, 0),
+        conversation_id: "C1".into(),
+        state,
+        attempts: u32::from(state != State::InFlight),
+        message_id: message_id.map(Into::into),
+    })
+}
+
 #[test]
 fn a_killed_runs_journal_is_folded_on_open_and_only_once() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state.db");
     drop(Ledger::open(&path, LOOPBACK).unwrap());
-    let record = |n: u8, state, message_id: Option<&'static str>| {
-        Record::Message(Message {
-            key: key(n, 0),
-            conversation_id: "C1".into(),
-            state,
-            attempts: u32::from(state != State::InFlight),
-            message_id: message_id.map(Into::into),
-        })
-    };
+    let record = answered_in_c1;
     // What a run killed mid-request leaves: one message answered, one in flight.
     leave_journal(
         &path,
@@ -695,15 +699,7 @@ fn a_message_in_flight_then_answered_in_a_later_fold_is_not_recovered() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state.db");
     drop(Ledger::open(&path, LOOPBACK).unwrap());
-    let record = |n: u8, state, message_id: Option<&'static str>| {
-        Record::Message(Message {
-            key: key(n, 0),
-            conversation_id: "C1".into(),
-            state,
-            attempts: u32::from(state != State::InFlight),
-            message_id: message_id.map(Into::into),
-        })
-    };
+    let record = answered_in_c1;
     // Fold 5 leaves both in flight; fold 6 has the answer to one.
     leave_journal(
         &path,
