@@ -334,9 +334,10 @@ fn has_messages_table(conn: &Connection) -> rusqlite::Result<bool> {
 /// folds), and `messages` becomes a view that nothing can write. Earlier programs, which would know nothing of
 /// `outcomes` and send everything again, then fail as they open the
 /// ledger (they mark what was in flight with an `UPDATE messages`), before
-/// sending anything.
-pub(super) fn upgrade(conn: &Connection) -> rusqlite::Result<()> {
-    if has_messages_table(conn)? {
+/// sending anything. Returns whether there was such a table.
+pub(super) fn upgrade(conn: &Connection) -> rusqlite::Result<bool> {
+    let moved = has_messages_table(conn)?;
+    if moved {
         {
             let mut stmt = conn.prepare(
                 "SELECT conversation_id, key, occurrence, state, attempts, run_id, message_id
@@ -378,7 +379,8 @@ pub(super) fn upgrade(conn: &Connection) -> rusqlite::Result<()> {
         }
         conn.execute_batch("DROP TABLE messages")?;
     }
-    conn.execute_batch(GUARD)
+    conn.execute_batch(GUARD)?;
+    Ok(moved)
 }
 
 /// What stands where earlier programs kept a row per message: a view of

@@ -672,6 +672,12 @@ fn a_ledger_of_a_row_per_message_is_moved_to_outcomes_and_earlier_programs_refus
         None,
         "another conversation's"
     );
+    // The earlier table's pages are not kept in the file.
+    let free: i64 = ledger
+        .conn
+        .query_row("PRAGMA freelist_count", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(free, 0);
     drop(ledger);
 
     // An earlier program opening it: its tables (the view stands where
