@@ -206,9 +206,10 @@ pub fn fold_journal(conn: &Connection, sealed: &Sealed) -> Result<(), LedgerErro
 
 /// A message's records in one fold, merged: where its last record is (its
 /// state and conversation), where the last one with the API's id is, and
-/// the requests they account for. 48 bytes, not the 64 of `usize` indices
-/// and an `Option` of a pair: a fold holds one per message, and a large
-/// ledger's fold hundreds of thousands (see `FOLD_SHARE`).
+/// the requests they account for, and its conversation. 56 bytes, not the
+/// 72 of `usize` indices and an `Option` of a pair: a fold holds one per
+/// message, and a large ledger's fold hundreds of thousands (see
+/// `FOLD_SHARE`).
 #[derive(Clone, Copy)]
 struct Seen {
     key: MessageKey,
