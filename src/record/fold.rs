@@ -16,11 +16,20 @@ use crate::model::MessageKey;
 /// into the cache: an upsert takes about a microsecond, a miss a tenth.
 const PREFETCH_AHEAD: usize = 8;
 
+/// What a killed run left, settled as a ledger is opened: its journal
+/// folded, and every message it left in flight `uncertain` from now on
+/// (the request may have been stored). Returns how many were in flight.
+pub fn settle(conn: &Connection, state: &std::path::Path) -> Result<u64, LedgerError> {
+    let leftovers = journal::files(state).map_err(|e| LedgerError::io(state, e))?;
+    fold_leftovers(conn, state, &leftovers)?;
+    outcomes::recover_in_flight(conn).map_err(|e| LedgerError::sqlite(state, e))
+}
+
 /// Fold what a killed run left in its journal (`leftovers`, oldest first),
 /// each commit on the disk before its files are removed: were the machine
 /// to go down just after, a commit still in the page cache would be lost
 /// with the journal that held the same records.
-pub fn fold_leftovers(
+fn fold_leftovers(
     conn: &Connection,
     state: &std::path::Path,
     leftovers: &[Sealed],

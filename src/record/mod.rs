@@ -130,12 +130,7 @@ impl Ledger {
         let sql = |e| LedgerError::sqlite(path, e);
         let conn = schema::open(path)?;
         schema::bind_target(&conn, path, target)?;
-        // What a killed run left in its journal, oldest first.
-        let leftovers = journal::files(path).map_err(|e| LedgerError::io(path, e))?;
-        fold::fold_leftovers(&conn, path, &leftovers)?;
-        // A message still in flight belongs to a run that died mid-request:
-        // the request may have been stored, so it is uncertain from now on.
-        let recovered = outcomes::recover_in_flight(&conn).map_err(sql)?;
+        let recovered = fold::settle(&conn, path)?;
         conn.execute(
             "INSERT INTO runs (started_at, pid) VALUES (?1, ?2)",
             params![now(), std::process::id()],

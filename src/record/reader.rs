@@ -8,8 +8,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::journal;
-use super::outcomes::{self, Conversations, Recorded};
+use super::outcomes::{Conversations, Recorded};
 use super::{fold, lock, schema, LedgerError};
 use crate::model::MessageKey;
 
@@ -52,11 +51,8 @@ impl Reader {
             LedgerError::Locked { path, holder } => LedgerError::InUse { path, holder },
             other => other,
         })?;
-        let sql = |e| LedgerError::sqlite(path, e);
         let conn = schema::open(path)?;
-        let leftovers = journal::files(path).map_err(|e| LedgerError::io(path, e))?;
-        fold::fold_leftovers(&conn, path, &leftovers)?;
-        let recovered = outcomes::recover_in_flight(&conn).map_err(sql)?;
+        let recovered = fold::settle(&conn, path)?;
         Ok(Reader {
             conn,
             path: path.to_path_buf(),
