@@ -199,18 +199,31 @@ fn damaged(conversation_id: &str) -> rusqlite::Error {
     )
 }
 
+/// A conversation's rows in fold order: each row's rowid, what it left in
+/// flight (`in_flight`), and its messages.
+type Rows = Vec<(i64, u32, Vec<(MessageKey, Recorded)>)>;
+
+fn rows(conn: &Connection, conversation_id: &str) -> rusqlite::Result<Rows> {
+    conn.prepare_cached(
+        "SELECT rowid, in_flight, messages FROM outcomes
+         WHERE conversation_id = ?1 ORDER BY fold",
+    )?
+    .query_map(params![conversation_id], |r| {
+        let blob = r.get_ref(2)?.as_blob()?;
+        let messages = decode(blob).ok_or_else(|| damaged(conversation_id))?;
+        Ok((r.get(0)?, r.get(1)?, messages))
+    })?
+    .collect()
+}
+
 /// Every message of a conversation the ledger knows, merged over its rows.
 pub(super) fn conversation(
     conn: &Connection,
     conversation_id: &str,
 ) -> rusqlite::Result<HashMap<MessageKey, Recorded>> {
-    let mut stmt = conn
-        .prepare_cached("SELECT messages FROM outcomes WHERE conversation_id = ?1 ORDER BY fold")?;
-    let mut rows = stmt.query(params![conversation_id])?;
     let mut merged: HashMap<MessageKey, Recorded> = HashMap::new();
-    while let Some(row) = rows.next()? {
-        let blob = row.get_ref(0)?.as_blob()?;
-        for (key, later) in decode(blob).ok_or_else(|| damaged(conversation_id))? {
+    for (_, _, messages) in rows(conn, conversation_id)? {
+        for (key, later) in messages {
             match merged.remove(&key) {
                 Some(earlier) => merged.insert(key, earlier.then(later)),
                 None => merged.insert(key, later),
@@ -264,8 +277,9 @@ impl Conversations {
 
 /// Messages a run killed mid-request left in flight: each row that left
 /// one whose later rows say nothing more of it now says `uncertain`
-/// there. Returns how many. The request may have been stored, so such a
-/// message is never sent again unless the user asks.
+/// there, and no row is marked as leaving any. Returns how many. The
+/// request may have been stored, so such a message is never sent again
+/// unless the user asks.
 pub(super) fn recover_in_flight(conn: &Connection) -> rusqlite::Result<u64> {
     let conversations: Vec<String> = conn
         .prepare("SELECT DISTINCT conversation_id FROM outcomes WHERE in_flight > 0")?
@@ -273,31 +287,20 @@ pub(super) fn recover_in_flight(conn: &Connection) -> rusqlite::Result<u64> {
         .collect::<Result<_, _>>()?;
     let mut recovered = 0;
     for conversation_id in conversations {
-        let rows: Vec<(i64, Vec<(MessageKey, Recorded)>)> = conn
-            .prepare_cached(
-                "SELECT rowid, messages FROM outcomes WHERE conversation_id = ?1 ORDER BY fold",
-            )?
-            .query_map(params![conversation_id], |r| {
-                let blob = r.get_ref(1)?.as_blob()?;
-                Ok((
-                    r.get(0)?,
-                    decode(blob).ok_or_else(|| damaged(&conversation_id))?,
-                ))
-            })?
-            .collect::<Result<_, _>>()?;
+        let rows = rows(conn, &conversation_id)?;
         // The row each message was last recorded in.
         let mut last: HashMap<MessageKey, usize> = HashMap::new();
-        for (i, (_, messages)) in rows.iter().enumerate() {
+        for (i, (_, _, messages)) in rows.iter().enumerate() {
             for (key, _) in messages {
                 last.insert(*key, i);
             }
         }
-        for (i, (rowid, messages)) in rows.iter().enumerate() {
+        // Only a marked row can be the last to leave one in flight: rows
+        // are marked as written, and unmarked here once settled.
+        for (i, (rowid, _, messages)) in rows.iter().enumerate().filter(|(_, r)| r.1 > 0) {
             let mut row = Row::new();
-            let mut changed = false;
             for (key, r) in messages {
                 let state = if r.state == State::InFlight && last.get(key) == Some(&i) {
-                    changed = true;
                     recovered += 1;
                     State::Uncertain
                 } else {
@@ -305,12 +308,10 @@ pub(super) fn recover_in_flight(conn: &Connection) -> rusqlite::Result<u64> {
                 };
                 row.push(*key, state, r.attempts, r.run_id, r.message_id.as_deref());
             }
-            if changed || row.in_flight > 0 {
-                conn.prepare_cached(
-                    "UPDATE outcomes SET messages = ?1, in_flight = 0 WHERE rowid = ?2",
-                )?
-                .execute(params![&row.blob[..], rowid])?;
-            }
+            conn.prepare_cached(
+                "UPDATE outcomes SET messages = ?1, in_flight = 0 WHERE rowid = ?2",
+            )?
+            .execute(params![&row.blob[..], rowid])?;
         }
     }
     Ok(recovered)
