@@ -25,9 +25,10 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection};
 
 use super::journal::State;
+use super::schema::has_table;
 use crate::model::{ContentKey, MessageKey};
 
 /// The first byte of every `messages` blob this program writes.
@@ -317,18 +318,6 @@ pub(super) fn recover_in_flight(conn: &Connection) -> rusqlite::Result<u64> {
     Ok(recovered)
 }
 
-/// Whether the ledger still has the `messages` table of the programs
-/// before this one (a row per message).
-fn has_messages_table(conn: &Connection) -> rusqlite::Result<bool> {
-    conn.query_row(
-        "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'messages'",
-        [],
-        |_| Ok(()),
-    )
-    .optional()
-    .map(|found| found.is_some())
-}
-
 /// Move a ledger of the programs before this one to `outcomes`, once, in
 /// the transaction that opens the ledger's tables: its `messages` rows
 /// become one row per conversation (fold 0, before any this program
@@ -337,7 +326,8 @@ fn has_messages_table(conn: &Connection) -> rusqlite::Result<bool> {
 /// ledger (they mark what was in flight with an `UPDATE messages`), before
 /// sending anything. Returns whether there was such a table.
 pub(super) fn upgrade(conn: &Connection) -> rusqlite::Result<bool> {
-    let moved = has_messages_table(conn)?;
+    // The `messages` table of the programs before this one.
+    let moved = has_table(conn, "messages")?;
     if moved {
         {
             let mut stmt = conn.prepare(

@@ -124,16 +124,7 @@ const FORMAT: u32 = 2;
 
 fn refuse_newer(conn: &Connection, path: &Path) -> Result<(), LedgerError> {
     let sql = |e| LedgerError::sqlite(path, e);
-    let has_meta = conn
-        .query_row(
-            "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'meta'",
-            [],
-            |_| Ok(()),
-        )
-        .optional()
-        .map_err(sql)?
-        .is_some();
-    if !has_meta {
+    if !has_table(conn, "meta").map_err(sql)? {
         return Ok(());
     }
     let found = meta(conn, "format").map_err(sql)?;
@@ -208,6 +199,17 @@ fn same_target(recorded: &str, requested: &str) -> bool {
 /// The journal sequence number folded last (0: none yet).
 pub fn journal_folded(conn: &Connection) -> rusqlite::Result<u64> {
     meta(conn, "journal_folded").map(|v| v.and_then(|v| v.parse().ok()).unwrap_or(0))
+}
+
+/// Whether the ledger has a table of this name.
+pub(super) fn has_table(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1",
+        params![name],
+        |_| Ok(()),
+    )
+    .optional()
+    .map(|found| found.is_some())
 }
 
 /// The value `meta` holds under `name`, if any.
