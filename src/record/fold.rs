@@ -12,8 +12,11 @@ use super::schema::{journal_folded, today};
 use super::{now, LedgerError};
 use crate::model::MessageKey;
 
-/// How many messages ahead of the upserts their last records are fetched
-/// into the cache: an upsert takes about a microsecond, a miss a tenth.
+/// How many messages ahead of the one being encoded their last records
+/// are fetched into the cache: a miss takes about a tenth of a
+/// microsecond. Chosen when each message took an upsert of about a
+/// microsecond; encoding one into its conversation's row takes less, so
+/// the fetch still lands before it is needed.
 const PREFETCH_AHEAD: usize = 8;
 
 /// What a killed run left, settled as a ledger is opened: its journal
@@ -110,11 +113,10 @@ pub fn fold_journal(conn: &Connection, sealed: &Sealed) -> Result<(), LedgerErro
         // order they were pushed in, so that a message's records stay in
         // the order they were written. An unstable sort: a stable one
         // allocates half the vector again.
-        let rank = names.ranks();
+        let (rank, names) = names.ranked();
         for s in &mut seen {
             s.conversation = rank[s.conversation as usize];
         }
-        let names = names.sorted();
         seen.sort_unstable_by_key(|s| (s.conversation, s.key, s.file, s.last));
         // A record's file and its offset there, as `Seen` holds them.
         let locate = |file: u32, offset: u64| {
@@ -166,10 +168,8 @@ pub fn fold_journal(conn: &Connection, sealed: &Sealed) -> Result<(), LedgerErro
                     };
                     row.push(s.key, last.state, s.attempts, run_id, message_id.as_deref());
                 }
-                if let (false, Some(name)) = (
-                    row.is_empty(),
-                    names.get(conversation[0].conversation as usize),
-                ) {
+                let name = names.get(conversation[0].conversation as usize);
+                if let Some(name) = name.filter(|_| !row.is_empty()) {
                     row.insert(&tx, name, sealed.seq).map_err(sql)?;
                 }
             }
@@ -313,20 +313,17 @@ impl Names {
         n
     }
 
-    /// Each number's rank in id order.
-    fn ranks(&self) -> Vec<u32> {
+    /// Each number's rank in id order, and the ids in that order (indexed
+    /// by rank), from one sort.
+    fn ranked(mut self) -> (Vec<u32>, Vec<String>) {
         let mut order: Vec<u32> = (0..self.names.len() as u32).collect();
         order.sort_unstable_by(|&a, &b| self.names[a as usize].cmp(&self.names[b as usize]));
         let mut rank = vec![0; order.len()];
+        let mut sorted = Vec::with_capacity(order.len());
         for (r, n) in order.into_iter().enumerate() {
             rank[n as usize] = r as u32;
+            sorted.push(std::mem::take(&mut self.names[n as usize]));
         }
-        rank
-    }
-
-    /// The ids in id order: indexed by rank.
-    fn sorted(mut self) -> Vec<String> {
-        self.names.sort_unstable();
-        self.names
+        (rank, sorted)
     }
 }
