@@ -19,6 +19,15 @@ fn key(n: u8, occurrence: u32) -> MessageKey {
     }
 }
 
+/// A new ledger, made and closed, in a directory of its own (kept while
+/// the first value lives).
+fn new_ledger() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    drop(Ledger::open(&path, LOOPBACK).unwrap());
+    (dir, path)
+}
+
 /// What a run that stopped before folding leaves: `records` in one lane
 /// of journal number `seq`.
 fn leave_journal(path: &std::path::Path, seq: u64, records: &[Record<'_>]) {
@@ -116,9 +125,7 @@ fn answered_in_c1(n: u8, state: State, message_id: Option<&'static str>) -> Reco
 
 #[test]
 fn a_killed_runs_journal_is_folded_on_open_and_only_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("state.db");
-    drop(Ledger::open(&path, LOOPBACK).unwrap());
+    let (_dir, path) = new_ledger();
     let record = answered_in_c1;
     // What a run killed mid-request leaves: one message answered, one in flight.
     leave_journal(
@@ -155,9 +162,7 @@ fn a_killed_runs_journal_is_folded_on_open_and_only_once() {
 
 #[test]
 fn a_ledger_is_bound_to_one_api_and_loopback_is_one() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("state.db");
-    drop(Ledger::open(&path, LOOPBACK).unwrap());
+    let (_dir, path) = new_ledger();
     match Ledger::open(&path, "https://api.sandbox.asapp.com") {
         Err(LedgerError::OtherApi { recorded, .. }) => assert_eq!(recorded, LOOPBACK),
         other => panic!("expected OtherApi, got {:?}", other.map(|_| ())),
@@ -420,9 +425,7 @@ fn fold_soon_folds_what_the_timer_would_leave_for_half_a_minute() {
 
 #[test]
 fn a_messages_records_are_merged_across_records_and_lanes() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("state.db");
-    drop(Ledger::open(&path, LOOPBACK).unwrap());
+    let (_dir, path) = new_ledger();
     let record = |n: u8, state, attempts, message_id: Option<&'static str>| {
         Record::Message(Message {
             key: key(n, 0),
@@ -475,9 +478,7 @@ fn a_messages_records_are_merged_across_records_and_lanes() {
 
 #[test]
 fn a_message_folded_twice_is_updated_not_left_as_first_folded() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("state.db");
-    drop(Ledger::open(&path, LOOPBACK).unwrap());
+    let (_dir, path) = new_ledger();
     let record = |state, attempts, message_id: Option<&'static str>| {
         Record::Message(Message {
             key: key(1, 0),
@@ -523,9 +524,7 @@ fn a_message_folded_twice_is_updated_not_left_as_first_folded() {
 fn folds_of_many_messages_keep_every_message_whole_across_conversations() {
     // Many conversations, of one to three messages, in two folds: each
     // message keeps its own values.
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("state.db");
-    drop(Ledger::open(&path, LOOPBACK).unwrap());
+    let (_dir, path) = new_ledger();
     let n: u8 = 53;
     let record = |i: u8, state, attempts, with_id: bool| {
         Record::Message(Message {
@@ -702,9 +701,7 @@ fn a_ledger_of_a_row_per_message_is_moved_to_outcomes_and_earlier_programs_refus
 
 #[test]
 fn a_message_in_flight_then_answered_in_a_later_fold_is_not_recovered() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("state.db");
-    drop(Ledger::open(&path, LOOPBACK).unwrap());
+    let (_dir, path) = new_ledger();
     let record = answered_in_c1;
     // Fold 5 leaves both in flight; fold 6 has the answer to one.
     leave_journal(
@@ -738,9 +735,7 @@ fn a_message_in_flight_then_answered_in_a_later_fold_is_not_recovered() {
 
 #[test]
 fn a_ledger_of_a_later_format_is_refused_untouched() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("state.db");
-    drop(Ledger::open(&path, LOOPBACK).unwrap());
+    let (_dir, path) = new_ledger();
     let conn = rusqlite::Connection::open(&path).unwrap();
     let format: String = conn
         .query_row("SELECT value FROM meta WHERE name = 'format'", [], |r| {
